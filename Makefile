@@ -1,0 +1,38 @@
+# Every target creates .venv and installs what it needs when missing: a fresh clone
+# needs nothing but Python >= 3.11.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+BENCH_STAMP := $(VENV)/.installed-bench
+
+.PHONY: demo test bench lint venv clean
+
+venv: $(STAMP)
+
+$(STAMP): pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -e '.[dev]'
+	touch $(STAMP)
+
+$(BENCH_STAMP): $(STAMP) bench/requirements.txt
+	$(BIN)/pip install --quiet -r bench/requirements.txt
+	touch $(BENCH_STAMP)
+
+demo: $(STAMP)
+	$(BIN)/python -m vigil.demo
+
+test: $(STAMP)
+	$(BIN)/python -m pytest -q
+
+lint: $(STAMP)
+	$(BIN)/ruff check src tests bench
+
+bench: $(BENCH_STAMP)
+	$(BIN)/python bench/hashing.py
+	$(BIN)/python bench/robustness.py
+	$(BIN)/python bench/matching.py
+
+clean:
+	rm -rf $(VENV) .pytest_cache build src/*.egg-info

@@ -1,0 +1,131 @@
+"""The ``vigil`` command line. Thin: parses options, calls the layers below, prints.
+
+Run ``vigil --help`` or ``vigil COMMAND --help``; every command explains itself.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections.abc import Iterator
+from concurrent.futures import ProcessPoolExecutor
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from vigil import __version__
+from vigil.signals import DIHEDRAL_NAMES, FileSignals, HashOptions, hash_file, iter_files
+from vigil.signals.decode import DEFAULT_MAX_PIXELS
+from vigil.signals.files import display_path
+
+app = typer.Typer(
+    help="Vigil: detect known material by its hashes, and share hashes (never the material) "
+    "between agencies.",
+    no_args_is_help=True,
+    add_completion=False,
+    rich_markup_mode="rich",
+)
+
+
+def _version(value: bool) -> None:
+    if value:
+        typer.echo(f"vigil {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def main(
+    version: Annotated[bool, typer.Option("--version", callback=_version, is_eager=True,
+                                          help="Print the version and exit.")] = False,
+) -> None:
+    """Vigil command line."""
+
+
+def _hash_one(args: tuple[str, HashOptions]) -> FileSignals:
+    return hash_file(args[0], args[1])
+
+
+def _results(paths: list[Path], options: HashOptions, jobs: int) -> Iterator[FileSignals]:
+    """Hash every file, in input order, in ``jobs`` processes; listing errors pass through."""
+    items = list(iter_files(paths))
+    todo = [(str(p), options) for p, err in items if err is None]
+    if jobs > 1 and len(todo) > 1:
+        pool = ProcessPoolExecutor(max_workers=jobs)
+        hashed = pool.map(_hash_one, todo, chunksize=8)
+    else:
+        pool = None
+        hashed = map(_hash_one, todo)
+    try:
+        for path, err in items:
+            if err is not None:
+                yield FileSignals(path=display_path(path), error=err)
+            else:
+                yield next(hashed)
+    finally:
+        if pool is not None:
+            pool.shutdown(cancel_futures=True)
+
+
+def _human_line(r: FileSignals) -> str:
+    parts = []
+    if r.pdq is not None:
+        parts.append(f"pdq={r.pdq.hex} q={r.pdq.quality}")
+    if r.digests is not None:
+        d = r.digests
+        parts += [f"md5={d.md5}", f"sha1={d.sha1}", f"sha256={d.sha256}"]
+    line = "  ".join([*parts, r.path])
+    if r.pdq_dihedral is not None:
+        line += "".join(f"\n    {n}={h.hex}" for n, h in
+                        zip(DIHEDRAL_NAMES[1:], r.pdq_dihedral[1:], strict=True))
+    return line
+
+
+@app.command("hash")
+def hash_cmd(
+    paths: Annotated[list[Path], typer.Argument(help="Files or folders (searched recursively).",
+                                                show_default=False)],
+    as_json: Annotated[bool, typer.Option("--json", help="One JSON object per line.")] = False,
+    reference: Annotated[bool, typer.Option(
+        "--reference", help="Full decode + Meta's C++ PDQ: bit-exact with other tools' banks, "
+        "slower on large photos.")] = False,
+    dihedral: Annotated[bool, typer.Option(
+        "--dihedral", help="Add the 7 rotated/mirrored PDQ variants (free to compute).")] = False,
+    jobs: Annotated[int, typer.Option("--jobs", "-j", min=1,
+                                      help="Worker processes.")] = 1,
+    max_pixels: Annotated[int, typer.Option(
+        help="Refuse images declaring more pixels than this (decompression bombs).")]
+    = DEFAULT_MAX_PIXELS,
+) -> None:
+    """Print every signal of every file: PDQ (images), MD5, SHA-1, SHA-256.
+
+    One line per file; images get PDQ and its quality (0-100, below 50 is too flat to
+    match reliably). Files that cannot be read or decoded are reported on stderr and in
+    the output, and the run goes on; the exit status is 1 if any file failed.
+
+    [bold]Examples[/bold]
+
+      vigil hash photo.jpg
+      vigil hash --json --dihedral /evidence/extracted > signals.jsonl
+    """
+    options = HashOptions(mode="reference" if reference else "fast", dihedral=dihedral,
+                          max_pixels=max_pixels)
+    failed = total = 0
+    out = sys.stdout
+    for r in _results(paths, options, jobs):
+        total += 1
+        if as_json:
+            out.write(json.dumps(r.to_json(), ensure_ascii=False) + "\n")
+        elif r.digests is not None:
+            out.write(_human_line(r) + "\n")
+        if r.error is not None:
+            failed += 1
+            typer.echo(f"vigil hash: {r.error.code}: {r.error}", err=True)
+    out.flush()
+    if failed:
+        typer.echo(f"vigil hash: {failed} of {total} files failed", err=True)
+        raise typer.Exit(1)
+
+
+if __name__ == "__main__":
+    app()

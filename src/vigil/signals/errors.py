@@ -1,0 +1,46 @@
+"""Typed failures of turning one file into signals.
+
+A scan over a seized device meets every kind of broken file. Each failure is a typed
+exception that names the file and the cause, so callers can record it as an error row
+and carry on instead of stopping the whole job.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+
+class SignalError(Exception):
+    """Base class: a file could not be turned into (some of) its signals."""
+
+    #: short machine-readable reason, stable across releases (used in reports and JSON)
+    code = "signal-error"
+
+    def __init__(self, path: str | Path, cause: str) -> None:
+        self.path = str(path)
+        self.cause = cause
+        super().__init__(f"{self.path}: {cause}")
+
+
+class UnreadableFileError(SignalError):
+    """The file could not be opened or read (permissions, I/O error, vanished)."""
+
+    code = "unreadable"
+
+
+class EmptyFileError(SignalError):
+    """The file has zero bytes: nothing to hash but the empty digest."""
+
+    code = "empty-file"
+
+
+class CorruptImageError(SignalError):
+    """The content says image, but decoding failed (truncated, corrupt, unsupported codec)."""
+
+    code = "corrupt-image"
+
+
+class ImageTooLargeError(SignalError):
+    """The declared pixel count exceeds the limit: refused before decoding (bomb guard)."""
+
+    code = "image-too-large"
