@@ -92,10 +92,11 @@ def open_image(data: bytes, name: str | Path, max_pixels: int = DEFAULT_MAX_PIXE
     """
     try:
         with warnings.catch_warnings():
-            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            warnings.simplefilter("ignore")  # bomb and malformed-tag warnings: we check ourselves
             img = Image.open(io.BytesIO(data))
     except Image.DecompressionBombError as exc:
-        raise ImageTooLargeError(name, f"declared size exceeds the decoder's limit ({exc})") from exc
+        raise ImageTooLargeError(name, f"declared size exceeds the decoder's limit ({exc})") \
+            from exc
     except UnidentifiedImageError:
         fmt = sniff_image_format(data[:16])
         if fmt is None:
@@ -139,7 +140,7 @@ def _info(img: Image.Image, decoded: Image.Image, reduction: int, orientation: i
 def _load(img: Image.Image, name: str | Path) -> None:
     try:
         with warnings.catch_warnings():
-            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            warnings.simplefilter("ignore")
             img.load()
     except Exception as exc:
         raise CorruptImageError(name, f"cannot decode pixels: {exc}") from exc

@@ -121,11 +121,13 @@ def hash_file(path: str | os.PathLike[str], options: HashOptions | None = None) 
     return result
 
 
-def iter_files(paths: Iterable[str | os.PathLike[str]]) -> Iterator[tuple[Path, SignalError | None]]:
+def iter_files(
+    paths: Iterable[str | os.PathLike[str]],
+) -> Iterator[tuple[Path, SignalError | None]]:
     """Every regular file under the given files and folders, recursively, in sorted order.
 
-    Symbolic links to folders are not followed (no loops); folders that cannot be listed
-    are yielded as errors so the caller can report them and go on.
+    Symbolic links to folders are not followed (no loops); broken links and folders that
+    cannot be listed are yielded as errors so the caller can report them and go on.
     """
     for p in paths:
         root = Path(p)
@@ -154,7 +156,7 @@ def _walk(folder: Path) -> Iterator[tuple[Path, SignalError | None]]:
                     subfolders.append(Path(entry.path))
                 elif entry.is_file(follow_symlinks=True):
                     yield Path(entry.path), None
-                elif entry.is_symlink():
+                elif entry.is_symlink() and not os.path.exists(entry.path):
                     yield Path(entry.path), UnreadableFileError(
                         display_path(entry.path), "broken symbolic link")
             except OSError as exc:

@@ -21,9 +21,10 @@ import pdqhash
 from PIL import Image
 
 from vigil.signals import decode
-from vigil.signals.pdq_luma import pdq_dihedral_from_luma, pdq_from_luma, luma_from_rgb
+from vigil.signals.pdq_luma import luma_from_rgb, pdq_dihedral_from_luma, pdq_from_luma
 
 Mode = Literal["fast", "reference"]
+Variants = tuple["PdqHash", ...] | None
 
 #: Names of the eight dihedral variants, in pdqhash's order.
 DIHEDRAL_NAMES: tuple[str, ...] = (
@@ -63,7 +64,7 @@ def _hashes(codes: np.ndarray, quality: int) -> tuple[PdqHash, ...]:
     return tuple(PdqHash(bytes(c).hex(), int(quality)) for c in codes)
 
 
-def pdq_reference(rgb: np.ndarray, dihedral: bool = False) -> tuple[PdqHash, tuple[PdqHash, ...] | None]:
+def pdq_reference(rgb: np.ndarray, dihedral: bool = False) -> tuple[PdqHash, Variants]:
     """PDQ of a full RGB image by Meta's C++ reference (``pdqhash``)."""
     rgb = np.ascontiguousarray(rgb, dtype=np.uint8)
     if dihedral:
@@ -74,7 +75,7 @@ def pdq_reference(rgb: np.ndarray, dihedral: bool = False) -> tuple[PdqHash, tup
     return PdqHash(_hex_from_bits(bits), int(quality)), None
 
 
-def pdq_of_luma(luma: np.ndarray, dihedral: bool = False) -> tuple[PdqHash, tuple[PdqHash, ...] | None]:
+def pdq_of_luma(luma: np.ndarray, dihedral: bool = False) -> tuple[PdqHash, Variants]:
     """PDQ of a float32 luma plane by our Numba implementation."""
     if dihedral:
         codes, quality = pdq_dihedral_from_luma(luma)
