@@ -180,15 +180,16 @@ def decode_reduced_luma(img: Image.Image, name: str | Path,
     """Reduced decode straight to an (h, w) luma plane for the fast PDQ path.
 
     JPEGs use Pillow's draft mode: libjpeg scales in the DCT domain and, when asked for
-    greyscale, skips the chroma planes entirely — most of the decode cost of a camera
-    photo. Other formats are decoded fully (they offer no cheaper way), converted to
-    luma and box-reduced. Returns float32 luma as PDQ expects.
+    greyscale, skips the chroma planes and colour conversion entirely — most of the
+    decode cost of a photo, even unscaled (the Y plane is the same BT.601 luma PDQ
+    computes, up to rounding). Other formats are decoded fully (they offer no cheaper
+    way), converted to luma and box-reduced. Returns float32 luma as PDQ expects.
     """
     orientation = _exif_orientation(img)
     fmt, mode = img.format or "unknown", img.mode
     w, h = img.size
     factor = reduction_factor(w, h, min_long_side)
-    if fmt == "JPEG" and factor > 1:
+    if fmt == "JPEG":
         try:
             img.draft("L", (-(-w // factor), -(-h // factor)))
         except Exception as exc:
