@@ -77,7 +77,8 @@ def main() -> None:
     args = ap.parse_args()
     t = args.threshold
     photos = [Image.open(p).convert("RGB") for p in corpus_paths(args.count)]
-    originals = {m: np.array([codes(jpeg_bytes(im), m) for im in photos]) for m in ("reference", "fast")}
+    modes = ("reference", "fast")
+    originals = {m: np.array([codes(jpeg_bytes(im), m) for im in photos]) for m in modes}
     rows = []
     for name, fn in TRANSFORMS.items():
         q = 30 if name == "jpeg q30" else 90
@@ -96,7 +97,8 @@ def main() -> None:
     for r in rows:
         print("| " + " | ".join(r) + " |")
     print()
-    print("| different photos | reference plain | reference dihedral | fast plain | fast dihedral |")
+    print("| different photos | reference plain | reference dihedral | fast plain "
+          "| fast dihedral |")
     print("|---|---|---|---|---|")
     cells_min, cells_n = [], []
     for mode in ("reference", "fast"):
