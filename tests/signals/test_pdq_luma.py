@@ -22,6 +22,7 @@ from vigil.signals.pdq_luma import (
     DIHEDRAL_ORDER,
     _dct16,
     _downscale,
+    _downscale_reference,
     luma_from_rgb,
     pdq_dihedral_from_luma,
     pdq_from_luma,
@@ -201,6 +202,26 @@ def test_random_sizes_bit_exact(h: int, w: int, seed: int, levels: int) -> None:
     rng = np.random.default_rng(seed)
     rgb = (rng.integers(0, levels, (h, w, 3)) * (255 // (levels - 1))).astype(np.uint8)
     _assert_same_as_reference(rgb, f"{h}x{w}")
+
+
+# ----------------------------------------------------------------------------- fast vs slow
+
+
+@pytest.mark.parametrize(
+    "shape", [(5, 5), (6, 300), (300, 6), (65, 64), (97, 1024), (1031, 257), (2, 2)]
+)
+def test_streaming_downscale_equals_plain_transcription(shape: tuple[int, int]) -> None:
+    """The optimised sweep must give the very floats of the literal C++ transcription."""
+    plane = np.random.default_rng(sum(shape)).random(shape, dtype=np.float32) * 255
+    assert np.array_equal(_downscale(plane), _downscale_reference(plane))
+
+
+@pytest.mark.parametrize("shape", [(64, 64), (40, 33), (333, 1000)])
+def test_rgb_path_equals_luma_path(shape: tuple[int, int]) -> None:
+    rgb = np.random.default_rng(shape[1]).integers(0, 256, (*shape, 3), dtype=np.uint8)
+    a, qa = pdq_from_rgb(rgb)
+    b, qb = pdq_from_luma(luma_from_rgb(rgb))
+    assert a.tobytes() == b.tobytes() and qa == qb
 
 
 # ----------------------------------------------------------------------------- luma input
