@@ -7,7 +7,8 @@ import subprocess
 import sys
 from pathlib import Path
 
-from tests.conftest import encode, synthetic_image
+from tests.conftest import encode
+from vigil.synthetic import synthetic_image
 
 
 def _vigil(*args: str) -> subprocess.CompletedProcess[str]:

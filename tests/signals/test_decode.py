@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from tests.conftest import encode, synthetic_image
+from tests.conftest import encode
 from vigil.signals import (
     CorruptImageError,
     EmptyFileError,
@@ -20,6 +20,7 @@ from vigil.signals import (
     hash_file,
 )
 from vigil.signals.decode import reduction_factor, sniff_image_format
+from vigil.synthetic import synthetic_image
 
 
 def _png_declaring(width: int, height: int) -> bytes:

@@ -1,0 +1,29 @@
+"""Benign generated pictures for demos and tests.
+
+Vigil is built and demonstrated without any real material: where the shared corpus is
+not at hand (a fresh clone), we draw pictures — smooth colour fields, blocks, rings —
+that are different per seed and have enough structure for PDQ to hash with full quality.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from PIL import Image
+
+
+def synthetic_image(seed: int, size: tuple[int, int] = (320, 240)) -> Image.Image:
+    """An RGB picture determined by ``seed``: gradients, blocks and a ring."""
+    rng = np.random.default_rng(seed)
+    w, h = size
+    y, x = np.mgrid[0:h, 0:w].astype(np.float32)
+    img = np.zeros((h, w, 3), np.float32)
+    for c in range(3):
+        fx, fy, ph = [*rng.uniform(0.5, 4, 2).tolist(), rng.uniform(0, 6.28)]
+        img[..., c] = 127 + 100 * np.sin(fx * x / w * 6.28 + ph) * np.cos(fy * y / h * 6.28)
+    for _ in range(6):
+        x0, y0 = int(rng.integers(0, w - 10)), int(rng.integers(0, h - 10))
+        img[y0 : y0 + h // 4, x0 : x0 + w // 5] = rng.uniform(0, 255, 3)
+    cx, cy, r = rng.uniform(0.2, 0.8) * w, rng.uniform(0.2, 0.8) * h, rng.uniform(0.1, 0.3) * h
+    ring = np.abs(np.hypot(x - cx, y - cy) - r) < max(2.0, h / 60)
+    img[ring] = rng.uniform(0, 255, 3)
+    return Image.fromarray(np.clip(img, 0, 255).astype(np.uint8), "RGB")
