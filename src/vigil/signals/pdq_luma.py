@@ -43,6 +43,15 @@ sample it. None of that changes a single rounding, so the result is bit-identica
 ``pdqhash`` (tests compare hashes, qualities and the 64x64/16x16 intermediates on the
 reference fixtures, corpus photographs and generated images of awkward sizes).
 
+Verified bit-exact (hash, quality, and the 16x16 float DCT output) on the 12 bridge-mods
+reference fixtures, 40 BSDS500 photographs, generated noise/gradient images from 1x1 to
+3000x7 and 6x2500 (including 63x65, 64x64, 1024 wide), and hypothesis-drawn sizes; no
+input has been found where a single bit differs, so the tests demand exact equality.
+
+Speed (one core, bench/pdq_luma_speed.py, a loaded 2-core EPYC VM): 4000x3000 RGB
+``pdqhash.compute`` ~330 ms vs ``pdq_from_rgb`` ~21 ms; 4096x3072 ~690 ms vs ~22 ms;
+``pdq_from_luma`` on a 1000x750 plane ~1 ms.
+
 Hex convention: ``code`` is the 256-bit hash as 32 bytes, most significant first, so
 ``code.tobytes().hex()`` is the usual PDQ hex (``pdqhash``'s bit vector read MSB first).
 """
@@ -449,16 +458,20 @@ def _downscale_any(luma: np.ndarray, rgb: np.ndarray, h: int, w: int) -> np.ndar
     s = np.zeros(w, dtype=np.float32)
     half = (wc + 2) // 2
     oi = 0  # next output row of the round-one column filter
-    for r0 in range(0, h, _LANES):
-        nl = min(_LANES, h - r0)
-        if from_rgb:
-            _luma_kernel(rgb[3 * r0 * w : 3 * (r0 + nl) * w], rows_rgb.reshape(-1)[: nl * w])
-            _rows_to_tile(rows_rgb, 0, nl, tile)
-        else:
-            _rows_to_tile(luma, r0, nl, tile)
-        _box_tile(tile, tile2, w, wr)
-        _tile_to_ring(tile2, nl, ring, r0)
-        for ri in range(r0, r0 + nl):
+    last = h + half - 1  # one step per added row, then the shrinking bottom windows
+    for ri in range(last):
+        if ri < h:
+            if ri % _LANES == 0:  # round-one row filter of the next block of rows
+                nl = min(_LANES, h - ri)
+                if from_rgb:
+                    _luma_kernel(
+                        rgb[3 * ri * w : 3 * (ri + nl) * w], rows_rgb.reshape(-1)[: nl * w]
+                    )
+                    _rows_to_tile(rows_rgb, 0, nl, tile)
+                else:
+                    _rows_to_tile(luma, ri, nl, tile)
+                _box_tile(tile, tile2, w, wr)
+                _tile_to_ring(tile2, nl, ring, ri)
             x = ring[ri % k]
             if ri < wc:  # window still growing: add only
                 for j in range(w):
@@ -470,29 +483,19 @@ def _downscale_any(luma: np.ndarray, rgb: np.ndarray, h: int, w: int) -> np.ndar
                     s[j] += x[j]
                     s[j] -= y[j]
                 c = np.float32(wc)
-            if ri >= half - 1:
-                o = cblk[oi % _LANES]
-                for j in range(w):
-                    o[j] = s[j] / c
-                oi += 1
-                if oi % _LANES == 0:
-                    _second_rows(cblk, _LANES, tile, tile2, wr, cols, strip, oi - _LANES)
-    # Window shrinking at the bottom edge: drop rows, no more adds.
-    cnt = wc
-    for li in range(h - wc, h - wc + half - 1):
-        y = ring[li % k]
-        cnt -= 1
-        c = np.float32(cnt)
-        o = cblk[oi % _LANES]
-        for j in range(w):
-            s[j] -= y[j]
-            o[j] = s[j] / c
-        oi += 1
-        if oi % _LANES == 0:
-            _second_rows(cblk, _LANES, tile, tile2, wr, cols, strip, oi - _LANES)
-    rem = oi % _LANES
-    if rem:
-        _second_rows(cblk, rem, tile, tile2, wr, cols, strip, oi - rem)
+        else:  # past the last row: the window shrinks, drop rows only
+            y = ring[(ri - wc) % k]
+            for j in range(w):
+                s[j] -= y[j]
+            c = np.float32(wc - (ri - h + 1))
+        if ri >= half - 1:
+            o = cblk[oi % _LANES]
+            for j in range(w):
+                o[j] = s[j] / c
+            oi += 1
+            if oi % _LANES == 0 or ri == last - 1:
+                n = (oi - 1) % _LANES + 1
+                _second_rows(cblk, n, tile, tile2, wr, cols, strip, oi - n)
 
     full = np.empty((h, 64), dtype=np.float32)
     _cols_pass(strip, full, wc)
@@ -555,26 +558,16 @@ def _bits(b: np.ndarray, out: np.ndarray) -> None:
 
 
 @njit(cache=True, nogil=True)
-def _hash_kernel(
-    luma: np.ndarray, rgb: np.ndarray, h: int, w: int, dm: np.ndarray, code: np.ndarray
-) -> int:
-    """Code and quality of a plane, or of flat RGB when ``rgb`` is non-empty."""
-    if h < _MIN_HASHABLE_DIM or w < _MIN_HASHABLE_DIM:
-        code[:] = 0
-        return 0
-    a = _downscale_any(luma, rgb, h, w)
+def _hash_kernel(a: np.ndarray, dm: np.ndarray, code: np.ndarray) -> int:
+    """Code and quality from the 64x64 downscaled plane."""
     q = _quality(a)
     _bits(_dct16(a, dm), code)
     return q
 
 
 @njit(cache=True, nogil=True)
-def _dihedral_kernel(luma: np.ndarray, dm: np.ndarray, codes: np.ndarray) -> int:
-    h, w = luma.shape
-    if h < _MIN_HASHABLE_DIM or w < _MIN_HASHABLE_DIM:
-        codes[:, :] = 0
-        return 0
-    a = _downscale(luma)
+def _dihedral_kernel(a: np.ndarray, dm: np.ndarray, codes: np.ndarray) -> int:
+    """The eight dihedral codes and the quality from the 64x64 downscaled plane."""
     q = _quality(a)
     b = _dct16(a, dm)
     # A dihedral transform of the image only permutes/negates DCT coefficients: an odd
@@ -631,7 +624,9 @@ def pdq_from_luma(luma: np.ndarray) -> tuple[np.ndarray, int]:
     """
     a = _as_luma(luma)
     code = np.zeros(32, dtype=np.uint8)
-    q = _hash_kernel(a, _NO_RGB, a.shape[0], a.shape[1], _DCT, code)
+    if a.shape[0] < _MIN_HASHABLE_DIM or a.shape[1] < _MIN_HASHABLE_DIM:
+        return code, 0
+    q = _hash_kernel(_downscale_any(a, _NO_RGB, a.shape[0], a.shape[1]), _DCT, code)
     return code, int(q)
 
 
@@ -644,7 +639,9 @@ def pdq_dihedral_from_luma(luma: np.ndarray) -> tuple[np.ndarray, int]:
     """
     a = _as_luma(luma)
     codes = np.zeros((8, 32), dtype=np.uint8)
-    q = _dihedral_kernel(a, _DCT, codes)
+    if a.shape[0] < _MIN_HASHABLE_DIM or a.shape[1] < _MIN_HASHABLE_DIM:
+        return codes, 0
+    q = _dihedral_kernel(_downscale_any(a, _NO_RGB, a.shape[0], a.shape[1]), _DCT, codes)
     return codes, int(q)
 
 
@@ -656,5 +653,7 @@ def pdq_from_rgb(rgb: np.ndarray) -> tuple[np.ndarray, int]:
     """
     a = _as_rgb(rgb)
     code = np.zeros(32, dtype=np.uint8)
-    q = _hash_kernel(_NO_LUMA, a.reshape(-1), a.shape[0], a.shape[1], _DCT, code)
+    if a.shape[0] < _MIN_HASHABLE_DIM or a.shape[1] < _MIN_HASHABLE_DIM:
+        return code, 0
+    q = _hash_kernel(_downscale_any(_NO_LUMA, a.reshape(-1), *a.shape[:2]), _DCT, code)
     return code, int(q)
