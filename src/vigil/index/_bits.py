@@ -10,6 +10,7 @@ from __future__ import annotations
 import numpy as np
 from llvmlite import ir
 from numba import njit, types
+from numba.core import cgutils
 from numba.extending import intrinsic
 
 WORDS = 4  # 256-bit code = 4 x uint64
@@ -71,3 +72,26 @@ def as_words(codes: np.ndarray) -> np.ndarray:
     if arr.ndim != 2 or arr.shape[1] != CODE_BYTES:
         raise ValueError(f"codes must have shape (N, {CODE_BYTES}) uint8, got {arr.shape}")
     return arr.view("<u8")
+
+
+@intrinsic
+def prefetch(typingctx, arr, index):  # type: ignore[no-untyped-def]
+    """Software prefetch of ``arr.flat[index]`` (C-contiguous arrays): start the cache miss
+    now, use the data a few hundred instructions later. A no-op for correctness."""
+    if not isinstance(arr, types.Array) or not isinstance(index, types.Integer):
+        return None
+    sig = types.void(arr, index)
+
+    def codegen(context, builder, signature, args):  # type: ignore[no-untyped-def]
+        ary, idx = args
+        data = context.make_array(signature.args[0])(context, builder, ary).data
+        ptr = builder.gep(data, [idx])
+        i8p = ir.IntType(8).as_pointer()
+        ptr = builder.bitcast(ptr, i8p)
+        i32 = ir.IntType(32)
+        fnty = ir.FunctionType(ir.VoidType(), [i8p, i32, i32, i32])
+        fn = cgutils.get_or_insert_function(builder.module, fnty, "llvm.prefetch.p0")
+        builder.call(fn, [ptr, i32(0), i32(3), i32(1)])
+        return context.get_dummy_value()
+
+    return sig, codegen

@@ -10,7 +10,7 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
-from vigil.index._bits import chunk_value, distance, popcount64
+from vigil.index._bits import chunk_value, distance, popcount64, prefetch
 
 SCAN_BLOCK = 512  # rows transposed per block: 4 x 4 KiB, stays in L1 while all queries pass
 _INITIAL_HITS = 1024
@@ -146,16 +146,31 @@ def flip_masks(width, tmax):  # type: ignore[no-untyped-def]
 
 @njit(cache=True, nogil=True)
 def mih_search(codes, alive, width, offsets, rows, tvec, masks, upto, queries, radius):  # type: ignore[no-untyped-def]
-    """Exact multi-index hashing search (Norouzi et al.), one query at a time.
+    """Exact multi-index hashing search (Norouzi et al.).
 
     Chunk ``i`` covers bits ``[i*width, (i+1)*width)``; the pigeonhole split ``tvec``
     guarantees every code within ``radius`` has some chunk ``i`` within ``tvec[i]`` bits of
     the query's chunk, so probing those buckets finds it. Candidates are verified on all 256
-    bits. A hit is reported only from the first chunk whose bucket contains it, which dedupes
-    without any per-query memory.
+    bits. A hit is reported only from the first chunk whose bucket holds it (checked on the
+    hit's own bits), which dedupes without any per-query memory.
+
+    At 10M codes every probe and every candidate is a cache miss. In one nested loop each
+    bucket's variable length costs a branch mispredict that discards the misses in flight,
+    so the work is split into three flat passes per query (bucket bounds, candidate rows,
+    verification) with software prefetches one pass ahead: measured 1.7x faster at 1M-10M.
     """
     nq = queries.shape[0]
     m = offsets.shape[0]
+    n_probes = 0
+    for i in range(m):
+        if tvec[i] >= 0:
+            n_probes += upto[tvec[i]]
+    n_rows = rows.shape[1]
+    los = np.empty(n_probes, np.int64)
+    his = np.empty(n_probes, np.int64)
+    pch = np.empty(n_probes, np.int64)
+    cand = np.empty(1024, np.int64)
+    cch = np.empty(1024, np.int64)
     hq = np.empty(_INITIAL_HITS, np.int64)
     hr = np.empty(_INITIAL_HITS, np.int64)
     hd = np.empty(_INITIAL_HITS, np.int32)
@@ -165,36 +180,59 @@ def mih_search(codes, alive, width, offsets, rows, tvec, masks, upto, queries, r
         q1 = queries[q, 1]
         q2 = queries[q, 2]
         q3 = queries[q, 3]
+        # pass 1: bucket bounds of every probe (independent loads)
+        n = 0
         for i in range(m):
             t = tvec[i]
             if t < 0:
                 continue
             v = chunk_value(q0, q1, q2, q3, i * width, width)
-            for k in range(upto[t]):
-                p = v ^ masks[k]
+            for kk in range(upto[t]):
+                p = v ^ masks[kk]
                 lo = offsets[i, p]
-                hi = offsets[i, p + 1]
-                for s in range(lo, hi):
-                    row = rows[i, s]
-                    d = distance(codes, row, q0, q1, q2, q3)
-                    if d <= radius and alive[row]:
-                        x0 = codes[row, 0] ^ q0
-                        x1 = codes[row, 1] ^ q1
-                        x2 = codes[row, 2] ^ q2
-                        x3 = codes[row, 3] ^ q3
-                        seen = False
-                        for j in range(i):
-                            tj = tvec[j]
-                            if tj >= 0 and popcount64(
-                                chunk_value(x0, x1, x2, x3, j * width, width)
-                            ) <= np.uint64(tj):
-                                seen = True
-                                break
-                        if not seen:
-                            if nh == hq.shape[0]:
-                                hq, hr, hd = _grow(hq, hr, hd)
-                            hq[nh] = q
-                            hr[nh] = row
-                            hd[nh] = np.int32(d)
-                            nh += 1
+                los[n] = lo
+                his[n] = offsets[i, p + 1]
+                pch[n] = i
+                prefetch(rows, i * n_rows + lo)
+                n += 1
+        total = 0
+        for j in range(n):
+            total += his[j] - los[j]
+        if total > cand.shape[0]:
+            cand = np.empty(2 * total, np.int64)
+            cch = np.empty(2 * total, np.int64)
+        # pass 2: candidate rows
+        c = 0
+        for j in range(n):
+            i = pch[j]
+            for s in range(los[j], his[j]):
+                row = rows[i, s]
+                prefetch(codes, row * 4)
+                cand[c] = row
+                cch[c] = i
+                c += 1
+        # pass 3: verify on all 256 bits (independent loads, hits are rare)
+        for j in range(c):
+            row = cand[j]
+            d = distance(codes, row, q0, q1, q2, q3)
+            if d <= radius and alive[row]:
+                x0 = codes[row, 0] ^ q0
+                x1 = codes[row, 1] ^ q1
+                x2 = codes[row, 2] ^ q2
+                x3 = codes[row, 3] ^ q3
+                seen = False
+                for jj in range(cch[j]):
+                    tj = tvec[jj]
+                    if tj >= 0 and popcount64(
+                        chunk_value(x0, x1, x2, x3, jj * width, width)
+                    ) <= np.uint64(tj):
+                        seen = True
+                        break
+                if not seen:
+                    if nh == hq.shape[0]:
+                        hq, hr, hd = _grow(hq, hr, hd)
+                    hq[nh] = q
+                    hr[nh] = row
+                    hd[nh] = np.int32(d)
+                    nh += 1
     return hq[:nh], hr[:nh], hd[:nh]

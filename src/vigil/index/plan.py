@@ -16,8 +16,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from math import comb
 
-PROBE_NS = 8.0
-CANDIDATE_NS = 8.0
+PROBE_NS = 40.0
+CANDIDATE_NS = 40.0
 SCAN_NS = 0.3
 DESIGN_RADIUS = 31  # PDQ's customary match threshold; builds are tuned for it
 MAX_WIDTH = 28  # offsets table of 2^28 uint32 = 1 GiB per chunk: the hard ceiling
