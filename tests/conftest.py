@@ -4,10 +4,17 @@
 from __future__ import annotations
 
 import io
+import os
+import uuid
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from PIL import Image
+from sqlalchemy import Engine, text
+from sqlalchemy.engine import make_url
+
+from vigil.store import make_engine, migrate
 
 REPO = Path(__file__).resolve().parents[1]
 SHARED = REPO.parent / "shared"
@@ -25,3 +32,36 @@ def encode(img: Image.Image, fmt: str = "JPEG", **kw: object) -> bytes:
     buf = io.BytesIO()
     img.save(buf, fmt, **kw)
     return buf.getvalue()
+
+
+def _backends() -> list[str]:
+    return ["sqlite", "postgresql"] if os.environ.get("VIGIL_TEST_DATABASE_URL") else ["sqlite"]
+
+
+@pytest.fixture(params=_backends())
+def engine(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Engine]:
+    """A migrated, empty store: SQLite always; PostgreSQL too when VIGIL_TEST_DATABASE_URL is set.
+
+    Each PostgreSQL test gets a schema of its own (dropped afterwards), so tests never see
+    each other's rows.
+    """
+    if request.param == "sqlite":
+        eng = make_engine(f"sqlite:///{tmp_path / 'vigil.db'}")
+        migrate(eng)
+        yield eng
+        eng.dispose()
+        return
+    base = make_url(os.environ["VIGIL_TEST_DATABASE_URL"])
+    schema = f"t_{uuid.uuid4().hex[:12]}"
+    admin = make_engine(base)
+    with admin.begin() as conn:
+        conn.execute(text(f'CREATE SCHEMA "{schema}"'))
+    eng = make_engine(base.update_query_dict({"options": f"-csearch_path={schema}"}))
+    try:
+        migrate(eng)
+        yield eng
+    finally:
+        eng.dispose()
+        with admin.begin() as conn:
+            conn.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
+        admin.dispose()

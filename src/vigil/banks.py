@@ -1,0 +1,353 @@
+"""Bank operations: create banks, apply adds/relabels/removals, read them back.
+
+Every write goes through ``Banks.apply`` (or helpers built on it) so that each change to
+an entry is one row in the bank's append-only change log, with a gap-free sequence
+number, in the same transaction as the entry itself. Imports run in batches inside ONE
+transaction: a failing import leaves the bank exactly as it was.
+"""
+
+from __future__ import annotations
+
+import getpass
+import os
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import Engine, func, insert, select, update
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from vigil.entry import EntryRecord, Labels
+from vigil.schemes import SCHEMES
+from vigil.store.models import Bank, Change, Entry, utcnow
+
+BATCH_SIZE = 5000
+
+
+class BankError(Exception):
+    """A bank operation the user asked for cannot be done (unknown bank, name taken...)."""
+
+
+@dataclass(frozen=True, slots=True)
+class BankInfo:
+    """A bank's metadata and size, without any of its signals."""
+
+    id: int
+    name: str
+    agency: str
+    description: str
+    default_scheme: str | None
+    created_at: datetime
+    updated_at: datetime
+    last_seq: int
+    entries: int
+
+
+@dataclass(frozen=True, slots=True)
+class BankStats:
+    """Counts that describe a bank without showing any hash: what ``bank show`` prints."""
+
+    info: BankInfo
+    by_signal_type: dict[str, int]
+    by_category: dict[str, int]
+    by_victim_status: dict[str, int]
+    series: int
+    removed: int
+
+
+@dataclass(slots=True)
+class ApplyResult:
+    """What an import or edit did: counts, and the records skipped with their reasons."""
+
+    added: int = 0
+    updated: int = 0
+    unchanged: int = 0
+    removed: int = 0
+    not_found: int = 0
+    skipped: list[str] = field(default_factory=list)
+
+    @property
+    def changes(self) -> int:
+        return self.added + self.updated + self.removed
+
+
+@dataclass(frozen=True, slots=True)
+class StoredEntry:
+    """An entry as matchers and exporters see it: its signal, labels and provenance."""
+
+    id: int
+    bank: str
+    agency: str
+    signal_type: str
+    value: str
+    quality: int | None
+    labels: Labels
+    origin_agency: str
+    source: str | None
+    source_id: str | None
+    seq: int
+    removed: bool
+    extra: dict[str, Any]
+
+    def record(self) -> EntryRecord:
+        return EntryRecord(self.signal_type, self.value, self.labels, self.quality,
+                           "remove" if self.removed else "add", self.source_id, self.extra)
+
+
+def current_user() -> str:
+    """Who is acting: ``VIGIL_USER`` or the operating-system user (recorded in the log)."""
+    try:
+        return os.environ.get("VIGIL_USER") or getpass.getuser()
+    except Exception:
+        return "unknown"
+
+
+def _label_columns(labels: Labels) -> dict[str, Any]:
+    scheme, cat = labels.category if labels.category else (None, None)
+    return {"category_scheme": scheme, "category": cat, "series": labels.series,
+            "victim_status": labels.victim_status, "tags": list(labels.tags),
+            "note": labels.note}
+
+
+def _labels_of(row: Any) -> Labels:
+    cat = (row.category_scheme, row.category) if row.category_scheme else None
+    return Labels(category=cat, series=row.series, victim_status=row.victim_status,
+                  tags=tuple(row.tags or ()), note=row.note)
+
+
+def _snapshot(cols: dict[str, Any]) -> dict[str, Any]:
+    """The labels a change record carries (what a feed will publish)."""
+    return {k: cols[k] for k in ("category_scheme", "category", "series", "victim_status",
+                                 "tags", "note")}
+
+
+class Banks:
+    """The bank layer over one store (SQLite or PostgreSQL)."""
+
+    def __init__(self, engine: Engine, user: str | None = None) -> None:
+        self.engine = engine
+        self.user = user or current_user()
+
+    # ---- banks -------------------------------------------------------------------------
+
+    def create(self, name: str, agency: str, description: str = "",
+               default_scheme: str | None = None) -> BankInfo:
+        """Create an empty bank; the name must be new."""
+        name, agency = name.strip(), agency.strip()
+        if not name or len(name) > 100 or any(c in name for c in "/\\\n\t"):
+            raise BankError(f"invalid bank name {name!r}: 1-100 characters, no slashes")
+        if not agency:
+            raise BankError("a bank needs an owning agency (e.g. --agency SG-SPF)")
+        if default_scheme is not None and default_scheme not in SCHEMES:
+            raise BankError(f"unknown category scheme {default_scheme!r}; "
+                            f"known: {', '.join(SCHEMES)}")
+        now = utcnow()
+        try:
+            with Session(self.engine) as s, s.begin():
+                s.add(Bank(name=name, agency=agency, description=description,
+                           default_scheme=default_scheme, created_at=now, updated_at=now,
+                           last_seq=0))
+        except IntegrityError:
+            raise BankError(f"a bank named {name!r} already exists") from None
+        return self.get(name)
+
+    def _bank(self, s: Session, name: str) -> Bank:
+        bank = s.scalar(select(Bank).where(Bank.name == name))
+        if bank is None:
+            known = s.scalars(select(Bank.name).order_by(Bank.name).limit(20)).all()
+            hint = f"; banks: {', '.join(known)}" if known else "; no banks yet (vigil bank create)"
+            raise BankError(f"no bank named {name!r}{hint}")
+        return bank
+
+    def _info(self, s: Session, bank: Bank) -> BankInfo:
+        n = s.scalar(select(func.count()).select_from(Entry)
+                     .where(Entry.bank_id == bank.id, Entry.removed.is_(False))) or 0
+        return BankInfo(bank.id, bank.name, bank.agency, bank.description, bank.default_scheme,
+                        bank.created_at, bank.updated_at, bank.last_seq, n)
+
+    def get(self, name: str) -> BankInfo:
+        with Session(self.engine) as s:
+            return self._info(s, self._bank(s, name))
+
+    def list(self) -> list[BankInfo]:
+        with Session(self.engine) as s:
+            return [self._info(s, b) for b in s.scalars(select(Bank).order_by(Bank.name))]
+
+    def stats(self, name: str) -> BankStats:
+        """Counts per signal type, category and victim status — never the signals."""
+        with Session(self.engine) as s:
+            bank = self._bank(s, name)
+            live = (Entry.bank_id == bank.id, Entry.removed.is_(False))
+            by_type = dict(s.execute(select(Entry.signal_type, func.count()).where(*live)
+                                     .group_by(Entry.signal_type)).all())
+            by_cat: dict[str, int] = {}
+            for scheme, cat, n in s.execute(
+                    select(Entry.category_scheme, Entry.category, func.count()).where(*live)
+                    .group_by(Entry.category_scheme, Entry.category)):
+                by_cat[f"{scheme}:{cat}" if scheme else "uncategorised"] = n
+            by_victim = dict(s.execute(select(Entry.victim_status, func.count()).where(*live)
+                                       .group_by(Entry.victim_status)).all())
+            series = s.scalar(select(func.count(func.distinct(Entry.series))).where(*live)) or 0
+            removed = s.scalar(select(func.count()).select_from(Entry).where(
+                Entry.bank_id == bank.id, Entry.removed.is_(True))) or 0
+            return BankStats(self._info(s, bank), by_type, by_cat, by_victim, series, removed)
+
+    # ---- writes --------------------------------------------------------------------------
+
+    def apply(self, name: str, records: Iterable[EntryRecord], *, source: str | None = None,
+              origin_agency: str | None = None, batch_size: int = BATCH_SIZE,
+              progress: Callable[[int], None] | None = None) -> ApplyResult:
+        """Apply add/remove records to a bank in one transaction, logging every change.
+
+        An ``add`` of a signal already in the bank replaces its labels (logged as
+        ``update``, or not at all when nothing changed); an ``add`` of a removed signal
+        brings it back; a ``remove`` of an unknown signal is counted as ``not_found``.
+        If anything raises (a malformed record from a strict reader, a database error),
+        the whole call is rolled back.
+        """
+        result = ApplyResult()
+        with Session(self.engine) as s, s.begin():
+            bank = self._bank(s, name)
+            agency = origin_agency or bank.agency
+            batch: list[EntryRecord] = []
+            for rec in records:
+                batch.append(rec)
+                if len(batch) >= batch_size:
+                    self._apply_batch(s, bank, batch, source, agency, result)
+                    if progress:
+                        progress(len(batch))
+                    batch = []
+            if batch:
+                self._apply_batch(s, bank, batch, source, agency, result)
+                if progress:
+                    progress(len(batch))
+            if result.changes:
+                s.execute(update(Bank).where(Bank.id == bank.id).values(updated_at=utcnow()))
+        return result
+
+    def _reserve_seqs(self, s: Session, bank: Bank, n: int) -> int:
+        """Reserve n sequence numbers; returns the first. The UPDATE locks the bank row."""
+        last = s.execute(update(Bank).where(Bank.id == bank.id)
+                         .values(last_seq=Bank.last_seq + n).returning(Bank.last_seq)).scalar_one()
+        return last - n + 1
+
+    def _apply_batch(self, s: Session, bank: Bank, batch: list[EntryRecord], source: str | None,
+                     agency: str, result: ApplyResult) -> None:
+        final: dict[tuple[str, str], EntryRecord] = {}
+        for rec in batch:  # within a batch, the last record for a signal wins
+            final[(rec.signal_type, rec.value)] = rec
+        values = sorted({v for _, v in final})
+        existing: dict[tuple[str, str], Any] = {}
+        for i in range(0, len(values), 900):
+            for row in s.execute(select(Entry).where(Entry.bank_id == bank.id,
+                                                     Entry.value.in_(values[i:i + 900]))).scalars():
+                existing[(row.signal_type, row.value)] = row
+        now = utcnow()
+        inserts: list[dict[str, Any]] = []
+        updates: list[tuple[str, Entry, dict[str, Any]]] = []
+        for key, rec in final.items():
+            cols = _label_columns(rec.labels)
+            row = existing.get(key)
+            if rec.op == "remove":
+                if row is None or row.removed:
+                    result.not_found += 1
+                else:
+                    updates.append(("remove", row, {"removed": True}))
+                continue
+            if row is None:
+                inserts.append({**cols, "signal_type": rec.signal_type, "value": rec.value,
+                                "quality": rec.quality, "origin_agency": agency,
+                                "source": source, "source_id": rec.source_id,
+                                "added_by": self.user, "added_at": now, "updated_at": now,
+                                "removed": False, "extra": rec.extra, "bank_id": bank.id})
+            elif row.removed:
+                updates.append(("add", row, {**cols, "removed": False, "quality": rec.quality,
+                                             "source": source, "source_id": rec.source_id,
+                                             "extra": rec.extra}))
+            elif _snapshot(cols) != _snapshot(_label_columns(_labels_of(row))):
+                updates.append(("update", row, cols))
+            else:
+                result.unchanged += 1
+        n = len(inserts) + len(updates)
+        if not n:
+            return
+        seq = self._reserve_seqs(s, bank, n)
+        changes: list[dict[str, Any]] = []
+        if inserts:
+            for i, d in enumerate(inserts):
+                d["seq"] = seq + i
+            ids = s.execute(insert(Entry).returning(Entry.id, sort_by_parameter_order=True),
+                            inserts).scalars().all()
+            for d, entry_id in zip(inserts, ids, strict=True):
+                changes.append({"bank_id": bank.id, "seq": d["seq"], "op": "add",
+                                "entry_id": entry_id, "signal_type": d["signal_type"],
+                                "at": now, "by": self.user, "labels": _snapshot(d)})
+            result.added += len(inserts)
+            seq += len(inserts)
+        if updates:
+            rows = []
+            for i, (op, row, cols) in enumerate(updates):
+                rows.append({"id": row.id, **cols, "seq": seq + i, "updated_at": now})
+                merged = {**_label_columns(_labels_of(row)), **cols}
+                changes.append({"bank_id": bank.id, "seq": seq + i, "op": op, "entry_id": row.id,
+                                "signal_type": row.signal_type, "at": now, "by": self.user,
+                                "labels": _snapshot(merged)})
+                if op == "remove":
+                    result.removed += 1
+                elif op == "add":
+                    result.added += 1
+                else:
+                    result.updated += 1
+            s.execute(update(Entry), rows)
+        s.execute(insert(Change), changes)
+
+    # ---- reads ---------------------------------------------------------------------------
+
+    def entries(self, name: str, include_removed: bool = False,
+                chunk: int = 10_000) -> Iterator[StoredEntry]:
+        """Stream a bank's entries in sequence order (for export and index rebuilds)."""
+        with Session(self.engine) as s:
+            bank = self._bank(s, name)
+            q = select(Entry).where(Entry.bank_id == bank.id).order_by(Entry.seq)
+            if not include_removed:
+                q = q.where(Entry.removed.is_(False))
+            for row in s.execute(q.execution_options(yield_per=chunk)).scalars():
+                yield self._stored(row, bank)
+
+    @staticmethod
+    def _stored(row: Entry, bank: Bank) -> StoredEntry:
+        return StoredEntry(row.id, bank.name, bank.agency, row.signal_type, row.value,
+                           row.quality, _labels_of(row), row.origin_agency, row.source,
+                           row.source_id, row.seq, row.removed, dict(row.extra or {}))
+
+    def by_ids(self, ids: Iterable[int]) -> dict[int, StoredEntry]:
+        """Entries by id (matchers resolve index hits with this), removed ones included."""
+        wanted = sorted(set(ids))
+        out: dict[int, StoredEntry] = {}
+        with Session(self.engine) as s:
+            banks = {b.id: b for b in s.scalars(select(Bank))}
+            for i in range(0, len(wanted), 900):
+                for row in s.scalars(select(Entry).where(Entry.id.in_(wanted[i:i + 900]))):
+                    out[row.id] = self._stored(row, banks[row.bank_id])
+        return out
+
+    def find(self, signal_type: str, values: list[str],
+             bank_names: list[str] | None = None) -> list[StoredEntry]:
+        """Live entries with exactly these values (opaque signals are matched this way)."""
+        out: list[StoredEntry] = []
+        with Session(self.engine) as s:
+            banks = {b.id: b for b in s.scalars(select(Bank))}
+            for i in range(0, len(values), 900):
+                q = select(Entry).where(Entry.signal_type == signal_type,
+                                        Entry.value.in_(values[i:i + 900]),
+                                        Entry.removed.is_(False))
+                for row in s.scalars(q):
+                    if bank_names is None or banks[row.bank_id].name in bank_names:
+                        out.append(self._stored(row, banks[row.bank_id]))
+        return out
+
+    def entries_of_series(self, name: str, series: str) -> list[StoredEntry]:
+        """Live entries of one series in a bank (for relabelling a whole series)."""
+        return [e for e in self.entries(name) if e.labels.series == series]

@@ -1,0 +1,187 @@
+"""Keeping the engine's indexes in step with the bank store.
+
+The store is the truth; indexes are a cache of it that must never be stale in a way a
+matcher can see. Each index generation on disk records the id of the last change it
+includes (its *checkpoint*). Opening the indexes loads the newest generation
+memory-mapped and replays the change log after its checkpoint (adds and removals only;
+relabels do not touch indexes), so new entries are matchable and removed ones are gone
+at once, without a rebuild. A new generation is written when the replayed tail grows
+large, so the replay stays short. ``rebuild()`` recreates everything from the store.
+
+Layout under ``folder``: ``CURRENT`` (JSON: generation, checkpoint, store fingerprint) and
+``gen-NNNNNN/{pdq,md5,sha1,sha256}/`` as written by ``vigil.index``.
+
+Known limit: the tail is read by change id. With several concurrent writers on
+PostgreSQL, a change can commit after a later id was already replayed and be skipped
+until the next ``rebuild()``; the CLI writes from one process at a time. The service
+layer (multi-worker) must close this gap before it relies on tailing. Generations are
+written to a temporary folder and published by an atomic rename of ``CURRENT``, so a
+crash mid-write leaves the previous generation intact.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+from collections.abc import Iterator
+from pathlib import Path
+
+import numpy as np
+from sqlalchemy import Engine, func, select
+from sqlalchemy.orm import Session
+
+from vigil.index import ExactIndex, HammingIndex, SearchResult, codes_from_hex, digests_from_hex
+from vigil.store.models import Change, Entry
+
+EXACT_SIZES = {"md5": 16, "sha1": 20, "sha256": 32}
+INDEXED_TYPES = ("pdq", *EXACT_SIZES)
+#: Write a new generation once this many changes have been replayed on top of the last.
+SAVE_AFTER = 50_000
+_CHUNK = 50_000
+
+
+def store_fingerprint(engine: Engine) -> str:
+    """Identifies the store an index was built from, so another store's index is not reused."""
+    return hashlib.sha256(engine.url.render_as_string(hide_password=True).encode()).hexdigest()[:16]
+
+
+def _parse(signal_type: str, values: list[str]) -> np.ndarray:
+    if signal_type == "pdq":
+        return codes_from_hex(values)
+    return digests_from_hex(values, EXACT_SIZES[signal_type])
+
+
+class BankIndexes:
+    """One index per indexed signal type over all banks' live entries (ids = entry ids)."""
+
+    def __init__(self, engine: Engine, folder: str | Path) -> None:
+        self.engine = engine
+        self.folder = Path(folder)
+        self.folder.mkdir(parents=True, exist_ok=True)
+        self.checkpoint = 0
+        self.generation_checkpoint = 0
+        self.pdq = HammingIndex()
+        self.exact = {t: ExactIndex(n) for t, n in EXACT_SIZES.items()}
+        if not self._load():
+            self.rebuild()
+        self.sync()
+
+    # ---- persistence ---------------------------------------------------------------------
+
+    def _current(self) -> dict[str, object] | None:
+        try:
+            return json.loads((self.folder / "CURRENT").read_text())
+        except (OSError, ValueError):
+            return None
+
+    def _load(self) -> bool:
+        cur = self._current()
+        if not cur or cur.get("store") != store_fingerprint(self.engine):
+            return False
+        gen = self.folder / str(cur["generation"])
+        try:
+            self.pdq = HammingIndex.load(gen / "pdq")
+            self.exact = {t: ExactIndex.load(gen / t) for t in EXACT_SIZES}
+        except (OSError, ValueError, KeyError):
+            return False  # damaged or from an older format: rebuild from the store
+        self.checkpoint = self.generation_checkpoint = int(cur["checkpoint"])  # type: ignore[arg-type]
+        return True
+
+    def save(self) -> None:
+        """Write the current state as a new generation and publish it atomically."""
+        name = f"gen-{self.checkpoint:012d}"
+        tmp = self.folder / f".{name}.tmp-{os.getpid()}"
+        shutil.rmtree(tmp, ignore_errors=True)
+        tmp.mkdir()
+        self.pdq.save(tmp / "pdq")
+        for t, idx in self.exact.items():
+            idx.save(tmp / t)
+        final = self.folder / name
+        if final.exists():
+            shutil.rmtree(tmp)
+        else:
+            os.replace(tmp, final)
+        manifest = {"generation": name, "checkpoint": self.checkpoint,
+                    "store": store_fingerprint(self.engine)}
+        cur_tmp = self.folder / f".CURRENT.tmp-{os.getpid()}"
+        cur_tmp.write_text(json.dumps(manifest))
+        os.replace(cur_tmp, self.folder / "CURRENT")
+        self.generation_checkpoint = self.checkpoint
+        for old in self.folder.glob("gen-*"):
+            if old.name != name:  # open memory maps of old files stay valid on POSIX
+                shutil.rmtree(old, ignore_errors=True)
+
+    # ---- keeping in step -----------------------------------------------------------------
+
+    def rebuild(self) -> None:
+        """Recreate every index from the store's live entries (the store is the truth)."""
+        with Session(self.engine) as s, s.begin():
+            checkpoint = s.scalar(select(func.max(Change.id))) or 0
+            self.pdq = HammingIndex()
+            self.exact = {t: ExactIndex(n) for t, n in EXACT_SIZES.items()}
+            for t in INDEXED_TYPES:
+                q = (select(Entry.id, Entry.value)
+                     .where(Entry.signal_type == t, Entry.removed.is_(False))
+                     .execution_options(yield_per=_CHUNK))
+                for rows in s.execute(q).partitions(_CHUNK):
+                    ids = np.array([r[0] for r in rows], dtype=np.int64)
+                    self._index(t).add(_parse(t, [r[1] for r in rows]), ids)
+        if len(self.pdq):
+            self.pdq.compact()
+        for idx in self.exact.values():
+            idx.compact()
+        self.checkpoint = checkpoint
+        self.save()
+
+    def _index(self, signal_type: str) -> HammingIndex | ExactIndex:
+        return self.pdq if signal_type == "pdq" else self.exact[signal_type]
+
+    def _tail(self, s: Session) -> Iterator[list[tuple[int, str, int, str, str, bool]]]:
+        q = (select(Change.id, Change.op, Change.entry_id, Entry.signal_type, Entry.value,
+                    Entry.removed)
+             .join(Entry, Entry.id == Change.entry_id)
+             .where(Change.id > self.checkpoint, Change.op.in_(("add", "remove")),
+                    Change.signal_type.in_(INDEXED_TYPES))
+             .order_by(Change.id).execution_options(yield_per=_CHUNK))
+        for part in s.execute(q).partitions(_CHUNK):
+            yield [tuple(r) for r in part]  # type: ignore[misc]
+
+    def sync(self) -> int:
+        """Replay changes after the checkpoint; returns how many were applied."""
+        applied = 0
+        with Session(self.engine) as s, s.begin():
+            top = s.scalar(select(func.max(Change.id))) or 0
+            for part in self._tail(s):
+                # The joined entry row is its state now (the truth), so every entry touched
+                # in the tail is taken out of its index and put back if it is live.
+                touched: dict[str, dict[int, tuple[str, bool]]] = {t: {} for t in INDEXED_TYPES}
+                for _cid, _op, entry_id, t, value, removed in part:
+                    touched[t][entry_id] = (value, removed)
+                for t, items in touched.items():
+                    if not items:
+                        continue
+                    idx = self._index(t)
+                    idx.remove(np.fromiter(items, dtype=np.int64, count=len(items)))
+                    live = [(i, v) for i, (v, removed) in items.items() if not removed]
+                    if live:
+                        idx.add(_parse(t, [v for _, v in live]),
+                                np.array([i for i, _ in live], dtype=np.int64))
+                applied += len(part)
+            self.checkpoint = max(self.checkpoint, top)
+        if self.checkpoint - self.generation_checkpoint >= SAVE_AFTER or (
+                applied and self.generation_checkpoint == 0):
+            self.save()
+        return applied
+
+    # ---- queries ---------------------------------------------------------------------------
+
+    def search_pdq(self, codes: np.ndarray, radius: int) -> SearchResult:
+        return self.pdq.search(codes, radius)
+
+    def lookup(self, signal_type: str, values: list[str]) -> SearchResult:
+        return self.exact[signal_type].lookup(_parse(signal_type, values))
+
+    def sizes(self) -> dict[str, int]:
+        return {t: len(self._index(t)) for t in INDEXED_TYPES}

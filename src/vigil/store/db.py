@@ -1,0 +1,72 @@
+"""Where the store lives and how to open it: SQLite (WAL) by default, PostgreSQL by URL.
+
+* ``VIGIL_DATABASE_URL`` — a SQLAlchemy URL (``postgresql+psycopg://user@host/db``) for
+  a server; wins when set.
+* ``VIGIL_HOME`` — the folder of the embedded store (``vigil.db``) and the on-disk
+  indexes; default: the per-user data folder (``~/.local/share/vigil`` on Linux).
+
+Opening a store always brings its schema to the latest migration, so an upgraded Vigil
+never runs against an old schema.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from alembic import command
+from alembic.config import Config
+from platformdirs import user_data_dir
+from sqlalchemy import Engine, create_engine, event
+from sqlalchemy.engine import URL, make_url
+
+MIGRATIONS = Path(__file__).with_name("migrations")
+
+
+def vigil_home() -> Path:
+    """The folder for the embedded database and indexes (created on first use)."""
+    home = Path(os.environ.get("VIGIL_HOME") or user_data_dir("vigil", appauthor=False))
+    home.mkdir(parents=True, exist_ok=True)
+    return home
+
+
+def database_url() -> URL:
+    """``VIGIL_DATABASE_URL`` if set, else SQLite at ``VIGIL_HOME/vigil.db``."""
+    url = os.environ.get("VIGIL_DATABASE_URL")
+    if url:
+        return make_url(url)
+    return make_url(f"sqlite:///{vigil_home() / 'vigil.db'}")
+
+
+def _sqlite_pragmas(dbapi_conn, _record) -> None:  # type: ignore[no-untyped-def]
+    """WAL lets readers (matchers) work while a writer imports; FKs keep the log honest."""
+    cur = dbapi_conn.cursor()
+    cur.execute("PRAGMA journal_mode=WAL")
+    cur.execute("PRAGMA synchronous=NORMAL")
+    cur.execute("PRAGMA foreign_keys=ON")
+    cur.execute("PRAGMA busy_timeout=30000")
+    cur.close()
+
+
+def make_engine(url: str | URL | None = None) -> Engine:
+    """An engine for ``url`` (default ``database_url()``), with SQLite tuned for Vigil."""
+    url = make_url(url) if url is not None else database_url()
+    if url.get_backend_name() == "sqlite":
+        engine = create_engine(url, connect_args={"timeout": 30})
+        event.listen(engine, "connect", _sqlite_pragmas)
+        return engine
+    return create_engine(url, pool_pre_ping=True)
+
+
+def migrate(engine: Engine) -> None:
+    """Bring the schema to the latest migration (idempotent)."""
+    cfg = Config()
+    cfg.set_main_option("script_location", str(MIGRATIONS))
+    with engine.begin() as conn:
+        cfg.attributes["connection"] = conn
+        command.upgrade(cfg, "head")
+
+
+def describe(url: URL) -> str:
+    """The URL without its password, for messages."""
+    return url.render_as_string(hide_password=True)
