@@ -166,6 +166,8 @@ def mih_search(codes, alive, width, offsets, rows, tvec, masks, upto, queries, r
         if tvec[i] >= 0:
             n_probes += upto[tvec[i]]
     n_rows = rows.shape[1]
+    n_buckets = offsets.shape[1]
+    pval = np.empty(n_probes, np.int64)
     los = np.empty(n_probes, np.int64)
     his = np.empty(n_probes, np.int64)
     pch = np.empty(n_probes, np.int64)
@@ -180,7 +182,7 @@ def mih_search(codes, alive, width, offsets, rows, tvec, masks, upto, queries, r
         q1 = queries[q, 1]
         q2 = queries[q, 2]
         q3 = queries[q, 3]
-        # pass 1: bucket bounds of every probe (independent loads)
+        # pass 0: probe values; prefetch their offset entries
         n = 0
         for i in range(m):
             t = tvec[i]
@@ -188,13 +190,19 @@ def mih_search(codes, alive, width, offsets, rows, tvec, masks, upto, queries, r
                 continue
             v = chunk_value(q0, q1, q2, q3, i * width, width)
             for kk in range(upto[t]):
-                p = v ^ masks[kk]
-                lo = offsets[i, p]
-                los[n] = lo
-                his[n] = offsets[i, p + 1]
+                p = np.int64(v ^ masks[kk])
+                pval[n] = p
                 pch[n] = i
-                prefetch(rows, i * n_rows + lo)
+                prefetch(offsets, i * n_buckets + p)
                 n += 1
+        # pass 1: bucket bounds; prefetch the first row index of each bucket
+        for j in range(n):
+            i = pch[j]
+            p = pval[j]
+            lo = offsets[i, p]
+            los[j] = lo
+            his[j] = offsets[i, p + 1]
+            prefetch(rows, i * n_rows + lo)
         total = 0
         for j in range(n):
             total += his[j] - los[j]
