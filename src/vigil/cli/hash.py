@@ -1,70 +1,18 @@
-"""The ``vigil`` command line. Thin: parses options, calls the layers below, prints.
-
-Run ``vigil --help`` or ``vigil COMMAND --help``; every command explains itself.
-"""
+"""``vigil hash``: print every signal of files and folders."""
 
 from __future__ import annotations
 
 import json
 import sys
-from collections.abc import Iterator
-from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 from typing import Annotated
 
 import typer
 
-from vigil import __version__
-from vigil.signals import DIHEDRAL_NAMES, FileSignals, HashOptions, hash_file, iter_files
+from vigil.cli._app import app
+from vigil.cli._files import hash_paths
+from vigil.signals import DIHEDRAL_NAMES, FileSignals, HashOptions
 from vigil.signals.decode import DEFAULT_MAX_PIXELS
-from vigil.signals.files import display_path
-
-app = typer.Typer(
-    help="Vigil: detect known material by its hashes, and share hashes (never the material) "
-    "between agencies.",
-    no_args_is_help=True,
-    add_completion=False,
-    rich_markup_mode="rich",
-)
-
-
-def _version(value: bool) -> None:
-    if value:
-        typer.echo(f"vigil {__version__}")
-        raise typer.Exit()
-
-
-@app.callback()
-def main(
-    version: Annotated[bool, typer.Option("--version", callback=_version, is_eager=True,
-                                          help="Print the version and exit.")] = False,
-) -> None:
-    """Vigil command line."""
-
-
-def _hash_one(args: tuple[str, HashOptions]) -> FileSignals:
-    return hash_file(args[0], args[1])
-
-
-def _results(paths: list[Path], options: HashOptions, jobs: int) -> Iterator[FileSignals]:
-    """Hash every file, in input order, in ``jobs`` processes; listing errors pass through."""
-    items = list(iter_files(paths))
-    todo = [(str(p), options) for p, err in items if err is None]
-    if jobs > 1 and len(todo) > 1:
-        pool = ProcessPoolExecutor(max_workers=jobs)
-        hashed = pool.map(_hash_one, todo, chunksize=8)
-    else:
-        pool = None
-        hashed = map(_hash_one, todo)
-    try:
-        for path, err in items:
-            if err is not None:
-                yield FileSignals(path=display_path(path), error=err)
-            else:
-                yield next(hashed)
-    finally:
-        if pool is not None:
-            pool.shutdown(cancel_futures=True)
 
 
 def _human_line(r: FileSignals) -> str:
@@ -112,7 +60,7 @@ def hash_cmd(
                           max_pixels=max_pixels)
     failed = total = 0
     out = sys.stdout
-    for r in _results(paths, options, jobs):
+    for r in hash_paths(paths, options, jobs):
         total += 1
         if as_json:
             out.write(json.dumps(r.to_json(), ensure_ascii=False) + "\n")
@@ -125,7 +73,3 @@ def hash_cmd(
     if failed:
         typer.echo(f"vigil hash: {failed} of {total} files failed", err=True)
         raise typer.Exit(1)
-
-
-if __name__ == "__main__":
-    app()

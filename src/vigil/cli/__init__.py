@@ -1,0 +1,9 @@
+"""The ``vigil`` command line. Thin: parses options, calls the layers below, prints.
+
+Run ``vigil --help`` or ``vigil COMMAND --help``; every command explains itself.
+"""
+
+from vigil.cli import bank, hash, index, match  # noqa: F401  (registers the commands)
+from vigil.cli._app import app
+
+__all__ = ["app"]

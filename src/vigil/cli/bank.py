@@ -1,0 +1,347 @@
+"""``vigil bank …``: create banks, fill them from files or interchange formats, export them."""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Annotated, BinaryIO
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from vigil.cli._app import app, err, fail, open_banks, progress, user_errors
+from vigil.cli._files import default_jobs, hash_paths
+from vigil.entry import VICTIM_STATUSES, EntryRecord, Labels
+from vigil.matching import parse_query
+from vigil.schemes import SCHEMES, parse_category
+from vigil.signals import FileSignals, HashOptions
+
+bank_app = typer.Typer(help="Create, fill, inspect and export hash banks.", no_args_is_help=True,
+                       rich_markup_mode="rich")
+app.add_typer(bank_app, name="bank")
+
+FORMAT_NAMES = "csv, vics, ncmec, stopncii, pdq-list"
+#: Formats that can only carry some signal types; export leaves the others out (and says so).
+ONLY_CARRIES: dict[str, set[str]] = {"pdq-list": {"pdq"}}
+CategoryOpt = Annotated[str | None, typer.Option(
+    "--category", help="Category as scheme:value — us:0..5, uk:A/B/C, ncmec:A1/A2/B1/B2, "
+    "interpol:yes/no.")]
+SeriesOpt = Annotated[str | None, typer.Option("--series", help="Series id (one victim or "
+                                               "production).")]
+VictimOpt = Annotated[str | None, typer.Option(
+    "--victim-status", help=f"One of {', '.join(VICTIM_STATUSES)}.")]
+TagOpt = Annotated[list[str] | None, typer.Option("--tag", help="A tag; repeat for several.")]
+NoteOpt = Annotated[str | None, typer.Option("--note", help="Free note (never shared unless a "
+                                             "sharing rule says so).")]
+QuietOpt = Annotated[bool, typer.Option("--quiet", "-q", help="No progress display.")]
+
+
+def _labels(category: str | None, series: str | None, victim: str | None, tags: list[str] | None,
+            note: str | None, base: Labels | None = None) -> Labels:
+    base = base or Labels()
+    return Labels(
+        category=parse_category(category) if category else base.category,
+        series=series if series is not None else base.series,
+        victim_status=victim if victim is not None else base.victim_status,  # type: ignore[arg-type]
+        tags=tuple(tags) if tags else base.tags,
+        note=note if note is not None else base.note,
+    )
+
+
+def _file_records(r: FileSignals, labels: Labels, op: str = "add") -> list[EntryRecord]:
+    """One file's signals as entries sharing a source id (its SHA-256)."""
+    if r.digests is None:
+        return []
+    sid = f"sha256:{r.digests.sha256}"
+    extra = {"size": r.digests.size}
+    recs = [EntryRecord(t, v, labels, op=op, source_id=sid, extra=extra)  # type: ignore[arg-type]
+            for t, v in (("md5", r.digests.md5), ("sha1", r.digests.sha1),
+                         ("sha256", r.digests.sha256))]
+    if r.pdq is not None:
+        recs.append(EntryRecord("pdq", r.pdq.hex, labels, r.pdq.quality, op,  # type: ignore[arg-type]
+                                sid, extra))
+    return recs
+
+
+def _hashed(paths: list[Path], reference: bool, quiet: bool) -> list[FileSignals]:
+    options = HashOptions(mode="reference" if reference else "fast")
+    with progress(quiet) as bar:
+        results = list(hash_paths(paths, options, default_jobs(), bar))
+    for r in results:
+        if r.error is not None and r.digests is None:
+            err.print(f"vigil: skipped {r.error.code}: {r.error}", highlight=False)
+    return results
+
+
+def _report(result, what: str) -> None:  # type: ignore[no-untyped-def]
+    parts = [f"{result.added} added", f"{result.updated} relabelled",
+             f"{result.removed} removed", f"{result.unchanged} unchanged"]
+    if result.not_found:
+        parts.append(f"{result.not_found} not found")
+    typer.echo(f"{what}: " + ", ".join(parts))
+
+
+@bank_app.command("create")
+def create(
+    name: Annotated[str, typer.Argument(help="Bank name, unique on this node.")],
+    agency: Annotated[str, typer.Option("--agency", help="Owning agency, e.g. SG-SPF.")],
+    description: Annotated[str, typer.Option(help="What the bank holds and why.")] = "",
+    scheme: Annotated[str | None, typer.Option(
+        help=f"Default category scheme ({', '.join(SCHEMES)}).")] = None,
+) -> None:
+    """Create an empty bank owned by an agency.
+
+    [bold]Example[/bold]
+
+      vigil bank create sg-known --agency SG-SPF --scheme us --description "SPF known CAM"
+    """
+    with user_errors():
+        info = open_banks().create(name, agency, description, scheme)
+    typer.echo(f"created bank {info.name!r} (agency {info.agency})")
+
+
+@bank_app.command("list")
+def list_banks(as_json: Annotated[bool, typer.Option("--json", help="JSON output.")] = False,
+               ) -> None:
+    """List banks with their owner, size and last change."""
+    banks = open_banks().list()
+    if as_json:
+        typer.echo(json.dumps([{"name": b.name, "agency": b.agency, "entries": b.entries,
+                                "last_seq": b.last_seq, "updated_at": b.updated_at.isoformat(),
+                                "description": b.description} for b in banks], indent=2))
+        return
+    if not banks:
+        typer.echo("no banks yet: vigil bank create NAME --agency AGENCY")
+        return
+    t = Table("bank", "agency", "entries", "changes", "updated", "description")
+    for b in banks:
+        t.add_row(b.name, b.agency, f"{b.entries:,}", f"{b.last_seq:,}",
+                  b.updated_at.strftime("%Y-%m-%d %H:%M"), b.description)
+    Console().print(t)
+
+
+@bank_app.command("show")
+def show(name: Annotated[str, typer.Argument(help="Bank name.")],
+         as_json: Annotated[bool, typer.Option("--json", help="JSON output.")] = False) -> None:
+    """Counts per signal type, category and victim status. Never prints hashes."""
+    with user_errors():
+        st = open_banks().stats(name)
+    i = st.info
+    if as_json:
+        typer.echo(json.dumps({"name": i.name, "agency": i.agency, "entries": i.entries,
+                               "removed": st.removed, "last_seq": i.last_seq,
+                               "series": st.series, "by_signal_type": st.by_signal_type,
+                               "by_category": st.by_category,
+                               "by_victim_status": st.by_victim_status}, indent=2))
+        return
+    typer.echo(f"bank {i.name!r} — agency {i.agency}; {i.description}".rstrip("; "))
+    typer.echo(f"  entries: {i.entries:,} live, {st.removed:,} removed; {i.last_seq:,} changes; "
+               f"{st.series:,} series; updated {i.updated_at:%Y-%m-%d %H:%M} UTC")
+    for title, counts in (("signal types", st.by_signal_type), ("categories", st.by_category),
+                          ("victim status", st.by_victim_status)):
+        if counts:
+            body = ", ".join(f"{k} {v:,}" for k, v in sorted(counts.items()))
+            typer.echo(f"  {title}: {body}")
+
+
+class _CountingReader:
+    """Wraps a binary file to report bytes read, so imports show real progress."""
+
+    def __init__(self, fh: BinaryIO, bar, task) -> None:  # type: ignore[no-untyped-def]
+        self.fh, self.bar, self.task = fh, bar, task
+
+    def read(self, n: int = -1) -> bytes:
+        data = self.fh.read(n)
+        self.bar.advance(self.task, len(data))
+        return data
+
+    def readline(self, n: int = -1) -> bytes:
+        data = self.fh.readline(n)
+        self.bar.advance(self.task, len(data))
+        return data
+
+    def __iter__(self) -> Iterator[bytes]:
+        return iter(self.readline, b"")
+
+    def __getattr__(self, name: str):  # type: ignore[no-untyped-def]
+        return getattr(self.fh, name)
+
+
+@bank_app.command("import")
+def import_(
+    name: Annotated[str, typer.Argument(help="Bank to import into.")],
+    file: Annotated[Path, typer.Argument(help="Interchange file.", exists=True, dir_okay=False)],
+    fmt: Annotated[str, typer.Option("--format", "-f", help=f"auto, or one of {FORMAT_NAMES}.")]
+    = "auto",
+    skip_invalid: Annotated[bool, typer.Option(
+        "--skip-invalid", help="Skip malformed records (each is listed) instead of rolling the "
+        "whole import back.")] = False,
+    quiet: QuietOpt = False,
+) -> None:
+    """Import entries from a CSV, VICS, NCMEC, StopNCII or PDQ-list file.
+
+    All or nothing by default: the first malformed record stops the import with its file,
+    record and field, and the bank is left exactly as it was. With --skip-invalid the
+    valid records are imported and every skipped record is listed. Removals in the file
+    (NCMEC deletions, StopNCII Withdrawn/Deleted) become tombstones.
+    """
+    from vigil.formats import FORMATS, FormatError, detect_format
+
+    skipped: list[FormatError] = []
+    with user_errors():
+        banks = open_banks()
+        banks.get(name)
+        kind = detect_format(file) if fmt == "auto" else fmt
+        if kind not in FORMATS:
+            fail(f"unknown format {kind!r}; use one of {FORMAT_NAMES}")
+        with progress(quiet) as bar, open(file, "rb") as fh:
+            task = bar.add_task(f"importing {file.name} ({kind})", total=file.stat().st_size)
+            records = FORMATS[kind].read(_CountingReader(fh, bar, task), name=str(file),
+                                         on_error=skipped.append if skip_invalid else None)
+            result = banks.apply(name, records, source=f"import:{kind}:{file.name}")
+    for e in skipped:
+        err.print(f"vigil: skipped {e}", highlight=False)
+    _report(result, f"imported {file.name} into {name!r}")
+    if skipped:
+        typer.echo(f"{len(skipped)} malformed records skipped (listed on stderr)")
+
+
+@bank_app.command("export")
+def export(
+    name: Annotated[str, typer.Argument(help="Bank to export.")],
+    out: Annotated[str, typer.Argument(help="Output file, or - for standard output.")],
+    fmt: Annotated[str, typer.Option("--format", "-f", help=f"One of {FORMAT_NAMES}.")] = "csv",
+    include_removed: Annotated[bool, typer.Option(
+        help="Also write removed entries as removals (formats that carry them).")] = False,
+) -> None:
+    """Export a bank's entries: the one command that writes a bank's hashes out.
+
+    Hash lists are sensitive (perceptual hashes can be partly inverted): export only to
+    where the data may go.
+    """
+    from vigil.formats import FORMATS
+
+    with user_errors():
+        if fmt not in FORMATS:
+            fail(f"unknown format {fmt!r}; use one of {FORMAT_NAMES}")
+        banks = open_banks()
+        banks.get(name)
+        carries = ONLY_CARRIES.get(fmt)
+        left_out = 0
+
+        def records() -> Iterator[EntryRecord]:
+            nonlocal left_out
+            for e in banks.entries(name, include_removed=include_removed):
+                if carries is None or e.signal_type in carries:
+                    yield e.record()
+                else:
+                    left_out += 1
+
+        if out == "-":
+            n = FORMATS[fmt].write(records(), sys.stdout.buffer)
+            sys.stdout.flush()
+        else:
+            with open(out, "wb") as fh:
+                n = FORMATS[fmt].write(records(), fh)
+    err.print(f"exported {n:,} entries of {name!r} as {fmt} to {out}", highlight=False)
+    if left_out:
+        err.print(f"{left_out:,} entries of other signal types left out: {fmt} carries only "
+                  f"{', '.join(sorted(carries or ()))}", highlight=False)
+
+
+@bank_app.command("add")
+def add(
+    name: Annotated[str, typer.Argument(help="Bank to add to.")],
+    paths: Annotated[list[Path], typer.Argument(help="Files or folders to hash.")],
+    category: CategoryOpt = None, series: SeriesOpt = None, victim_status: VictimOpt = None,
+    tag: TagOpt = None, note: NoteOpt = None,
+    reference: Annotated[bool, typer.Option(
+        "--reference", help="Bit-exact reference PDQ (recommended for banks you share).")]
+    = False,
+    quiet: QuietOpt = False,
+) -> None:
+    """Hash files into a bank: MD5, SHA-1, SHA-256 and (images) PDQ, with labels.
+
+    [bold]Example[/bold]
+
+      vigil bank add sg-known ./series-17 --category us:1 --series S17 --victim-status identified
+    """
+    with user_errors():
+        labels = _labels(category, series, victim_status, tag, note)
+        banks = open_banks()
+        banks.get(name)
+        files = _hashed(paths, reference, quiet)
+        records = [rec for r in files for rec in _file_records(r, labels)]
+        result = banks.apply(name, records, source="vigil bank add")
+    _report(result, f"{len(files)} files into {name!r}")
+
+
+def _selected(name: str, paths: list[Path] | None, hashes: list[str] | None,
+              series: str | None, reference: bool, quiet: bool):  # type: ignore[no-untyped-def]
+    """The live entries named by files, bare hashes or a series."""
+    banks = open_banks()
+    banks.get(name)
+    if not (paths or hashes or series):
+        fail("say which entries: PATH..., --hash TYPE:VALUE or --series S", 2)
+    keys: set[tuple[str, str]] = set()
+    for h in hashes or []:
+        q = parse_query(h)
+        keys.add((q.signal_type, q.value))
+    for r in _hashed(paths or [], reference, quiet):
+        keys.update((rec.signal_type, rec.value) for rec in _file_records(r, Labels()))
+    found = [e for t in {k[0] for k in keys}
+             for e in banks.find(t, sorted(v for k, v in keys if k == t), [name])]
+    if series:
+        found += banks.entries_of_series(name, series)
+    return banks, found
+
+
+@bank_app.command("remove")
+def remove(
+    name: Annotated[str, typer.Argument(help="Bank to remove from.")],
+    paths: Annotated[list[Path] | None, typer.Argument(help="Files whose signals to remove.")]
+    = None,
+    hashes: Annotated[list[str] | None, typer.Option("--hash", help="type:value; repeatable.")]
+    = None,
+    series: Annotated[str | None, typer.Option(help="Remove a whole series.")] = None,
+    quiet: QuietOpt = False,
+) -> None:
+    """Remove entries (as tombstones in the bank's log: peers will see the retraction)."""
+    with user_errors():
+        banks, found = _selected(name, paths, hashes, series, False, quiet)
+        recs = [EntryRecord(e.signal_type, e.value, op="remove") for e in found]
+        result = banks.apply(name, recs, source="vigil bank remove")
+    _report(result, f"bank {name!r}")
+
+
+@bank_app.command("label")
+def label(
+    name: Annotated[str, typer.Argument(help="Bank.")],
+    paths: Annotated[list[Path] | None, typer.Argument(help="Files whose entries to relabel.")]
+    = None,
+    hashes: Annotated[list[str] | None, typer.Option("--hash", help="type:value; repeatable.")]
+    = None,
+    of_series: Annotated[str | None, typer.Option("--of-series", help="Relabel a whole series.")]
+    = None,
+    category: CategoryOpt = None, series: SeriesOpt = None, victim_status: VictimOpt = None,
+    tag: TagOpt = None, note: NoteOpt = None, quiet: QuietOpt = False,
+) -> None:
+    """Change labels of existing entries; options not given keep their current value.
+
+    [bold]Example[/bold]
+
+      vigil bank label sg-known --of-series S17 --victim-status identified
+    """
+    with user_errors():
+        if not any(x is not None for x in (category, series, victim_status, tag, note)):
+            fail("nothing to change: give --category, --series, --victim-status, --tag or --note",
+                 2)
+        banks, found = _selected(name, paths, hashes, of_series, False, quiet)
+        recs = [EntryRecord(e.signal_type, e.value,
+                            _labels(category, series, victim_status, tag, note, e.labels),
+                            e.quality, "add", e.source_id, e.extra) for e in found]
+        result = banks.apply(name, recs, source="vigil bank label")
+    _report(result, f"bank {name!r}")

@@ -1,0 +1,122 @@
+"""``vigil match``: which of these files (or bare hashes) are already in a bank?"""
+
+from __future__ import annotations
+
+import csv
+import json
+import sys
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+from vigil.cli._app import app, err, fail, open_banks, open_indexes, progress, user_errors
+from vigil.cli._files import default_jobs, hash_paths
+from vigil.matching import DEFAULT_MIN_QUALITY, DEFAULT_THRESHOLD, Match, Matcher, parse_query
+from vigil.matching import queries_of as file_queries
+from vigil.signals import FileSignals, HashOptions
+
+CSV_FIELDS = ["item", "bank", "agency", "entry_id", "signal_type", "variant", "distance",
+              "category_scheme", "category", "series", "victim_status", "tags"]
+
+
+def _match_json(m: Match, signals: list[str]) -> dict[str, Any]:
+    lab = m.entry.labels
+    return {"bank": m.entry.bank, "agency": m.entry.origin_agency, "entry_id": m.entry.id,
+            "signal_type": m.signal_type, "signals": signals, "variant": m.variant,
+            "distance": m.distance,
+            "category": ({"scheme": lab.category[0], "value": lab.category[1]}
+                         if lab.category else None),
+            "series": lab.series, "victim_status": lab.victim_status, "tags": list(lab.tags),
+            "note": lab.note}
+
+
+@app.command("match")
+def match(
+    paths: Annotated[list[Path] | None, typer.Argument(
+        help="Files or folders to match (searched recursively).", show_default=False)] = None,
+    hashes: Annotated[list[str] | None, typer.Option(
+        "--hash", help="Match a bare hash instead: pdq:HEX, md5:HEX, sha1:HEX, sha256:HEX. "
+        "Repeatable.")] = None,
+    banks_: Annotated[list[str] | None, typer.Option(
+        "--bank", "-b", help="Only these banks (repeatable); default all.")] = None,
+    threshold: Annotated[int, typer.Option(
+        min=0, max=64, help="PDQ match threshold in bits (0-64).")] = DEFAULT_THRESHOLD,
+    dihedral: Annotated[bool, typer.Option(
+        "--dihedral", help="Also search rotated and mirrored variants of each PDQ.")] = False,
+    min_quality: Annotated[int, typer.Option(
+        min=0, max=100, help="Do not search PDQs of flatter images than this.")]
+    = DEFAULT_MIN_QUALITY,
+    reference: Annotated[bool, typer.Option("--reference", help="Reference-mode PDQ.")] = False,
+    as_json: Annotated[bool, typer.Option("--json", help="One JSON object per item.")] = False,
+    as_csv: Annotated[bool, typer.Option("--csv", help="One CSV row per match.")] = False,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress display.")] = False,
+) -> None:
+    """Report each file's matches: bank, labels, distance and the signal that matched.
+
+    Exact signals (MD5, SHA-1, SHA-256) match exactly; PDQ matches within --threshold
+    bits. A match is a lead for a person to assess, not a verdict. Exit status: 0 when
+    every item could be matched (with or without matches), 1 when some file failed.
+
+    [bold]Examples[/bold]
+
+      vigil match /evidence/extracted --dihedral
+      vigil match --hash pdq:f8f8f0cee0f4a84f06370a22038f63f0b36e2ed596621e1d33e6b39c4e9c9b22
+      vigil match photos/ --bank sg-known --json > matches.jsonl
+    """
+    if not paths and not hashes:
+        fail("give files or folders to match, or --hash TYPE:VALUE", 2)
+    if as_json and as_csv:
+        fail("choose one of --json and --csv", 2)
+    with user_errors():
+        bare = [parse_query(h) for h in hashes or []]
+        banks = open_banks()
+        matcher = Matcher(banks, open_indexes(banks))
+        files: list[FileSignals] = []
+        if paths:
+            options = HashOptions(mode="reference" if reference else "fast", dihedral=dihedral)
+            with progress(quiet) as bar:
+                files = list(hash_paths(paths, options, default_jobs(), bar))
+        items = [file_queries(f, dihedral) for f in files] + [[q] for q in bare]
+        names = [f.path for f in files] + [f"{q.signal_type}:{q.value}" for q in bare]
+        outcomes = matcher.match(items, threshold=threshold, bank_names=banks_,
+                                 min_quality=min_quality)
+    failed = 0
+    writer = csv.writer(sys.stdout) if as_csv else None
+    if writer:
+        writer.writerow(CSV_FIELDS)
+    for k, (name, outcome) in enumerate(zip(names, outcomes, strict=True)):
+        error = files[k].error if k < len(files) else None
+        failed += error is not None
+        leads = outcome.leads()
+        if as_json:
+            row: dict[str, Any] = {"item": name,
+                                   "matches": [_match_json(m, s) for m, s in leads]}
+            if outcome.skipped:
+                row["skipped"] = outcome.skipped
+            if error:
+                row["error"] = {"code": error.code, "message": error.cause}
+            typer.echo(json.dumps(row, ensure_ascii=False))
+        elif writer:
+            for m, _ in leads:
+                lab = m.entry.labels
+                cat = lab.category or ("", "")
+                writer.writerow([name, m.entry.bank, m.entry.origin_agency, m.entry.id,
+                                 m.signal_type, m.variant, m.distance, cat[0], cat[1],
+                                 lab.series or "", lab.victim_status, ";".join(lab.tags)])
+        else:
+            if not leads:
+                typer.echo(f"{name}: no match" + (f" ({error.code})" if error else ""))
+            for m, signals in leads:
+                lab = m.entry.labels
+                cat = f"{lab.category[0]}:{lab.category[1]}" if lab.category else "uncategorised"
+                via = "+".join(signals) + ("" if m.variant == "original" else f" ({m.variant})")
+                typer.echo(f"{name}: MATCH bank {m.entry.bank} [{m.entry.origin_agency}] "
+                           f"{cat} series={lab.series or '-'} victim={lab.victim_status} "
+                           f"distance={m.distance} via {via}")
+        if error is not None:
+            err.print(f"vigil match: {error.code}: {error}", highlight=False)
+        for s in outcome.skipped:
+            err.print(f"vigil match: {name}: {s}", highlight=False)
+    if failed:
+        raise typer.Exit(1)
