@@ -417,7 +417,8 @@ def iter_json_records(f: Rewindable, fname: str,
     obj: Any = None
     with contextlib.suppress(ValueError):
         obj = json.loads(first)
-    if isinstance(obj, dict) and not any(k.lower() in containers for k in obj):
+    if isinstance(obj, dict) and not any(
+            k.lower() in containers and isinstance(v, list) for k, v in obj.items()):
         f.stream()
         yield from _json_lines(f)
         return
@@ -448,8 +449,8 @@ def _json_items(f: Rewindable, fname: str, targets: dict[str, str],
         for prefix, event, value in events:
             kind = targets.get(prefix.lower())
             if kind is None:
-                if (not seen_container and prefix == "" and event == "map_key"
-                        and value.lower() in containers):  # type: ignore[operator]
+                if (not seen_container and event == "start_array"
+                        and prefix.lower() in containers):  # type: ignore[operator]
                     seen_container = True
                 continue
             n += 1
