@@ -55,6 +55,8 @@ NAME = "stopncii"
 _CONTAINERS = dict.fromkeys(("hashes", "records", "data", "items", "value"), "record")
 _STATUS = {"received": "add", "active": "add", "withdrawn": "remove", "deleted": "remove"}
 _CANONICAL = {"add": "Active", "remove": "Deleted"}
+_CANON = {"hashid": "hashId", "signaltype": "signalType", "hashvalue": "hashValue",
+          "hashstatus": "hashStatus", "casenumbers": "caseNumbers", "victimstatus": "victimStatus"}
 _INTERPRETED = frozenset({"hashid", "signaltype", "hashvalue", "hashstatus", "casenumbers",
                           "quality", "category", "series", "tags", "victimstatus", "note"})
 
@@ -96,7 +98,7 @@ def _record(obj: Any) -> EntryRecord:
     if not isinstance(obj, dict):
         raise FieldError(None, "a record must be an object")
     m = ci(obj)
-    key = {k: m.get(k, (k,))[0] for k in _INTERPRETED}
+    key = {k: m.get(k, (_CANON.get(k, k),))[0] for k in _INTERPRETED}
     st = text_or_none(m.get("signaltype", (None, None))[1])
     if st is None:
         raise FieldError(key["signaltype"], "missing")

@@ -83,6 +83,9 @@ _MEDIA_KEYS = frozenset({"mediaid", "md5", "sha1", "photodna", "category", "alte
                          "mediafiles", "mediasize"})
 _ALT_TYPES = {"sha256": "sha256", "sha-256": "sha256", "pdq": "pdq", "md5": "md5",
               "sha1": "sha1", "sha-1": "sha1"}
+_CANON = {"category": "Category", "md5": "MD5", "sha1": "SHA1", "photodna": "PhotoDNA",
+          "victimidentified": "VictimIdentified", "tags": "Tags",
+          "alternativehashes": "AlternativeHashes"}
 _ALT_NAMES = {"sha256": "SHA256", "pdq": "PDQ", "md5": "MD5", "sha1": "SHA1"}
 
 
@@ -175,7 +178,7 @@ def _records(media: Any) -> list[EntryRecord]:
         return m.get(key, (None, None))[1]
 
     def field(key: str) -> str:
-        return m.get(key, (key,))[0]
+        return m.get(key, (_CANON.get(key, key),))[0]
 
     try:
         mid = parse_int(get("mediaid"))
