@@ -339,7 +339,8 @@ NCMEC_XML = f"""<?xml version="1.0" encoding="UTF-8"?>
   <ns:meta><count>3</count></ns:meta>
   <ns:Record ID="11">
     <ns:Classification>b1</ns:Classification>
-    <ns:Fingerprints><ns:MD5>{MD5[0].upper()}</ns:MD5><pdq quality="80">{PDQ[0]}</pdq></ns:Fingerprints>
+    <ns:Fingerprints><ns:MD5>{MD5[0].upper()}</ns:MD5>
+      <pdq quality="80">{PDQ[0]}</pdq></ns:Fingerprints>
     <Received>2026-01-01</Received>
   </ns:Record>
   <record><id>12</id><deleted>true</deleted><fingerprints><sha1>{SHA1[0]}</sha1></fingerprints></record>
@@ -449,7 +450,7 @@ def test_pdq_list_errors():
     assert [(e.location, e.field) for e in errors] == [
         ("line 2", "pdq"), ("line 3", "quality"), ("line 4", "quality")]
     no_hash_in(errors[0], PDQ[1][:63])
-    with pytest.raises(FormatError, match="list.pdq: line 2: pdq: "):
+    with pytest.raises(FormatError, match=r"list\.pdq: line 2: pdq: "):
         read_all(pdqlist, text, "list.pdq")
 
 
