@@ -12,6 +12,7 @@ import time
 import pytest
 from formats_gen import rand_hex, rand_photodna
 
+from vigil import formats
 from vigil.entry import EntryRecord, Labels
 from vigil.formats import FORMATS, FormatError, detect_format, vics
 
@@ -26,6 +27,8 @@ def test_detect_written_files(tmp_path, name):
     p = tmp_path / "export.dat"  # the extension says nothing
     FORMATS[name].write(PDQ_ONLY if name == "pdq-list" else RECS, p)
     assert detect_format(p) == name
+    assert [(r.signal_type, r.value) for r in formats.read(p)] == [
+        (r.signal_type, r.value) for r in (PDQ_ONLY if name == "pdq-list" else RECS)]
 
 
 @pytest.mark.parametrize(("content", "name"), [

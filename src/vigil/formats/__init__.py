@@ -24,10 +24,12 @@ from __future__ import annotations
 
 import os
 import re
+from collections.abc import Iterator
 from types import ModuleType
 
+from vigil.entry import EntryRecord
 from vigil.formats import csvlist, ncmec, pdqlist, stopncii, vics
-from vigil.formats._common import BOM, FormatError
+from vigil.formats._common import BOM, FormatError, OnError
 
 #: Format name (as ``vigil bank import --format`` takes it) -> module with read/write.
 FORMATS: dict[str, ModuleType] = {
@@ -91,6 +93,12 @@ def detect_format(path: str | os.PathLike[str]) -> str:
     raise FormatError(name, "start of file", None, "unrecognised format; give --format")
 
 
+def read(path: str | os.PathLike[str], fmt: str | None = None, *, on_error: OnError = None,
+         name: str | None = None) -> Iterator[EntryRecord]:
+    """Read ``path`` in format ``fmt``, or in the format :func:`detect_format` finds."""
+    return get(fmt or detect_format(path)).read(path, on_error=on_error, name=name)
+
+
 def get(name: str) -> ModuleType:
     """The format module registered as ``name``; ValueError listing the known names."""
     try:
@@ -99,4 +107,4 @@ def get(name: str) -> ModuleType:
         raise ValueError(f"unknown format {name!r}; known: {', '.join(FORMATS)}") from None
 
 
-__all__ = ["FORMATS", "FormatError", "detect_format", "get"]
+__all__ = ["FORMATS", "FormatError", "detect_format", "get", "read"]
