@@ -67,12 +67,17 @@ def read(source: Source, *, on_error: OnError = None, name: str | None = None
                 if required not in cols:
                     raise FormatError(fname, "line 1 (header)", required,
                                       "missing required column")
+            ncols = len(cols)
+            known = [(i, c) for i, c in enumerate(cols) if c in _KNOWN]
+            unknown = [(i, o) for i, (c, o) in enumerate(zip(cols, originals, strict=True))
+                       if c not in _KNOWN]
+            cache: dict[tuple[str, ...], Labels] = {}
             for row in rows:
                 line = rows.line_num
                 if not any(c.strip() for c in row):
                     continue
                 try:
-                    rec = _row(row, cols, originals)
+                    rec = _row(row, ncols, known, unknown, cache)
                 except FieldError as exc:
                     report(FormatError(fname, f"line {line}", exc.field, exc.reason), on_error)
                     continue
@@ -83,17 +88,44 @@ def read(source: Source, *, on_error: OnError = None, name: str | None = None
             raise FormatError(fname, f"after line {line}", None, f"bad CSV: {exc}") from None
 
 
-def _row(row: list[str], cols: list[str], originals: list[str]) -> EntryRecord:
-    if len(row) > len(cols):
-        raise FieldError(None, f"row has {len(row)} fields, header has {len(cols)}")
+def _row(row: list[str], ncols: int, known: list[tuple[int, str]],
+         unknown: list[tuple[int, str]], cache: dict[tuple[str, ...], Labels]) -> EntryRecord:
+    n = len(row)
+    if n > ncols:
+        raise FieldError(None, f"row has {n} fields, header has {ncols}")
     cells = dict.fromkeys(_KNOWN, "")
-    extra: dict[str, str] = {}
-    for col, orig, cell in zip(cols, originals, row, strict=False):
-        if col in _KNOWN:
-            cells[col] = cell.strip()
-        elif cell.strip():
-            extra[orig] = cell.strip()
+    for i, col in known:
+        if i < n:
+            cells[col] = row[i].strip()
+    extra = {orig: row[i].strip() for i, orig in unknown if i < n and row[i].strip()}
+    key = (cells["category_scheme"], cells["category"], cells["series"],
+           cells["victim_status"], cells["tags"], cells["note"])
+    labels = cache.get(key)
+    if labels is None:
+        labels = _labels(cells)
+        if len(cache) >= 65536:  # label sets repeat; bound the cache on lists where not
+            cache.clear()
+        cache[key] = labels
+    try:
+        quality = parse_int(cells["quality"])
+    except ValueError as exc:
+        raise FieldError("quality", str(exc)) from None
+    if quality is not None and not 0 <= quality <= 100:
+        raise FieldError("quality", "must be 0..100")
+    op = (cells["op"] or "add").lower()
+    if op not in ("add", "remove"):
+        raise FieldError("op", "must be add or remove")
+    if not cells["signal_type"]:
+        raise FieldError("signal_type", "empty")
+    try:
+        return EntryRecord(cells["signal_type"], cells["value"], labels, quality=quality,
+                           op=op, source_id=cells["source_id"] or None,  # type: ignore[arg-type]
+                           extra=extra)
+    except ValueError as exc:
+        raise FieldError("value", str(exc)) from None
 
+
+def _labels(cells: dict[str, str]) -> Labels:
     category = None
     if cells["category"]:
         if cells["category_scheme"]:
@@ -108,26 +140,10 @@ def _row(row: list[str], cols: list[str], originals: list[str]) -> EntryRecord:
     vs = (cells["victim_status"] or "unknown").lower()
     if vs not in VICTIM_STATUSES:
         raise FieldError("victim_status", f"must be one of {', '.join(VICTIM_STATUSES)}")
-    try:
-        quality = parse_int(cells["quality"])
-    except ValueError as exc:
-        raise FieldError("quality", str(exc)) from None
-    if quality is not None and not 0 <= quality <= 100:
-        raise FieldError("quality", "must be 0..100")
-    op = (cells["op"] or "add").lower()
-    if op not in ("add", "remove"):
-        raise FieldError("op", "must be add or remove")
-    if not cells["signal_type"]:
-        raise FieldError("signal_type", "empty")
     labels = Labels(category=category, series=cells["series"] or None,
                     victim_status=vs,  # type: ignore[arg-type]
                     tags=tuple(cells["tags"].split(";")), note=cells["note"] or None)
-    try:
-        return EntryRecord(cells["signal_type"], cells["value"], labels, quality=quality,
-                           op=op, source_id=cells["source_id"] or None,  # type: ignore[arg-type]
-                           extra=extra)
-    except ValueError as exc:
-        raise FieldError("value", str(exc)) from None
+    return labels
 
 
 def write(records: Iterable[EntryRecord], sink: Sink) -> int:
