@@ -494,3 +494,26 @@ def test_writers_leave_caller_files_open_and_accept_paths(tmp_path):
         p = tmp_path / f"out.{name}"
         module.write(recs, p)
         assert [(r.signal_type, r.value) for r in module.read(p)] == [("pdq", PDQ[0])], name
+
+
+class ReadOnly:
+    """Only read() and readline(), like a progress-counting wrapper around a file."""
+
+    def __init__(self, data: bytes) -> None:
+        self._f = io.BytesIO(data)
+
+    def read(self, n: int = -1) -> bytes:
+        return self._f.read(n)
+
+    def readline(self, n: int = -1) -> bytes:
+        return self._f.readline(n)
+
+
+@pytest.mark.parametrize("name", sorted(FORMATS))
+def test_readers_accept_any_object_with_read(name):
+    recs = [EntryRecord("pdq", PDQ[0], Labels(category=("us", "1")), quality=5, source_id="3")]
+    if name == "pdq-list":
+        recs = [EntryRecord("pdq", PDQ[0], quality=5)]
+    buf = io.BytesIO()
+    FORMATS[name].write(recs, buf)
+    assert list(FORMATS[name].read(ReadOnly(BOM + buf.getvalue()))) == recs

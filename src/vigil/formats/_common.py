@@ -199,12 +199,12 @@ def open_text(source: Source | TextIO, name: str | None = None) -> Iterator[tupl
     elif isinstance(source, io.TextIOBase):
         yield source, fname  # type: ignore[misc]
     else:
-        w = io.TextIOWrapper(source, encoding="utf-8-sig", newline="")  # type: ignore[arg-type]
-        try:
-            yield w, fname
-        finally:
-            with contextlib.suppress(ValueError):
-                w.detach()
+        # Via Rewindable: anything with read() works (progress wrappers, pipes), and
+        # closing our wrappers never closes the caller's file.
+        r = Rewindable(source)  # type: ignore[arg-type]
+        r.stream()
+        yield io.TextIOWrapper(io.BufferedReader(r, CHUNK), encoding="utf-8-sig",
+                               newline=""), fname
 
 
 @contextlib.contextmanager
