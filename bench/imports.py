@@ -5,7 +5,11 @@ times ``read()`` of each in a fresh child process, consuming records without kee
 them, and reports records/s and the child's peak RSS (VmHWM) above its start-up peak,
 so the figures show what the reader costs, not what earlier work in this process did.
 
-Run: .venv/bin/python bench/imports.py [--count N] [--regen]
+With ``--store sqlite`` (or a PostgreSQL URL) each file is also imported into a bank of a
+fresh store through ``Banks.apply``: the whole ``vigil bank import`` path, in one
+transaction.
+
+Run: .venv/bin/python bench/imports.py [--count N] [--regen] [--store sqlite] [--store URL]
 """
 
 from __future__ import annotations
@@ -31,8 +35,20 @@ base = hwm()
 module = FORMATS[sys.argv[1]]
 t = time.perf_counter()
 n = 0
-for _ in module.read(sys.argv[2]):
-    n += 1
+if len(sys.argv) > 3:  # into a bank of a fresh store at this URL
+    from vigil.banks import Banks
+    from vigil.store import make_engine, migrate
+    engine = make_engine(sys.argv[3])
+    migrate(engine)
+    banks = Banks(engine, user="bench")
+    banks.create("bench", "BENCH")
+    base = hwm()
+    t = time.perf_counter()
+    r = banks.apply("bench", module.read(sys.argv[2]), source="bench")
+    n = r.added
+else:
+    for _ in module.read(sys.argv[2]):
+        n += 1
 dt = time.perf_counter() - t
 print(n, dt, hwm() - base, hwm())
 """
@@ -75,6 +91,9 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--count", type=int, default=1_000_000)
     ap.add_argument("--regen", action="store_true", help="regenerate the input files")
+    ap.add_argument("--store", action="append", default=[], metavar="URL",
+                    help="also import into a bank of a fresh store at URL (repeatable; "
+                    "'sqlite' = a new SQLite file under bench/out/)")
     args = ap.parse_args()
     OUT.mkdir(exist_ok=True)
     jobs = [("csv", OUT / f"imports-{args.count}.csv", gen_csv),
@@ -84,16 +103,25 @@ def main() -> None:
         if args.regen or not path.exists():
             print(f"generating {path.name} ...", file=sys.stderr)
             gen(path, args.count)
-        out = subprocess.run([sys.executable, "-c", CHILD, fmt, str(path)], check=True,
-                             capture_output=True, text=True).stdout.split()
-        n, secs, growth, peak = int(out[0]), float(out[1]), int(out[2]), int(out[3])
-        rows.append((fmt, path.stat().st_size / 1e6, n, secs, n / secs, growth / 1e6,
-                     peak / 1e6))
-    print(f"{'format':<6} {'file MB':>8} {'records':>10} {'seconds':>8} {'records/s':>10} "
-          f"{'peak +MB':>9} {'peak MB':>8}")
-    for fmt, mb, n, secs, rate, growth, peak in rows:
-        print(f"{fmt:<6} {mb:>8.0f} {n:>10,} {secs:>8.1f} {rate:>10,.0f} {growth:>9.1f} "
-              f"{peak:>8.1f}")
+        for target in ["read only", *args.store]:
+            argv = [sys.executable, "-c", CHILD, fmt, str(path)]
+            if target != "read only":
+                url = target
+                if target == "sqlite":
+                    db = OUT / f"imports-{fmt}.db"
+                    for f in OUT.glob(f"imports-{fmt}.db*"):
+                        f.unlink()
+                    url = f"sqlite:///{db}"
+                argv.append(url)
+            out = subprocess.run(argv, check=True, capture_output=True, text=True).stdout.split()
+            n, secs, growth, peak = int(out[0]), float(out[1]), int(out[2]), int(out[3])
+            rows.append((fmt, target.split("@")[-1][:24], path.stat().st_size / 1e6, n, secs,
+                         n / secs, growth / 1e6, peak / 1e6))
+    print(f"{'format':<6} {'into':<24} {'file MB':>8} {'records':>10} {'seconds':>8} "
+          f"{'records/s':>10} {'peak +MB':>9} {'peak MB':>8}")
+    for fmt, into, mb, n, secs, rate, growth, peak in rows:
+        print(f"{fmt:<6} {into:<24} {mb:>8.0f} {n:>10,} {secs:>8.1f} {rate:>10,.0f} "
+              f"{growth:>9.1f} {peak:>8.1f}")
 
 
 if __name__ == "__main__":
