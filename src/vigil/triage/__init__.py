@@ -1,0 +1,1 @@
+"""Triage: scan a seizure, match what is known, group the unknown, report."""

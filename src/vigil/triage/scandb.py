@@ -1,0 +1,352 @@
+"""The scan database: everything one ``vigil scan`` learned, and its progress, in DIR/scan.db.
+
+Why a database and not memory: a scan of a million files must survive ``kill -9`` and
+resume where it stopped without hashing anything twice. Every file's result is committed
+as it arrives; a rerun skips files already ``done``/``error``. The report, the CSV/JSONL
+results and the VICS export are all rendered from this file alone.
+
+SQLite (WAL) via the standard library: a local work file needs no server, and one writer
+(the scan's parent process) with many readers is exactly SQLite's sweet spot.
+
+Tables
+------
+``meta(key, value)``              scan settings and timestamps (JSON values)
+``files``                         one row per input file (virtual path); signals, EXIF, status
+``matches``                       one row per (file, bank entry) lead; labels copied at scan time
+``groups`` / ``group_members``    near-duplicate groups of unknown images, ranked for review
+``thumbs(sha256, jpeg)``          small thumbnails (clear, max 160 px) for the report; the report
+                                  blurs and greys them unless told otherwise
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+SCHEMA_VERSION = 1
+
+DDL = """
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS files (
+    id INTEGER PRIMARY KEY,
+    path TEXT NOT NULL UNIQUE,          -- virtual path (archive members: outer.zip!/inner.jpg)
+    container TEXT,                     -- virtual path of the archive it came from, if any
+    status TEXT NOT NULL DEFAULT 'pending',   -- pending | done | error
+    size INTEGER,
+    mtime REAL,
+    kind TEXT,                          -- image | video | archive | other
+    format TEXT,                        -- e.g. JPEG, PNG, ZIP (sniffed from content)
+    width INTEGER,
+    height INTEGER,
+    md5 TEXT, sha1 TEXT, sha256 TEXT,
+    pdq TEXT, pdq_quality INTEGER,
+    exif TEXT,                          -- JSON: make, model, serial, datetime_original, gps
+    device TEXT,                        -- capture device key (make|model|serial) or NULL
+    error_code TEXT, error_message TEXT,
+    seconds REAL                        -- worker time spent on this file
+);
+CREATE INDEX IF NOT EXISTS ix_files_status ON files(status);
+CREATE INDEX IF NOT EXISTS ix_files_sha256 ON files(sha256);
+CREATE TABLE IF NOT EXISTS matches (
+    id INTEGER PRIMARY KEY,
+    sha256 TEXT NOT NULL,               -- the item (identical files share one)
+    bank TEXT NOT NULL, agency TEXT NOT NULL, entry_id INTEGER NOT NULL,
+    signal_type TEXT NOT NULL,          -- md5 | sha1 | sha256 | pdq | ...
+    signals TEXT NOT NULL,              -- JSON list: every signal type that hit this entry's record
+    variant TEXT NOT NULL,              -- original, or the dihedral variant that matched
+    distance INTEGER NOT NULL,
+    category_scheme TEXT, category TEXT, series TEXT,
+    victim_status TEXT NOT NULL, tags TEXT NOT NULL,
+    UNIQUE (sha256, bank, entry_id)
+);
+CREATE TABLE IF NOT EXISTS groups (
+    id INTEGER PRIMARY KEY,
+    rank INTEGER NOT NULL,              -- 1 = review first
+    size INTEGER NOT NULL,              -- distinct items in the group
+    score REAL NOT NULL,
+    device TEXT,                        -- shared capture device key, if most members share one
+    summary TEXT NOT NULL               -- JSON: devices, capture date range, formats...
+);
+CREATE TABLE IF NOT EXISTS group_members (
+    group_id INTEGER NOT NULL, sha256 TEXT NOT NULL, distance INTEGER NOT NULL,
+    PRIMARY KEY (group_id, sha256)
+);
+CREATE TABLE IF NOT EXISTS thumbs (sha256 TEXT PRIMARY KEY, jpeg BLOB NOT NULL);
+"""
+
+FILE_COLUMNS = ("path", "container", "status", "size", "mtime", "kind", "format", "width",
+                "height", "md5", "sha1", "sha256", "pdq", "pdq_quality", "exif", "device",
+                "error_code", "error_message", "seconds")
+
+
+@dataclass(frozen=True, slots=True)
+class FileRow:
+    """One input file as the scan recorded it."""
+
+    id: int
+    path: str
+    container: str | None
+    status: str
+    size: int | None
+    mtime: float | None
+    kind: str | None
+    format: str | None
+    width: int | None
+    height: int | None
+    md5: str | None
+    sha1: str | None
+    sha256: str | None
+    pdq: str | None
+    pdq_quality: int | None
+    exif: dict[str, Any]
+    device: str | None
+    error_code: str | None
+    error_message: str | None
+    seconds: float | None
+
+
+@dataclass(frozen=True, slots=True)
+class MatchRow:
+    """A lead: an item matched a bank entry (labels as they were at scan time)."""
+
+    sha256: str
+    bank: str
+    agency: str
+    entry_id: int
+    signal_type: str
+    signals: list[str]
+    variant: str
+    distance: int
+    category_scheme: str | None
+    category: str | None
+    series: str | None
+    victim_status: str
+    tags: list[str]
+
+
+@dataclass(frozen=True, slots=True)
+class ItemRow:
+    """Identical files (same SHA-256) as one item, with every path it was found at."""
+
+    sha256: str
+    paths: list[str]
+    kind: str | None
+    format: str | None
+    size: int | None
+    pdq: str | None
+    pdq_quality: int | None
+    exif: dict[str, Any]
+    matches: list[MatchRow] = field(default_factory=list)
+
+
+@dataclass(frozen=True, slots=True)
+class GroupRow:
+    """A group of near-duplicate unknown images, ranked for review."""
+
+    id: int
+    rank: int
+    size: int
+    score: float
+    device: str | None
+    summary: dict[str, Any]
+    members: list[tuple[str, int]]  # (sha256, distance to the group's first member)
+
+
+@dataclass(frozen=True, slots=True)
+class Summary:
+    """Totals for the report's first screen."""
+
+    files: int
+    done: int
+    errors: int
+    pending: int
+    items: int
+    duplicates: int  # files beyond the first of each identical item
+    known_items: int
+    unknown_images: int
+    groups: int
+    by_kind: dict[str, int]
+    known_by_category: dict[str, int]  # "scheme:value" (or "uncategorised") -> items
+    errors_by_code: dict[str, int]
+    meta: dict[str, Any]
+
+
+class ScanDB:
+    """Read and write one scan's database. Not shared across processes for writing."""
+
+    def __init__(self, path: str | Path) -> None:
+        self.path = Path(path)
+        self.conn = sqlite3.connect(self.path, timeout=60, isolation_level=None)
+        self.conn.execute("PRAGMA journal_mode=WAL")
+        self.conn.execute("PRAGMA synchronous=NORMAL")
+        self.conn.executescript(DDL)
+        version = self.get_meta("schema_version")
+        if version is None:
+            self.set_meta("schema_version", SCHEMA_VERSION)
+        elif version != SCHEMA_VERSION:
+            raise ValueError(f"{self.path}: scan database version {version}, this Vigil reads "
+                             f"{SCHEMA_VERSION}; rerun the scan into a new folder")
+
+    def close(self) -> None:
+        self.conn.close()
+
+    # ---- meta --------------------------------------------------------------------------
+
+    def get_meta(self, key: str) -> Any:
+        row = self.conn.execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()
+        return None if row is None else json.loads(row[0])
+
+    def set_meta(self, key: str, value: Any) -> None:
+        self.conn.execute("INSERT INTO meta(key, value) VALUES (?, ?) ON CONFLICT(key) DO "
+                          "UPDATE SET value = excluded.value", (key, json.dumps(value)))
+
+    def meta(self) -> dict[str, Any]:
+        return {k: json.loads(v) for k, v in self.conn.execute("SELECT key, value FROM meta")}
+
+    # ---- writing (the scan) --------------------------------------------------------------
+
+    def add_pending(self, rows: Iterable[tuple[str, str | None, int | None, float | None]]) -> int:
+        """Register files (path, container, size, mtime) not seen before; returns how many."""
+        cur = self.conn.cursor()
+        cur.execute("BEGIN")
+        before = self.conn.total_changes
+        cur.executemany("INSERT OR IGNORE INTO files(path, container, size, mtime) "
+                        "VALUES (?, ?, ?, ?)", rows)
+        cur.execute("COMMIT")
+        return self.conn.total_changes - before
+
+    def pending_paths(self) -> list[str]:
+        return [r[0] for r in self.conn.execute(
+            "SELECT path FROM files WHERE status = 'pending' ORDER BY id")]
+
+    def record(self, results: Iterable[dict[str, Any]],
+               thumbs: Iterable[tuple[str, bytes]] = ()) -> None:
+        """Store finished files (dicts keyed by FILE_COLUMNS, 'path' required) atomically."""
+        cols = [c for c in FILE_COLUMNS if c != "path"]
+        rows = []
+        for r in results:
+            r = dict(r)
+            if isinstance(r.get("exif"), dict):
+                r["exif"] = json.dumps(r["exif"], ensure_ascii=False, sort_keys=True)
+            rows.append((*(r.get(c) for c in cols), r["path"]))
+        sets = ", ".join(f"{c} = ?" for c in cols)
+        cur = self.conn.cursor()
+        cur.execute("BEGIN")
+        cur.executemany(f"UPDATE files SET {sets} WHERE path = ?", rows)
+        cur.executemany("INSERT OR IGNORE INTO thumbs(sha256, jpeg) VALUES (?, ?)", list(thumbs))
+        cur.execute("COMMIT")
+
+    def replace_matches(self, rows: Iterable[MatchRow]) -> None:
+        cur = self.conn.cursor()
+        cur.execute("BEGIN")
+        cur.execute("DELETE FROM matches")
+        cur.executemany(
+            "INSERT OR REPLACE INTO matches(sha256, bank, agency, entry_id, signal_type, signals,"
+            " variant, distance, category_scheme, category, series, victim_status, tags) VALUES "
+            "(?,?,?,?,?,?,?,?,?,?,?,?,?)",
+            [(m.sha256, m.bank, m.agency, m.entry_id, m.signal_type, json.dumps(m.signals),
+              m.variant, m.distance, m.category_scheme, m.category, m.series, m.victim_status,
+              json.dumps(m.tags)) for m in rows])
+        cur.execute("COMMIT")
+
+    def replace_groups(self, groups: Iterable[GroupRow]) -> None:
+        cur = self.conn.cursor()
+        cur.execute("BEGIN")
+        cur.execute("DELETE FROM group_members")
+        cur.execute("DELETE FROM groups")
+        for g in groups:
+            cur.execute("INSERT INTO groups(id, rank, size, score, device, summary) "
+                        "VALUES (?,?,?,?,?,?)",
+                        (g.id, g.rank, g.size, g.score, g.device, json.dumps(g.summary)))
+            cur.executemany("INSERT INTO group_members(group_id, sha256, distance) VALUES (?,?,?)",
+                            [(g.id, s, d) for s, d in g.members])
+        cur.execute("COMMIT")
+
+    # ---- reading (reports) ---------------------------------------------------------------
+
+    def _file(self, row: tuple[Any, ...]) -> FileRow:
+        d = dict(zip(("id", *FILE_COLUMNS), row, strict=True))
+        d["exif"] = json.loads(d["exif"]) if d["exif"] else {}
+        return FileRow(**d)
+
+    def files(self, status: str | None = None) -> Iterator[FileRow]:
+        """Every file in input order (optionally only one status)."""
+        q = f"SELECT id, {', '.join(FILE_COLUMNS)} FROM files"
+        args: tuple[Any, ...] = ()
+        if status is not None:
+            q += " WHERE status = ?"
+            args = (status,)
+        for row in self.conn.execute(q + " ORDER BY id", args):
+            yield self._file(row)
+
+    def matches(self) -> list[MatchRow]:
+        out = []
+        for r in self.conn.execute(
+                "SELECT sha256, bank, agency, entry_id, signal_type, signals, variant, distance,"
+                " category_scheme, category, series, victim_status, tags FROM matches "
+                "ORDER BY distance, bank, entry_id"):
+            out.append(MatchRow(*r[:5], json.loads(r[5]), *r[6:12], json.loads(r[12])))
+        return out
+
+    def items(self) -> list[ItemRow]:
+        """Identical files merged: one item per SHA-256, in order of first appearance."""
+        by_sha: dict[str, list[FileRow]] = {}
+        for f in self.files("done"):
+            if f.sha256:
+                by_sha.setdefault(f.sha256, []).append(f)
+        leads: dict[str, list[MatchRow]] = {}
+        for m in self.matches():
+            leads.setdefault(m.sha256, []).append(m)
+        out = []
+        for sha, fs in by_sha.items():
+            first = fs[0]
+            out.append(ItemRow(sha, [f.path for f in fs], first.kind, first.format, first.size,
+                               first.pdq, first.pdq_quality, first.exif, leads.get(sha, [])))
+        return out
+
+    def groups(self) -> list[GroupRow]:
+        members: dict[int, list[tuple[str, int]]] = {}
+        for gid, sha, d in self.conn.execute(
+                "SELECT group_id, sha256, distance FROM group_members ORDER BY group_id, distance,"
+                " sha256"):
+            members.setdefault(gid, []).append((sha, d))
+        return [GroupRow(gid, rank, size, score, device, json.loads(summary), members.get(gid, []))
+                for gid, rank, size, score, device, summary in self.conn.execute(
+                    "SELECT id, rank, size, score, device, summary FROM groups ORDER BY rank")]
+
+    def thumbnail(self, sha256: str) -> bytes | None:
+        row = self.conn.execute("SELECT jpeg FROM thumbs WHERE sha256 = ?", (sha256,)).fetchone()
+        return None if row is None else bytes(row[0])
+
+    def summary(self) -> Summary:
+        one = self.conn.execute
+        files = one("SELECT count(*) FROM files").fetchone()[0]
+        status = dict(one("SELECT status, count(*) FROM files GROUP BY status").fetchall())
+        items = one("SELECT count(DISTINCT sha256) FROM files WHERE status='done' AND sha256 "
+                    "IS NOT NULL").fetchone()[0]
+        dup_files = one("SELECT count(*) FROM files WHERE status='done' AND sha256 IS NOT NULL"
+                        ).fetchone()[0]
+        known = one("SELECT count(DISTINCT sha256) FROM matches").fetchone()[0]
+        unknown_images = one(
+            "SELECT count(DISTINCT sha256) FROM files WHERE status='done' AND kind='image' AND "
+            "sha256 NOT IN (SELECT sha256 FROM matches)").fetchone()[0]
+        by_kind = dict(one("SELECT coalesce(kind, 'unknown'), count(*) FROM files WHERE "
+                           "status='done' GROUP BY kind").fetchall())
+        by_cat: dict[str, int] = {}
+        for scheme, cat, n in one(
+                "SELECT category_scheme, category, count(DISTINCT sha256) FROM matches "
+                "GROUP BY category_scheme, category"):
+            key = f"{scheme}:{cat}" if scheme else "uncategorised"
+            by_cat[key] = by_cat.get(key, 0) + n
+        errors = dict(one("SELECT error_code, count(*) FROM files WHERE status='error' "
+                          "GROUP BY error_code").fetchall())
+        groups = one("SELECT count(*) FROM groups").fetchone()[0]
+        return Summary(files=files, done=status.get("done", 0), errors=status.get("error", 0),
+                       pending=status.get("pending", 0), items=items,
+                       duplicates=dup_files - items, known_items=known,
+                       unknown_images=unknown_images, groups=groups, by_kind=by_kind,
+                       known_by_category=by_cat, errors_by_code=errors, meta=self.meta())
