@@ -164,3 +164,16 @@ def test_fast_path_reduces_large_images_and_stays_close(tmp_path: Path) -> None:
         drifts.append((int(fast.pdq.hex, 16) ^ int(ref.pdq.hex, 16)).bit_count())
     assert max(drifts) <= 16, drifts
     assert sum(drifts) / len(drifts) <= 6, drifts
+
+
+def test_heic_photos_are_hashed(tmp_path: Path) -> None:
+    """Phones save HEIC: it must hash like the same picture in any other format."""
+    pytest.importorskip("pillow_heif")
+    img = synthetic_image(11, (400, 300))
+    heic, png = tmp_path / "IMG_0001.HEIC", tmp_path / "same.png"
+    img.save(heic, quality=95)
+    img.save(png)
+    a, b = hash_file(heic), hash_file(png)
+    assert a.ok and a.image is not None and a.image.format == "HEIF", a.error
+    assert a.pdq is not None and b.pdq is not None
+    assert (int(a.pdq.hex, 16) ^ int(b.pdq.hex, 16)).bit_count() <= 12

@@ -31,6 +31,13 @@ from PIL import Image, UnidentifiedImageError
 
 from vigil.signals.errors import CorruptImageError, ImageTooLargeError
 
+try:  # HEIC/HEIF: what phones save photos as; decoded by libheif through pillow-heif
+    from pillow_heif import register_heif_opener
+
+    register_heif_opener()
+except ImportError:  # pragma: no cover - declared dependency; tolerate a minimal install
+    pass
+
 #: Refuse images whose declared size exceeds this many pixels (≈ a 15,000 × 10,000 scan).
 DEFAULT_MAX_PIXELS = 150_000_000
 
