@@ -44,6 +44,7 @@ CREATE TABLE IF NOT EXISTS files (
     height INTEGER,
     md5 TEXT, sha1 TEXT, sha256 TEXT,
     pdq TEXT, pdq_quality INTEGER,
+    pdq_dihedral TEXT,                  -- JSON list: the 7 rotated/mirrored variants, if asked
     exif TEXT,                          -- JSON: make, model, serial, datetime_original, gps
     device TEXT,                        -- capture device key (make|model|serial) or NULL
     error_code TEXT, error_message TEXT,
@@ -79,7 +80,8 @@ CREATE TABLE IF NOT EXISTS thumbs (sha256 TEXT PRIMARY KEY, jpeg BLOB NOT NULL);
 """
 
 FILE_COLUMNS = ("path", "container", "status", "size", "mtime", "kind", "format", "width",
-                "height", "md5", "sha1", "sha256", "pdq", "pdq_quality", "exif", "device",
+                "height", "md5", "sha1", "sha256", "pdq", "pdq_quality", "pdq_dihedral", "exif",
+                "device",
                 "error_code", "error_message", "seconds")
 
 
@@ -102,6 +104,7 @@ class FileRow:
     sha256: str | None
     pdq: str | None
     pdq_quality: int | None
+    pdq_dihedral: list[str] | None
     exif: dict[str, Any]
     device: str | None
     error_code: str | None
@@ -141,6 +144,10 @@ class ItemRow:
     pdq_quality: int | None
     exif: dict[str, Any]
     matches: list[MatchRow] = field(default_factory=list)
+    md5: str | None = None
+    sha1: str | None = None
+    device: str | None = None
+    pdq_dihedral: list[str] | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -230,8 +237,9 @@ class ScanDB:
         rows = []
         for r in results:
             r = dict(r)
-            if isinstance(r.get("exif"), dict):
-                r["exif"] = json.dumps(r["exif"], ensure_ascii=False, sort_keys=True)
+            for key in ("exif", "pdq_dihedral"):
+                if isinstance(r.get(key), dict | list):
+                    r[key] = json.dumps(r[key], ensure_ascii=False, sort_keys=True)
             rows.append((*(r.get(c) for c in cols), r["path"]))
         sets = ", ".join(f"{c} = ?" for c in cols)
         cur = self.conn.cursor()
@@ -271,6 +279,7 @@ class ScanDB:
     def _file(self, row: tuple[Any, ...]) -> FileRow:
         d = dict(zip(("id", *FILE_COLUMNS), row, strict=True))
         d["exif"] = json.loads(d["exif"]) if d["exif"] else {}
+        d["pdq_dihedral"] = json.loads(d["pdq_dihedral"]) if d["pdq_dihedral"] else None
         return FileRow(**d)
 
     def files(self, status: str | None = None) -> Iterator[FileRow]:
@@ -305,7 +314,8 @@ class ScanDB:
         for sha, fs in by_sha.items():
             first = fs[0]
             out.append(ItemRow(sha, [f.path for f in fs], first.kind, first.format, first.size,
-                               first.pdq, first.pdq_quality, first.exif, leads.get(sha, [])))
+                               first.pdq, first.pdq_quality, first.exif, leads.get(sha, []),
+                               first.md5, first.sha1, first.device, first.pdq_dihedral))
         return out
 
     def groups(self) -> list[GroupRow]:

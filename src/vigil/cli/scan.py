@@ -1,0 +1,120 @@
+"""``vigil scan``: triage a seizure into a report an examiner can act on."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from vigil.cli._app import app, err, fail, open_banks, open_indexes, progress, user_errors
+
+
+@app.command("scan")
+def scan(
+    evidence: Annotated[list[Path], typer.Argument(
+        help="Folders, files and archives (zip, tar, tar.gz; nested) to scan.",
+        show_default=False)],
+    out: Annotated[Path, typer.Option("--out", "-o", help="Folder for scan.db, the report and "
+                                      "the exports. Rerun the same command to resume.")],
+    banks_: Annotated[list[str] | None, typer.Option(
+        "--bank", "-b", help="Match against these banks (repeatable); default: all.")] = None,
+    threshold: Annotated[int, typer.Option(min=0, max=64, help="PDQ threshold in bits.")] = 31,
+    dihedral: Annotated[bool, typer.Option(
+        "--dihedral", help="Also match rotated and mirrored copies.")] = False,
+    thumbnails: Annotated[str, typer.Option(
+        help="Report thumbnails: blurred (greyscale, default), clear, or none.")] = "blurred",
+    jobs: Annotated[int, typer.Option("--jobs", "-j", min=0,
+                                      help="Worker processes (0 = all cores).")] = 0,
+    reference: Annotated[bool, typer.Option("--reference",
+                                            help="Reference-mode PDQ (slower).")] = False,
+    no_match: Annotated[bool, typer.Option("--no-match", help="Hash and group only.")] = False,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress display.")] = False,
+) -> None:
+    """Hash every file of a seizure, match it against the banks, group the unknown, report.
+
+    Writes into --out: [bold]report.html[/bold] (self-contained; thumbnails blurred and
+    greyscale by default), [bold]results.jsonl[/bold] and [bold]results.csv[/bold] (one
+    row per file), [bold]case.vics.json[/bold] (VICS 2.0 case for forensic tools) and
+    [bold]scan.db[/bold] (everything, and the progress). Killed or crashed? Run the same
+    command again: it resumes where it stopped and ends with the same results.
+
+    [bold]Example[/bold]
+
+      vigil scan /evidence/phone.zip /evidence/laptop --bank sg-known --out case-17
+    """
+    import os
+
+    from vigil.matching import Matcher
+    from vigil.triage.scan import ScanError, ScanOptions, run_scan
+
+    if thumbnails not in ("blurred", "clear", "none"):
+        fail("--thumbnails must be blurred, clear or none", 2)
+    options = ScanOptions(inputs=tuple(str(p) for p in evidence),
+                          banks=tuple(banks_) if banks_ else None, threshold=threshold,
+                          dihedral=dihedral, mode="reference" if reference else "fast",
+                          thumbnails=thumbnails, jobs=jobs or (os.cpu_count() or 1))
+    t0 = time.perf_counter()
+    with user_errors():
+        matcher = None
+        if not no_match:
+            banks = open_banks()
+            matcher = Matcher(banks, open_indexes(banks))
+            for b in banks_ or []:
+                banks.get(b)
+        with progress(quiet) as bar:
+            tasks: dict[str, object] = {}
+
+            def show(phase: str, done: int, total: int) -> None:
+                if phase not in tasks:
+                    tasks[phase] = bar.add_task(phase, total=total)
+                bar.update(tasks[phase], completed=done, total=total)  # type: ignore[arg-type]
+
+            try:
+                stats = run_scan(out, options, matcher, show)
+            except ScanError as exc:
+                fail(str(exc))
+        written = write_outputs(out, thumbnails)
+    _summary(out, stats, time.perf_counter() - t0, written)
+
+
+def write_outputs(out: Path, thumbnails: str) -> list[Path]:
+    """Render the report and exports from scan.db (all of them, every run)."""
+    from vigil.triage.scandb import ScanDB
+
+    db = ScanDB(out / "scan.db")
+    written: list[Path] = []
+    try:
+        from vigil.triage.exports import write_results, write_vics_case
+        from vigil.triage.report import write_report
+
+        written.append(write_report(db, out / "report.html", thumbnails))  # type: ignore[arg-type]
+        written.extend(write_results(db, out))
+        written.append(write_vics_case(db, out / "case.vics.json"))
+    finally:
+        db.close()
+    return written
+
+
+def _summary(out: Path, stats, seconds: float, written: list[Path]) -> None:  # type: ignore[no-untyped-def]
+    from vigil.triage.scandb import ScanDB
+
+    db = ScanDB(out / "scan.db")
+    s = db.summary()
+    db.close()
+    resumed = f" (resumed: {stats.skipped_done:,} already done)" if stats.skipped_done else ""
+    rate = stats.hashed / stats.seconds.get("hash", 1) if stats.hashed else 0
+    typer.echo(f"scanned {s.files:,} files in {seconds:.1f} s{resumed}; hashed {stats.hashed:,} "
+               f"this run at {rate:,.0f} files/s")
+    typer.echo(f"  items: {s.items:,} distinct ({s.duplicates:,} duplicate files)")
+    known = ", ".join(f"{k} {v:,}" for k, v in sorted(s.known_by_category.items())) or "none"
+    typer.echo(f"  known: {s.known_items:,} items — {known}")
+    typer.echo(f"  unknown images: {s.unknown_images:,}, in {s.groups:,} candidate groups "
+               "for review")
+    errs = ", ".join(f"{k} {v:,}" for k, v in sorted(s.errors_by_code.items()))
+    typer.echo(f"  errors: {s.errors:,}" + (f" — {errs}" if errs else ""))
+    for p in written:
+        typer.echo(f"  wrote {p}")
+    if not written:
+        err.print("report not written (report layer unavailable)")

@@ -1,0 +1,206 @@
+"""``vigil scan``: a seizure in, a ranked, categorised, resumable triage out.
+
+The flow, and why it is resumable: (1) enumerate the evidence (folders, files, archive
+members) and register every file as ``pending`` in DIR/scan.db; (2) hash pending files in
+worker processes, committing each result as it arrives — a kill loses at most the files
+in flight, and a rerun picks up the rest; (3) match every distinct item against the
+banks; (4) group the unknown images; (5) render the report and exports from scan.db.
+Steps 3–5 are recomputed from the database on every run, so a resumed scan ends with
+exactly the results of an uninterrupted one.
+"""
+
+from __future__ import annotations
+
+import multiprocessing as mp
+import os
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from vigil import __version__
+from vigil.matching import Matcher, Query
+from vigil.signals import DIHEDRAL_NAMES
+from vigil.triage.grouping import Unknown, group_unknown
+from vigil.triage.scandb import MatchRow, ScanDB
+from vigil.triage.sources import Limits, iter_items
+from vigil.triage.worker import WorkOptions, process
+
+#: Commit results at least this often (seconds): bounds the work lost to a kill.
+COMMIT_EVERY = 0.5
+MATCH_BATCH = 2000
+
+
+class ScanError(Exception):
+    """The scan cannot start as asked (e.g. DIR holds a scan of other evidence)."""
+
+
+@dataclass(frozen=True, slots=True)
+class ScanOptions:
+    """Everything that defines a scan; stored in scan.db so a rerun can check it."""
+
+    inputs: tuple[str, ...]
+    banks: tuple[str, ...] | None = None  # None: every bank
+    threshold: int = 31
+    dihedral: bool = False
+    min_quality: int = 50
+    mode: str = "fast"
+    thumbnails: str = "blurred"  # blurred | clear | none
+    jobs: int = field(default_factory=lambda: os.cpu_count() or 1)
+
+    def identity(self) -> dict[str, Any]:
+        """What must not change between a scan and its resumption."""
+        return {"inputs": [os.path.abspath(p) for p in self.inputs], "mode": self.mode}
+
+
+@dataclass(slots=True)
+class ScanStats:
+    """What a run did (for the one-screen summary and for benchmarks)."""
+
+    registered: int = 0
+    hashed: int = 0
+    errors: int = 0
+    skipped_done: int = 0
+    seconds: dict[str, float] = field(default_factory=dict)
+
+
+Progress = Callable[[str, int, int], None]  # (phase, done, total)
+
+
+def _work(args: tuple[str, WorkOptions]) -> tuple[dict[str, Any], bytes | None]:
+    return process(*args)
+
+
+def _pool_results(paths: list[str], options: WorkOptions, jobs: int
+                  ) -> Iterator[tuple[dict[str, Any], bytes | None]]:
+    if jobs <= 1 or len(paths) < 2:
+        for p in paths:
+            yield process(p, options)
+        return
+    ctx = mp.get_context("forkserver" if "forkserver" in mp.get_all_start_methods() else "spawn")
+    with ctx.Pool(jobs) as pool:
+        yield from pool.imap_unordered(_work, ((p, options) for p in paths), chunksize=4)
+
+
+def run_scan(out: Path, options: ScanOptions, matcher: Matcher | None,
+             progress: Progress | None = None) -> ScanStats:
+    """Run (or resume) a scan into ``out``; returns what this run did."""
+    out.mkdir(parents=True, exist_ok=True)
+    db = ScanDB(out / "scan.db")
+    stats = ScanStats()
+    try:
+        stored = db.get_meta("identity")
+        if stored is not None and stored != options.identity():
+            raise ScanError(f"{out} holds a scan of other evidence ({', '.join(stored['inputs'])})"
+                            "; use another --out folder")
+        db.set_meta("identity", options.identity())
+        db.set_meta("options", {**asdict(options), "inputs": list(options.inputs)})
+        db.set_meta("vigil_version", __version__)
+        if db.get_meta("started_at") is None:
+            db.set_meta("started_at", time.time())
+        runs = (db.get_meta("runs") or 0) + 1
+        db.set_meta("runs", runs)
+
+        t = time.perf_counter()
+        stats.registered = _register(db, options)
+        stats.seconds["enumerate"] = time.perf_counter() - t
+
+        t = time.perf_counter()
+        _hash_pending(db, options, stats, progress)
+        stats.seconds["hash"] = time.perf_counter() - t
+
+        t = time.perf_counter()
+        if matcher is not None:
+            _match(db, options, matcher, progress)
+        stats.seconds["match"] = time.perf_counter() - t
+
+        t = time.perf_counter()
+        _group(db, options)
+        stats.seconds["group"] = time.perf_counter() - t
+        db.set_meta("finished_at", time.time())
+        return stats
+    finally:
+        db.close()
+
+
+def _register(db: ScanDB, options: ScanOptions) -> int:
+    """Enumerate the evidence; new files become pending, listing errors become error rows."""
+    rows, errors = [], []
+    for item in iter_items(list(options.inputs), Limits()):
+        rows.append((item.path, item.container, item.size, item.mtime))
+        if item.error is not None:
+            errors.append({"path": item.path, "status": "error", "error_code": item.error.code,
+                           "error_message": item.error.cause})
+    n = db.add_pending(rows)
+    if errors:
+        # Only rows still pending: a resumed scan never rewrites what it already decided.
+        pending = set(db.pending_paths())
+        db.record([e for e in errors if e["path"] in pending])
+    return n
+
+
+def _hash_pending(db: ScanDB, options: ScanOptions, stats: ScanStats,
+                  progress: Progress | None) -> None:
+    paths = db.pending_paths()
+    total = db.summary().files
+    done = total - len(paths)
+    stats.skipped_done = done
+    work = WorkOptions(mode=options.mode, thumbnails=options.thumbnails != "none",
+                       dihedral=options.dihedral)
+    batch: list[dict[str, Any]] = []
+    thumbs: list[tuple[str, bytes]] = []
+    last = time.monotonic()
+    for row, thumb in _pool_results(paths, work, options.jobs):
+        batch.append(row)
+        if thumb is not None and row.get("sha256"):
+            thumbs.append((row["sha256"], thumb))
+        stats.hashed += 1
+        stats.errors += row["status"] == "error"
+        if time.monotonic() - last >= COMMIT_EVERY:
+            db.record(batch, thumbs)
+            batch, thumbs, last = [], [], time.monotonic()
+        if progress:
+            progress("hashing", done + stats.hashed, total)
+    db.record(batch, thumbs)
+
+
+def _match(db: ScanDB, options: ScanOptions, matcher: Matcher, progress: Progress | None) -> None:
+    """Match every distinct item: exact digests first, then PDQ (and its dihedral variants)."""
+    items = db.items()
+    rows: list[MatchRow] = []
+    for start in range(0, len(items), MATCH_BATCH):
+        chunk = items[start:start + MATCH_BATCH]
+        queries: list[list[Query]] = []
+        for it in chunk:
+            q = [Query("md5", it.md5 or ""), Query("sha1", it.sha1 or ""),
+                 Query("sha256", it.sha256)]
+            if it.pdq:
+                variants = tuple(zip(DIHEDRAL_NAMES[1:], it.pdq_dihedral or (), strict=False))
+                q.append(Query("pdq", it.pdq, it.pdq_quality, variants if options.dihedral
+                               else ()))
+            queries.append(q)
+        outcomes = matcher.match(queries, threshold=options.threshold,
+                                 bank_names=list(options.banks) if options.banks else None,
+                                 min_quality=options.min_quality)
+        for it, outcome in zip(chunk, outcomes, strict=True):
+            for m, signals in outcome.leads():
+                lab = m.entry.labels
+                cat = lab.category or (None, None)
+                rows.append(MatchRow(it.sha256, m.entry.bank, m.entry.origin_agency, m.entry.id,
+                                     m.signal_type, sorted(signals), m.variant, m.distance,
+                                     cat[0], cat[1], lab.series, lab.victim_status,
+                                     list(lab.tags)))
+        if progress:
+            progress("matching", min(start + MATCH_BATCH, len(items)), len(items))
+    db.replace_matches(rows)
+
+
+def _group(db: ScanDB, options: ScanOptions) -> None:
+    known = {m.sha256 for m in db.matches()}
+    unknown = [Unknown(it.sha256, it.pdq, it.pdq_quality or 0, it.device, it.exif, it.format)
+               for it in db.items() if it.kind == "image" and it.sha256 not in known]
+    db.replace_groups(group_unknown(unknown, options.threshold, options.min_quality))
+
+
+__all__ = ["ScanError", "ScanOptions", "ScanStats", "run_scan"]

@@ -1,0 +1,124 @@
+"""The per-file work of a scan: read once, sniff, hash, EXIF, thumbnail.
+
+Runs in worker processes (or Ray tasks later), so it takes only picklable inputs (a
+virtual path and options) and returns a plain dict row for ``ScanDB.record`` plus an
+optional thumbnail. It never raises for a bad file: the error becomes the row's status.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+from PIL import UnidentifiedImageError
+
+from vigil.signals import decode
+from vigil.signals.digests import digests_of_bytes
+from vigil.signals.errors import EmptyFileError, SignalError, UnreadableFileError
+from vigil.signals.exif import device_key, exif_summary
+from vigil.signals.pdq import pdq_of_image
+from vigil.triage.sources import Limits, read_item
+
+
+@dataclass(frozen=True, slots=True)
+class WorkOptions:
+    """What every worker needs to know; small and picklable."""
+
+    mode: str = "fast"
+    max_pixels: int = decode.DEFAULT_MAX_PIXELS
+    thumbnails: bool = True
+    dihedral: bool = False
+    limits: Limits = field(default_factory=Limits)
+
+
+def sniff_kind(head: bytes) -> tuple[str, str | None]:
+    """(kind, format) from the first bytes: image, video, archive or other."""
+    fmt = decode.sniff_image_format(head)
+    if fmt:
+        return "image", fmt
+    if head[4:8] == b"ftyp":  # ISO media; HEIF images were recognised above
+        return "video", "MP4/MOV"
+    if head.startswith(b"\x1a\x45\xdf\xa3"):
+        return "video", "MKV/WEBM"
+    if head[:4] == b"RIFF" and head[8:12] == b"AVI ":
+        return "video", "AVI"
+    if head.startswith(b"FLV"):
+        return "video", "FLV"
+    if head.startswith((b"PK\x03\x04", b"PK\x05\x06")):
+        return "archive", "ZIP"
+    if head.startswith(b"\x1f\x8b"):
+        return "archive", "GZIP"
+    if len(head) > 262 and head[257:262] == b"ustar":
+        return "archive", "TAR"
+    return "other", None
+
+
+def process(path: str, options: WorkOptions) -> tuple[dict[str, Any], bytes | None]:
+    """Everything the scan records about one file; (row, thumbnail JPEG or None)."""
+    t0 = time.perf_counter()
+    row: dict[str, Any] = {"path": path, "status": "done"}
+    thumb: bytes | None = None
+    try:
+        data = read_item(path, options.limits)
+    except SignalError as exc:
+        return _error(row, exc, t0), None
+    except OSError as exc:
+        return _error(row, UnreadableFileError(path, exc.strerror or str(exc)), t0), None
+    d = digests_of_bytes(data)
+    row.update(size=d.size, md5=d.md5, sha1=d.sha1, sha256=d.sha256)
+    if not data:
+        return _error(row, EmptyFileError(path, "file is empty (0 bytes)"), t0), None
+    kind, fmt = sniff_kind(data[:512])
+    row.update(kind=kind, format=fmt)
+    if kind != "image":
+        # Pillow knows formats our magic list does not (e.g. TGA, PCX): give it a try.
+        if kind == "other":
+            try:
+                img = decode.open_image(data, path, options.max_pixels)
+            except (UnidentifiedImageError, SignalError):
+                row["seconds"] = time.perf_counter() - t0
+                return row, None
+            img.close()
+            row.update(kind="image", format=img.format)
+        else:
+            row["seconds"] = time.perf_counter() - t0
+            return row, None
+    try:
+        img = decode.open_image(data, path, options.max_pixels)
+        row.update(format=img.format or fmt, width=img.size[0], height=img.size[1])
+        summary = exif_summary(img)
+        if summary:
+            row["exif"] = summary
+            row["device"] = device_key(summary)
+        result = pdq_of_image(img, path, options.mode, options.dihedral)  # type: ignore[arg-type]
+        row.update(pdq=result.hash.hex, pdq_quality=result.hash.quality)
+        if result.dihedral:
+            row["pdq_dihedral"] = [h.hex for h in result.dihedral[1:]]
+        if options.thumbnails:
+            thumb = _thumbnail(data, path, options)
+    except SignalError as exc:
+        return _error(row, exc, t0), None
+    row["seconds"] = time.perf_counter() - t0
+    return row, thumb
+
+
+def _thumbnail(data: bytes, path: str, options: WorkOptions) -> bytes | None:
+    """A small clear thumbnail; the report blurs and greys it unless told otherwise."""
+    try:
+        from vigil.triage.thumbs import make_thumbnail
+    except ImportError:  # pragma: no cover - report layer absent
+        return None
+    try:
+        img = decode.open_image(data, path, options.max_pixels)
+        if img.format == "JPEG":
+            img.draft("RGB", (320, 320))
+        return make_thumbnail(img)
+    except Exception:  # a thumbnail is a convenience; its failure is not the file's
+        return None
+
+
+def _error(row: dict[str, Any], exc: SignalError, t0: float) -> dict[str, Any]:
+    row.update(status="error", error_code=exc.code, error_message=exc.cause,
+               seconds=time.perf_counter() - t0)
+    return row
