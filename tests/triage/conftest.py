@@ -164,12 +164,14 @@ def build_scan_db(path: Path) -> Built:
     ])
     db.replace_groups([
         GroupRow(1, 1, 4, 9.5, CANON, {"devices": {CANON: 4}, "formats": {"JPEG": 4},
-                                       "captured": ["2021-03-04T10:11:12",
-                                                    "2021-04-20T18:45:00"]},
+                                       "capture_first": "2021:03:04 10:11:12",
+                                       "capture_last": "2021:04:20 18:45:00", "with_gps": 3},
                  [(sha["g1a"], 0), (sha["g1b"], 8), (sha["g1c"], 14), (sha["g1d"], 22)]),
-        GroupRow(2, 2, 2, 6.0, PHONE, {"devices": {PHONE: 2}, "formats": {"JPEG": 2}},
+        GroupRow(2, 2, 2, 6.0, PHONE, {"devices": {PHONE: 2}, "formats": {"JPEG": 2},
+                                      "with_gps": 1},
                  [(sha["g2a"], 0), (sha["g2b"], 10)]),
-        GroupRow(3, 3, 2, 2.0, None, {"devices": {}, "formats": {"JPEG": 2}},
+        GroupRow(3, 3, 2, 2.0, None, {"devices": {}, "formats": {"JPEG": 2},
+                                    "capture_first": None, "capture_last": None},
                  [(sha["g3a"], 0), (sha["g3b"], 16)]),
     ])
     expected = {md5["k_us1"]: 1, md5["k_ukA"]: 1, md5["k_ncB1"]: 1, md5["k_int"]: 1,
