@@ -99,7 +99,7 @@ th{background:#eef0f4;position:sticky;top:0;cursor:pointer;user-select:none}
 th[aria-sort=ascending]::after{content:" \\25B2"}
 th[aria-sort=descending]::after{content:" \\25BC"}
 td.num{text-align:right;font-variant-numeric:tabular-nums}
-td.path,td.msg{word-break:break-all;max-width:480px}
+td.path,td.msg{word-break:break-all;max-width:480px;min-width:200px}
 code{font:12px ui-monospace,Menlo,Consolas,monospace}
 .note{color:var(--muted);font-size:12.5px;margin:6px 0}
 .filter{margin:0 0 8px;padding:4px 8px;width:320px;max-width:100%;border:1px solid var(--line);
