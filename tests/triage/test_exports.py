@@ -201,6 +201,8 @@ def test_gps_and_summary() -> None:
     assert gps({"gps": {"lat": 1.5, "lon": -2}}) == (1.5, -2.0)
     assert gps({"gps": {"latitude": "1.5", "longitude": "2"}}) == (1.5, 2.0)
     assert gps({"gps": [10, 20]}) == (10.0, 20.0)
+    assert exif_summary({"gps": {"lat": 1, "lon": 2, "alt": 30.5}, "lens": "EF 50mm"}) == {
+        "gps": {"lat": 1.0, "lon": 2.0, "alt": 30.5}, "lens": "EF 50mm"}
     assert gps({"gps": {"lat": 91, "lon": 0}}) is None
     assert gps({"gps": "north"}) is None and gps({}) is None
     assert exif_summary({"make": "A\u202eB", "model": "", "other": 1}) == {"make": "A\\u202eB"}

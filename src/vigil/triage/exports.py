@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import csv
 import json
+import math
 import os
 import re
 import uuid
@@ -60,7 +61,8 @@ def clean_text(value: object) -> str:
 
 # ----------------------------------------------------------------------------- EXIF summary
 
-_EXIF_FIELDS = ("make", "model", "serial", "datetime_original", "software")
+#: The keys ``vigil.signals.exif.exif_summary`` writes (besides ``gps``).
+_EXIF_FIELDS = ("make", "model", "serial", "lens", "datetime_original", "software")
 
 
 def capture_time(exif: dict[str, Any]) -> datetime | None:
@@ -115,6 +117,9 @@ def exif_summary(exif: dict[str, Any]) -> dict[str, Any]:
     g = gps(exif)
     if g is not None:
         out["gps"] = {"lat": g[0], "lon": g[1]}
+        alt = exif["gps"].get("alt") if isinstance(exif.get("gps"), dict) else None
+        if isinstance(alt, int | float) and not isinstance(alt, bool) and math.isfinite(alt):
+            out["gps"]["alt"] = alt
     return out
 
 
@@ -146,7 +151,8 @@ def matches_by_item(db: ScanDB) -> dict[str, list[MatchRow]]:
 CSV_COLUMNS = (
     "path", "container", "status", "size", "mtime", "kind", "format", "width", "height",
     "md5", "sha1", "sha256", "pdq", "pdq_quality", "duplicate_of", "device", "exif_make",
-    "exif_model", "exif_serial", "exif_datetime_original", "exif_software", "exif_gps_lat",
+    "exif_model", "exif_serial", "exif_lens", "exif_datetime_original", "exif_software",
+    "exif_gps_lat",
     "exif_gps_lon", "error_code", "error_message", "match_count", "best_bank", "best_agency",
     "best_category", "best_series", "best_victim_status", "best_distance",
     "best_signal_type", "best_variant", "seconds")
@@ -193,6 +199,7 @@ def _csv_row(rec: dict[str, Any]) -> list[Any]:
     flat = dict(rec)
     flat.update(
         exif_make=ex.get("make"), exif_model=ex.get("model"), exif_serial=ex.get("serial"),
+        exif_lens=ex.get("lens"),
         exif_datetime_original=ex.get("datetime_original"), exif_software=ex.get("software"),
         exif_gps_lat=ex.get("gps", {}).get("lat"), exif_gps_lon=ex.get("gps", {}).get("lon"),
         match_count=len(rec["matches"]), best_bank=best.get("bank"),
@@ -258,7 +265,8 @@ def vics_category(leads: Iterable[MatchRow]) -> int | None:
 def _exifs(exif: dict[str, Any]) -> list[dict[str, str]]:
     s = exif_summary(exif)
     names = {"make": "Make", "model": "Model", "serial": "BodySerialNumber",
-             "datetime_original": "DateTimeOriginal", "software": "Software"}
+             "lens": "LensModel", "datetime_original": "DateTimeOriginal",
+             "software": "Software"}
     out = [{EXIF_NAME: names[k], EXIF_VALUE: str(s[k])} for k in names if k in s]
     t = capture_time(exif)
     if t is not None:  # EXIF's own notation, as forensic tools display it
