@@ -975,19 +975,18 @@ def iter_items(inputs: Iterable[str | os.PathLike[str]], limits: Limits = Limits
             yield from _disk_file(raw, limits, expand_archives)
 
 
-def _resolve(virtual_path: str, limits: Limits) -> tuple[IO[bytes], int, str, int]:
+def _resolve(virtual_path: str, limits: Limits,
+             want_kind: bool) -> tuple[IO[bytes], int, str, int]:
     """Open the innermost archive or file named by a virtual path.
 
-    Returns (stream, stored size, archive kind or "" for a non-archive, depth) for the
-    item itself; raises SourceError.
+    Returns (stream at 0, stored size, archive kind or "" when not an archive or not
+    ``want_kind``, depth) for the item itself; raises SourceError.
     """
     parts = virtual_path.split(SEP)
     if any(not p for p in parts[1:]):
         raise UnreadableSourceError(virtual_path, "names an archive as a whole, not a file")
     raw = _unescape(parts[0])
     fh: IO[bytes] = _open_regular(raw, parts[0])
-    if len(parts) == 1:
-        return fh, os.fstat(fh.fileno()).st_size, "", 0
     try:
         container = parts[0]
         size = os.fstat(fh.fileno()).st_size
@@ -1018,9 +1017,10 @@ def _resolve(virtual_path: str, limits: Limits) -> tuple[IO[bytes], int, str, in
                 raise NotFoundError(path, f"no member {name!r} in {container}")
             fh.close()
             fh, size, container = io.BytesIO(data), len(data), path
-        kind, _ = _sniff_stream(fh)
-        fh.seek(0)
-        return fh, size, kind or "", len(parts) - 1
+        if want_kind:
+            kind, _ = _sniff_stream(fh)
+            fh.seek(0)
+        return fh, size, (kind or "") if want_kind else "", len(parts) - 1
     except BaseException:
         fh.close()
         raise
@@ -1034,7 +1034,7 @@ def read_item(virtual_path: str, limits: Limits = Limits()) -> bytes:
     bounded by ``limits.max_member_size``; plain files are read whole.
     """
     try:
-        fh, _, _, _ = _resolve(virtual_path, limits)
+        fh, _, _, _ = _resolve(virtual_path, limits, False)
         with fh:
             if isinstance(fh, io.BytesIO):
                 return fh.getvalue()
@@ -1056,7 +1056,7 @@ def iter_archive_contents(virtual_path: str, limits: Limits = Limits()
     """
     depth = virtual_path.count(SEP)
     try:
-        fh, size, kind, depth = _resolve(virtual_path, limits)
+        fh, size, kind, depth = _resolve(virtual_path, limits, True)
     except SignalError as exc:
         yield Item(virtual_path + SEP, None, None, virtual_path, depth + 1, exc), None
         return
