@@ -87,6 +87,22 @@ def gen_vics(path: Path, count: int) -> None:
         f.write("\n]}\n")
 
 
+def _fresh_schema(url: str, schema: str) -> str:
+    """A URL whose tables live in a new, empty schema (so each run starts from nothing)."""
+    from sqlalchemy import text
+    from sqlalchemy.engine import make_url
+
+    from vigil.store import make_engine
+
+    engine = make_engine(url)
+    with engine.begin() as conn:
+        conn.execute(text(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE'))
+        conn.execute(text(f'CREATE SCHEMA "{schema}"'))
+    engine.dispose()
+    return make_url(url).update_query_dict({"options": f"-csearch_path={schema}"}) \
+        .render_as_string(hide_password=False)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--count", type=int, default=1_000_000)
@@ -112,6 +128,8 @@ def main() -> None:
                     for f in OUT.glob(f"imports-{fmt}.db*"):
                         f.unlink()
                     url = f"sqlite:///{db}"
+                elif target.startswith("postgresql"):
+                    url = _fresh_schema(target, f"bench_imports_{fmt}")
                 argv.append(url)
             out = subprocess.run(argv, check=True, capture_output=True, text=True).stdout.split()
             n, secs, growth, peak = int(out[0]), float(out[1]), int(out[2]), int(out[3])
