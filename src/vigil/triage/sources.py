@@ -417,10 +417,16 @@ def sniff_archive(head: bytes) -> str | None:
 
 
 def _sniff_stream(f: IO[bytes]) -> tuple[str | None, bytes]:
-    """(archive kind or None, the bytes read to decide)."""
-    head = f.read(_SNIFF)
-    if head.startswith(b"BZh"):
-        head += f.read(_SNIFF_BZ2 - len(head))
+    """(archive kind or None, the bytes read to decide).
+
+    Reads 512 bytes of most files (the listing touches every file of a seizure: keep it
+    cheap) and up to 64 KiB (1 MiB for bzip2) of compressed streams.
+    """
+    head = f.read(512)  # enough for zip and tar; only compressed streams need more
+    if head.startswith(tuple(magic for magic, _, _ in _COMPRESSED)):
+        want = _SNIFF_BZ2 if head.startswith(b"BZh") else _SNIFF
+        while len(head) < want and (more := f.read(want - len(head))):
+            head += more
     return sniff_archive(head), head
 
 
