@@ -650,3 +650,28 @@ def test_errors_pickle_and_compare_by_value() -> None:
     item = Item("x.zip!/", error=err)
     assert pickle.loads(pickle.dumps(item)) == item
     assert hash(item) == hash(Item("x.zip!/", error=CorruptArchiveError("x.zip!/", "damaged")))
+
+
+@pytest.mark.parametrize("kind", ["zip", "tar", "tar.gz"])
+def test_mutated_archives_never_raise(tmp_path: Path, kind: str) -> None:
+    """Random damage anywhere in an archive: listing and reading report, never raise."""
+    import random
+
+    members = [("a/one.txt", b"one" * 50), ("two.jpg", jpeg(9)), ("three.bin", os.urandom(3000))]
+    good = zip_bytes(members) if kind == "zip" else tar_bytes(
+        members, "w" if kind == "tar" else "w:gz")
+    rng = random.Random(1234)
+    f = tmp_path / "m"
+    for _ in range(60):
+        data = bytearray(good)
+        for _ in range(rng.randint(1, 8)):
+            data[rng.randrange(len(data))] = rng.randrange(256)
+        if rng.random() < 0.3:
+            data = data[: rng.randrange(len(data))]
+        f.write_bytes(bytes(data))
+        items = enumerate_all([f])
+        for it in items:
+            if it.error is None:
+                with contextlib.suppress(SourceError):
+                    read_item(it.path)
+        list(iter_archive_contents(str(f)))

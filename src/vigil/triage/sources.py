@@ -753,7 +753,13 @@ def _expand(archive: str, kind: str, fh: IO[bytes], stored_size: int, depth: int
     try:
         while stack:
             gen, container, d = stack[-1]
-            entry = next(gen, None)
+            try:
+                entry = next(gen, None)
+            except Exception as exc:  # defensive: a reader failing in a way not foreseen
+                stack.pop()
+                yield Item(container + SEP, None, None, container, d,
+                           _as_source_error(exc, container)), None
+                continue
             if entry is None:
                 stack.pop()
                 continue
@@ -816,6 +822,9 @@ def _open_regular(raw: bytes, path: str) -> IO[bytes]:
         if not stat.S_ISREG(os.fstat(fd).st_mode):  # replaced since the stat
             raise SpecialFileError(path, "not a regular file; not read")
         return os.fdopen(fd, "rb")
+    except OSError as exc:
+        os.close(fd)
+        raise _os_error(exc, path) from None
     except BaseException:
         os.close(fd)
         raise
@@ -1047,6 +1056,8 @@ def read_item(virtual_path: str, limits: Limits = Limits()) -> bytes:
             return fh.read()
     except SignalError:
         raise
+    except OSError as exc:
+        raise _os_error(exc, virtual_path) from None
     except Exception as exc:  # pragma: no cover - defensive: the contract is typed errors
         raise UnreadableSourceError(virtual_path, f"{type(exc).__name__}: {exc}") from None
 
@@ -1063,8 +1074,10 @@ def iter_archive_contents(virtual_path: str, limits: Limits = Limits()
     depth = virtual_path.count(SEP)
     try:
         fh, size, kind, depth = _resolve(virtual_path, limits, True)
-    except SignalError as exc:
-        yield Item(virtual_path + SEP, None, None, virtual_path, depth + 1, exc), None
+    except Exception as exc:
+        err = exc if isinstance(exc, SignalError) else UnreadableSourceError(
+            virtual_path, f"{type(exc).__name__}: {exc}")
+        yield Item(virtual_path + SEP, None, None, virtual_path, depth + 1, err), None
         return
     with fh:
         if not kind:
