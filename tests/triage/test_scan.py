@@ -135,3 +135,36 @@ def test_resume_after_kill_9_gives_identical_results(tmp_path: Path) -> None:
                        timeout=300)
     assert "resumed" in r.stdout and f"hashed {left:,} this run" in r.stdout
     assert _rows(out / "scan.db") == _rows(tmp_path / "whole" / "scan.db")
+
+
+def test_compressed_tar_with_nested_zip_is_read_in_one_pass(tmp_path: Path) -> None:
+    import io
+    import tarfile
+
+    ev = tmp_path / "ev"
+    ev.mkdir()
+    inner = io.BytesIO()
+    with zipfile.ZipFile(inner, "w") as z:
+        for k in range(2):
+            buf = io.BytesIO()
+            synthetic_image(50 + k).save(buf, "JPEG")
+            z.writestr(f"z{k}.jpg", buf.getvalue())
+    with tarfile.open(ev / "phone.tar.gz", "w:gz") as t:
+        blobs = {"inner.zip": inner.getvalue()}
+        for k in range(5):
+            buf = io.BytesIO()
+            synthetic_image(60 + k).save(buf, "PNG")
+            blobs[f"dcim/p{k}.png"] = buf.getvalue()
+        for name, data in blobs.items():
+            info = tarfile.TarInfo(name)
+            info.size = len(data)
+            t.addfile(info, io.BytesIO(data))
+    out = tmp_path / "out"
+    run_scan(out, ScanOptions(inputs=(str(ev),), jobs=2), None)
+    db = ScanDB(out / "scan.db")
+    rows = {f.path.split("!/", 1)[-1]: f for f in db.files()}
+    db.close()
+    assert set(rows) == {str(ev / "phone.tar.gz"), "inner.zip", "inner.zip!/z0.jpg",
+                         "inner.zip!/z1.jpg", *(f"dcim/p{k}.png" for k in range(5))}
+    assert all(f.status == "done" for f in rows.values())
+    assert sum(1 for f in rows.values() if f.pdq) == 7

@@ -25,7 +25,7 @@ from vigil.signals import DIHEDRAL_NAMES
 from vigil.triage.grouping import Unknown, group_unknown
 from vigil.triage.scandb import MatchRow, ScanDB
 from vigil.triage.sources import Limits, iter_items
-from vigil.triage.worker import WorkOptions, process
+from vigil.triage.worker import WorkOptions, process, process_archive
 
 #: Commit results at least this often (seconds): bounds the work lost to a kill.
 COMMIT_EVERY = 0.5
@@ -68,19 +68,41 @@ class ScanStats:
 Progress = Callable[[str, int, int], None]  # (phase, done, total)
 
 
-def _work(args: tuple[str, WorkOptions]) -> tuple[dict[str, Any], bytes | None]:
-    return process(*args)
+def _work(task: tuple[str, frozenset[str] | None, WorkOptions]
+          ) -> list[tuple[dict[str, Any], bytes | None]]:
+    path, members, options = task
+    if members is None:
+        return [process(path, options)]
+    return process_archive(path, members, options)
+
+
+def _tasks(paths: list[str], options: WorkOptions
+           ) -> list[tuple[str, frozenset[str] | None, WorkOptions]]:
+    """One task per plain file; one per outermost archive for all its pending members."""
+    plain: list[str] = []
+    members: dict[str, set[str]] = {}
+    for p in paths:
+        outer, sep, _ = p.partition("!/")
+        if sep:
+            members.setdefault(outer, set()).add(p)
+        else:
+            plain.append(p)
+    tasks = [(p, None, options) for p in plain]
+    tasks += [(a, frozenset(m), options) for a, m in members.items()]
+    return tasks
 
 
 def _pool_results(paths: list[str], options: WorkOptions, jobs: int
                   ) -> Iterator[tuple[dict[str, Any], bytes | None]]:
-    if jobs <= 1 or len(paths) < 2:
-        for p in paths:
-            yield process(p, options)
+    tasks = _tasks(paths, options)
+    if jobs <= 1 or len(tasks) < 2:
+        for t in tasks:
+            yield from _work(t)
         return
     ctx = mp.get_context("forkserver" if "forkserver" in mp.get_all_start_methods() else "spawn")
     with ctx.Pool(jobs) as pool:
-        yield from pool.imap_unordered(_work, ((p, options) for p in paths), chunksize=4)
+        for rows in pool.imap_unordered(_work, tasks, chunksize=2):
+            yield from rows
 
 
 def run_scan(out: Path, options: ScanOptions, matcher: Matcher | None,

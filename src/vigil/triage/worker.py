@@ -18,7 +18,7 @@ from vigil.signals.digests import digests_of_bytes
 from vigil.signals.errors import EmptyFileError, SignalError, UnreadableFileError
 from vigil.signals.exif import device_key, exif_summary
 from vigil.signals.pdq import pdq_of_image
-from vigil.triage.sources import Limits, read_item
+from vigil.triage.sources import Limits, iter_archive_contents, read_item
 
 
 @dataclass(frozen=True, slots=True)
@@ -58,13 +58,45 @@ def process(path: str, options: WorkOptions) -> tuple[dict[str, Any], bytes | No
     """Everything the scan records about one file; (row, thumbnail JPEG or None)."""
     t0 = time.perf_counter()
     row: dict[str, Any] = {"path": path, "status": "done"}
-    thumb: bytes | None = None
     try:
         data = read_item(path, options.limits)
     except SignalError as exc:
         return _error(row, exc, t0), None
     except OSError as exc:
         return _error(row, UnreadableFileError(path, exc.strerror or str(exc)), t0), None
+    return process_bytes(path, data, options, t0)
+
+
+def process_archive(archive: str, wanted: frozenset[str], options: WorkOptions
+                    ) -> list[tuple[dict[str, Any], bytes | None]]:
+    """Every wanted member of one (outermost) archive, read in a single pass.
+
+    Members of compressed tars can only be reached by decompressing everything before
+    them, so reading them one by one would be quadratic; one worker takes the whole
+    archive instead (at the cost of no parallelism inside one archive).
+    """
+    out = []
+    for item, data in iter_archive_contents(archive, options.limits):
+        if item.path not in wanted:
+            continue
+        t0 = time.perf_counter()
+        if item.error is not None:
+            out.append((_error({"path": item.path, "status": "done"}, item.error, t0), None))
+        elif data is None:
+            out.append((_error({"path": item.path, "status": "done"},
+                               UnreadableFileError(item.path, "member could not be read"), t0),
+                        None))
+        else:
+            out.append(process_bytes(item.path, data, options, t0))
+    return out
+
+
+def process_bytes(path: str, data: bytes, options: WorkOptions, t0: float | None = None
+                  ) -> tuple[dict[str, Any], bytes | None]:
+    """Everything the scan records about one file whose bytes are already read."""
+    t0 = time.perf_counter() if t0 is None else t0
+    row: dict[str, Any] = {"path": path, "status": "done"}
+    thumb: bytes | None = None
     d = digests_of_bytes(data)
     row.update(size=d.size, md5=d.md5, sha1=d.sha1, sha256=d.sha256)
     if not data:
