@@ -1,0 +1,49 @@
+"""The FastAPI application factory: one ``NodeState`` per worker, routers, limits, errors."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+from sqlalchemy import Engine
+
+from vigil import __version__
+from vigil.api import admin, banks, match, ops, problems
+from vigil.api.limits import BodyLimits
+from vigil.api.metrics import RequestMetrics
+from vigil.api.settings import Settings
+from vigil.api.state import NodeState
+from vigil.store import make_engine
+
+DESCRIPTION = """Each agency's Vigil node: hash files, match signals against the agency's
+banks, curate banks, and read the audit trail. Authenticate with
+`Authorization: Bearer <token>` (tokens come from `vigil init` / `POST /v1/tokens`).
+Errors are RFC 9457 `application/problem+json`."""
+
+
+def create_app(engine: Engine | None = None, settings: Settings | None = None) -> FastAPI:
+    """The app for one worker. The store must be migrated and the node initialised."""
+    settings = settings or Settings.from_env()
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        eng = engine or make_engine()
+        node = NodeState(eng, settings)
+        node.index.start()
+        app.state.node = node
+        try:
+            yield
+        finally:
+            node.index.stop()
+            if engine is None:
+                eng.dispose()
+
+    app = FastAPI(title="Vigil node", version=__version__, description=DESCRIPTION,
+                  lifespan=lifespan)
+    problems.install(app)
+    for r in (ops.router, match.router, banks.router, admin.router):
+        app.include_router(r)
+    app.add_middleware(BodyLimits, settings=settings)
+    app.add_middleware(RequestMetrics)
+    return app

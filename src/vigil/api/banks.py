@@ -1,0 +1,242 @@
+"""Banks and entries: create, list, stats, add (by signal or file), relabel, remove,
+import and export (streamed both ways). Banks are private to their agency: another
+agency's bank answers 404, as if it did not exist.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Annotated, Literal
+
+from fastapi import APIRouter, Depends, Query, Request
+from fastapi.concurrency import run_in_threadpool
+from fastapi.responses import StreamingResponse
+
+from vigil.api.auth import remote_of, require
+from vigil.api.hashing import read_upload, signals_of_bytes
+from vigil.api.models import (
+    BankCreate,
+    BankOut,
+    BankStatsOut,
+    ChangeResult,
+    EntriesAdd,
+    EntriesRemove,
+    LabelsIn,
+    Relabel,
+    VictimStatus,
+)
+from vigil.api.problems import ERROR_RESPONSES, ApiError
+from vigil.api.streams import BodyReader, stream_writer
+from vigil.banks import ApplyResult, BankError, BankInfo, StoredEntry
+from vigil.entry import EntryRecord, Labels
+from vigil.formats import FORMATS, FormatError
+from vigil.node import PrincipalInfo
+from vigil.schemes import parse_category
+from vigil.signals import HashOptions
+
+router = APIRouter(prefix="/v1/banks", tags=["banks"], responses=ERROR_RESPONSES)
+FormatName = Literal["csv", "vics", "ncmec", "stopncii", "pdq-list"]
+MEDIA = {"csv": "text/csv", "vics": "application/json", "ncmec": "application/xml",
+         "stopncii": "application/json", "pdq-list": "text/plain"}
+ONLY_CARRIES = {"pdq-list": {"pdq"}}
+Reader = Annotated[PrincipalInfo, Depends(require("banks.read"))]
+Writer = Annotated[PrincipalInfo, Depends(require("banks.write"))]
+Exporter = Annotated[PrincipalInfo, Depends(require("banks.export"))]
+
+
+def _own(request: Request, caller: PrincipalInfo, name: str) -> None:
+    if request.app.state.node.bank_agency(name) != caller.agency:
+        raise ApiError(404, f"no bank named {name!r}", "name")
+
+
+def _out(b: BankInfo) -> BankOut:
+    return BankOut(name=b.name, agency=b.agency, description=b.description,
+                   default_scheme=b.default_scheme, entries=b.entries, last_seq=b.last_seq,
+                   created_at=b.created_at, updated_at=b.updated_at)
+
+
+def _labels(li: LabelsIn, base: Labels | None = None) -> Labels:
+    base = base or Labels()
+    return Labels(category=parse_category(li.category) if li.category else base.category,
+                  series=li.series if li.series is not None else base.series,
+                  victim_status=li.victim_status or base.victim_status,
+                  tags=tuple(li.tags) if li.tags is not None else base.tags,
+                  note=li.note if li.note is not None else base.note)
+
+
+def _apply(request: Request, caller: PrincipalInfo, name: str, action: str,
+           records: list[EntryRecord] | Iterator[EntryRecord], source: str = "api",
+           **extra: object) -> ChangeResult:
+    node = request.app.state.node
+    try:
+        r: ApplyResult = node.banks(caller.label).apply(name, records, source=source)
+    except BankError as exc:
+        raise ApiError(404, str(exc), "name") from None
+    except FormatError as exc:
+        node.audit.append(action, outcome="failed", agency=caller.agency, actor=caller.label,
+                          target=name, remote=remote_of(request),
+                          detail={"error": str(exc)[:300], **extra})
+        raise ApiError(422, str(exc), "body") from None
+    last = node.banks(caller.label).get(name).last_seq
+    node.audit.append(action, agency=caller.agency, actor=caller.label, target=name,
+                      remote=remote_of(request),
+                      detail={"added": r.added, "updated": r.updated, "removed": r.removed,
+                              "unchanged": r.unchanged, "not_found": r.not_found,
+                              "skipped": len(r.skipped), "last_seq": last, **extra})
+    return ChangeResult(bank=name, added=r.added, updated=r.updated, unchanged=r.unchanged,
+                        removed=r.removed, not_found=r.not_found, last_seq=last,
+                        skipped=r.skipped[:1000])
+
+
+@router.get("", response_model=list[BankOut], summary="Your agency's banks")
+def list_banks(request: Request, caller: Reader) -> list[BankOut]:
+    return [_out(b) for b in request.app.state.node.banks(caller.label).list()
+            if b.agency == caller.agency]
+
+
+@router.post("", response_model=BankOut, status_code=201, summary="Create a bank")
+def create_bank(body: BankCreate, request: Request, caller: Writer) -> BankOut:
+    node = request.app.state.node
+    try:
+        info = node.banks(caller.label).create(body.name, caller.agency, body.description,
+                                               body.default_scheme)
+    except BankError as exc:
+        raise ApiError(409, str(exc), "name") from None
+    node.audit.append("bank.create", agency=caller.agency, actor=caller.label,
+                      target=info.name, remote=remote_of(request))
+    return _out(info)
+
+
+@router.get("/{name}", response_model=BankStatsOut, summary="A bank's counts (never hashes)")
+def bank_stats(name: str, request: Request, caller: Reader) -> BankStatsOut:
+    _own(request, caller, name)
+    st = request.app.state.node.banks(caller.label).stats(name)
+    return BankStatsOut(**_out(st.info).model_dump(), by_signal_type=st.by_signal_type,
+                        by_category=st.by_category, by_victim_status=st.by_victim_status,
+                        series=st.series, removed=st.removed)
+
+
+@router.post("/{name}/entries", response_model=ChangeResult, summary="Add entries by signal")
+def add_entries(name: str, body: EntriesAdd, request: Request, caller: Writer) -> ChangeResult:
+    _own(request, caller, name)
+    records = []
+    for e in body.entries:
+        records.append(EntryRecord(e.type, e.value, _labels(e), e.quality, "add", e.source_id))
+    return _apply(request, caller, name, "bank.add", records)
+
+
+@router.post("/{name}/entries/file", response_model=ChangeResult,
+             openapi_extra={"requestBody": {"required": True, "content": {
+                 "application/octet-stream": {"schema": {"type": "string",
+                                                         "format": "binary"}}}}},
+             summary="Add an uploaded file's signals (held in memory, never stored)")
+async def add_file(
+        name: str, request: Request, caller: Writer,
+        category: Annotated[str | None, Query(max_length=40)] = None,
+        series: Annotated[str | None, Query(max_length=200)] = None,
+        victim_status: VictimStatus | None = None,
+        tag: Annotated[list[str] | None, Query(max_length=100)] = None,
+        note: Annotated[str | None, Query(max_length=4000)] = None,
+        reference: bool = True) -> ChangeResult:
+    await run_in_threadpool(_own, request, caller, name)
+    try:
+        labels = _labels(LabelsIn(category=category, series=series,
+                                  victim_status=victim_status, tags=tag, note=note))
+    except ValueError as exc:
+        raise ApiError(422, str(exc).splitlines()[-1].strip(), "query") from None
+    data = await read_upload(request, request.app.state.node.settings.max_upload_bytes)
+    r = await run_in_threadpool(signals_of_bytes, data,
+                                HashOptions(mode="reference" if reference else "fast"))
+    d = r.digests
+    assert d is not None
+    sid, extra = f"sha256:{d.sha256}", {"size": d.size}
+    recs = [EntryRecord(t, v, labels, None, "add", sid, extra)
+            for t, v in (("md5", d.md5), ("sha1", d.sha1), ("sha256", d.sha256))]
+    if r.pdq is not None:
+        recs.append(EntryRecord("pdq", r.pdq.hex, labels, r.pdq.quality, "add", sid, extra))
+    return await run_in_threadpool(_apply, request, caller, name, "bank.add", recs,
+                                   "api upload", file=True)
+
+
+@router.patch("/{name}/entries", response_model=ChangeResult,
+              summary="Relabel entries chosen by signal or by series")
+def relabel(name: str, body: Relabel, request: Request, caller: Writer) -> ChangeResult:
+    _own(request, caller, name)
+    if (body.signals is None) == (body.of_series is None):
+        raise ApiError(422, "give exactly one of signals and of_series", "body")
+    banks = request.app.state.node.banks(caller.label)
+    found: list[StoredEntry] = []
+    if body.of_series is not None:
+        found = banks.entries_of_series(name, body.of_series)
+    else:
+        by_type: dict[str, list[str]] = {}
+        for s in body.signals or []:
+            by_type.setdefault(s.type, []).append(s.value)
+        for t, values in by_type.items():
+            found += banks.find(t, sorted(set(values)), [name])
+    recs = [EntryRecord(e.signal_type, e.value, _labels(body.set, e.labels), e.quality, "add",
+                        e.source_id, e.extra) for e in found]
+    return _apply(request, caller, name, "bank.relabel", recs, selected=len(found))
+
+
+@router.post("/{name}/entries/remove", response_model=ChangeResult,
+             summary="Remove entries (tombstones: the change log keeps them)")
+def remove_entries(name: str, body: EntriesRemove, request: Request,
+                   caller: Writer) -> ChangeResult:
+    _own(request, caller, name)
+    recs = [EntryRecord(s.type, s.value, op="remove") for s in body.signals]
+    return _apply(request, caller, name, "bank.remove", recs)
+
+
+@router.post("/{name}/import", response_model=ChangeResult,
+             openapi_extra={"requestBody": {"required": True, "content": {
+                 "application/octet-stream": {"schema": {"type": "string",
+                                                         "format": "binary"}}}}},
+             summary="Bulk import a hash list (streamed; all or nothing by default)")
+async def import_list(name: str, request: Request, caller: Writer, format: FormatName,
+                      skip_invalid: bool = False) -> ChangeResult:
+    await run_in_threadpool(_own, request, caller, name)
+    reader = BodyReader(request.stream().__aiter__())
+    skipped: list[str] = []
+
+    def on_error(exc: FormatError) -> None:
+        skipped.append(str(exc))
+
+    def run() -> ChangeResult:
+        records = FORMATS[format].read(reader, on_error=on_error if skip_invalid else None,
+                                       name="body")
+        res = _apply(request, caller, name, "bank.import", records, f"api import ({format})",
+                     format=format)
+        res.skipped = skipped[:1000]
+        return res
+
+    try:
+        return await run_in_threadpool(run)
+    except (UnicodeDecodeError, ValueError) as exc:
+        raise ApiError(422, str(exc).splitlines()[0][:300], "body") from None
+
+
+@router.get("/{name}/export", summary="Export a bank in an interchange format (streamed)",
+            responses={200: {"content": {m: {} for m in set(MEDIA.values())},
+                             "description": "the bank's live entries"}})
+def export(name: str, request: Request, caller: Exporter,
+           format: FormatName = "csv") -> StreamingResponse:
+    _own(request, caller, name)
+    node = request.app.state.node
+    banks = node.banks(caller.label)
+    keep = ONLY_CARRIES.get(format)
+    info = banks.get(name)
+    node.audit.append("bank.export", agency=caller.agency, actor=caller.label, target=name,
+                      remote=remote_of(request),
+                      detail={"format": format, "entries": info.entries,
+                              "last_seq": info.last_seq})
+
+    def records() -> Iterator[EntryRecord]:
+        for e in banks.entries(name):
+            if keep is None or e.signal_type in keep:
+                yield e.record()
+
+    body = stream_writer(lambda sink: FORMATS[format].write(records(), sink))
+    ext = {"csv": "csv", "pdq-list": "txt", "ncmec": "xml"}.get(format, "json")
+    return StreamingResponse(body, media_type=MEDIA[format], headers={
+        "Content-Disposition": f'attachment; filename="export.{format}.{ext}"'})

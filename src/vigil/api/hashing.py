@@ -1,0 +1,70 @@
+"""Hash an uploaded file held in memory: digests, PDQ and its variants. Never on disk."""
+
+from __future__ import annotations
+
+from PIL import UnidentifiedImageError
+from starlette.requests import Request
+
+from vigil.api.models import HashResponse, ImageOut
+from vigil.api.problems import ApiError
+from vigil.signals import (
+    FileSignals,
+    HashOptions,
+    SignalError,
+    decode,
+    digests_of_bytes,
+    pdq_of_image,
+)
+from vigil.signals.pdq import DIHEDRAL_NAMES
+
+
+async def read_upload(request: Request, limit: int) -> bytes:
+    """The request body, streamed into memory up to ``limit`` bytes (never to a file)."""
+    buf = bytearray()
+    async for chunk in request.stream():
+        buf += chunk
+        if len(buf) > limit:
+            raise ApiError(413, f"more than the limit of {limit:,} bytes", "body")
+    if not buf:
+        raise ApiError(422, "the uploaded file is empty", "body")
+    return bytes(buf)
+
+
+def signals_of_bytes(data: bytes, options: HashOptions) -> FileSignals:
+    """What ``hash_file`` computes, from bytes: a bad image is an error, not an exception."""
+    name = "<upload>"
+    result = FileSignals(path=name, digests=digests_of_bytes(data))
+    try:
+        img = decode.open_image(data, name, options.max_pixels)
+    except UnidentifiedImageError:
+        return result
+    except SignalError as exc:
+        result.error = exc
+        return result
+    try:
+        pdq = pdq_of_image(img, name, options.mode, options.dihedral, options.min_long_side)
+    except SignalError as exc:
+        result.error = exc
+        return result
+    finally:
+        img.close()
+    result.pdq, result.pdq_dihedral, result.image = pdq.hash, pdq.dihedral, pdq.info
+    return result
+
+
+def hash_response(r: FileSignals) -> HashResponse:
+    d = r.digests
+    assert d is not None
+    out = HashResponse(size=d.size, md5=d.md5, sha1=d.sha1, sha256=d.sha256)
+    if r.pdq is not None:
+        out.pdq, out.pdq_quality = r.pdq.hex, r.pdq.quality
+    if r.pdq_dihedral is not None:
+        out.pdq_dihedral = {n: h.hex for n, h in zip(DIHEDRAL_NAMES, r.pdq_dihedral,
+                                                      strict=True)}
+    if r.image is not None:
+        i = r.image
+        out.image = ImageOut(format=i.format, width=i.width, height=i.height, mode=i.mode,
+                             animated=i.animated, exif_orientation=i.exif_orientation)
+    if r.error is not None:
+        out.error = {"code": r.error.code, "message": r.error.cause}
+    return out

@@ -1,0 +1,143 @@
+"""POST /v1/match, /v1/hash, /v1/match/file: matching a batch of signals, hashing a file.
+
+The caller's agency bounds what it can match: only its own banks are searched (sharing
+with other agencies comes with federation). What a lead shows depends on the caller's
+roles: matchers get bank, category and distance only; analysts also get the labels.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, Query, Request
+from fastapi.concurrency import run_in_threadpool
+
+from vigil.api import metrics
+from vigil.api.auth import allowed, remote_of, require
+from vigil.api.hashing import hash_response, read_upload, signals_of_bytes
+from vigil.api.models import (
+    BankName,
+    Category,
+    FileMatchResponse,
+    HashResponse,
+    MatchOut,
+    MatchRequest,
+    MatchResponse,
+    SignalResult,
+)
+from vigil.api.problems import ERROR_RESPONSES, ApiError
+from vigil.matching import (
+    DEFAULT_MIN_QUALITY,
+    DEFAULT_THRESHOLD,
+    Match,
+    Outcome,
+    queries_of,
+)
+from vigil.matching import Query as MatchQuery
+from vigil.node import PrincipalInfo
+from vigil.signals import HashOptions
+
+router = APIRouter(prefix="/v1", tags=["matching"], responses=ERROR_RESPONSES)
+OCTET = {"requestBody": {"required": True, "content": {
+    "application/octet-stream": {"schema": {"type": "string", "format": "binary"}}}}}
+
+
+def _match_out(m: Match, signals: list[str], full: bool) -> MatchOut:
+    lab = m.entry.labels
+    cat = Category(scheme=lab.category[0], value=lab.category[1]) if lab.category else None
+    out = MatchOut(bank=m.entry.bank, distance=int(m.distance), signal_type=m.signal_type,
+                   signals=signals, variant=m.variant, category=cat)
+    if full:
+        out.entry_id, out.agency = m.entry.id, m.entry.origin_agency
+        out.series, out.victim_status = lab.series, lab.victim_status
+        out.tags, out.note = list(lab.tags), lab.note
+    return out
+
+
+def _wanted(request: Request, caller: PrincipalInfo, banks: list[str] | None) -> set[str]:
+    own = request.app.state.node.own_banks(caller.agency)
+    if banks is None:
+        return own
+    unknown = sorted(set(banks) - own)
+    if unknown:  # another agency's bank is "unknown" too: its existence is not disclosed
+        raise ApiError(404, f"no bank named {', '.join(map(repr, unknown[:5]))}", "banks")
+    return set(banks)
+
+
+def _filter(o: Outcome, caller: PrincipalInfo, wanted: set[str]) -> None:
+    o.matches = [m for m in o.matches
+                 if m.entry.agency == caller.agency and m.entry.bank in wanted]
+
+
+def _audit_match(request: Request, caller: PrincipalInfo, signals: list[tuple[str, str]],
+                 matched: int, **extra: object) -> None:
+    node = request.app.state.node
+    node.audit.append("match", agency=caller.agency, actor=caller.label,
+                      remote=remote_of(request),
+                      detail={"signals": len(signals), "matched": matched,
+                              "digest": node.audit.digest_signals(signals), **extra})
+    metrics.SIGNALS.inc(len(signals))
+    metrics.MATCHED.inc(matched)
+
+
+@router.post("/match", response_model=MatchResponse, response_model_exclude_none=True,
+             summary="Match a batch of signals (up to 10,000)")
+def match(req: MatchRequest, request: Request,
+          caller: Annotated[PrincipalInfo, Depends(require("match"))]) -> MatchResponse:
+    wanted = _wanted(request, caller, req.banks)
+    items = [[MatchQuery(s.type, s.value, s.quality,
+                         tuple((s.variants or {}).items()))] for s in req.signals]
+    try:
+        outcomes = request.app.state.node.matcher.match(
+            items, threshold=req.threshold, min_quality=req.min_quality)
+    except ValueError as exc:
+        raise ApiError(422, str(exc), "body") from None
+    full = allowed(caller, "labels.read")
+    results = []
+    for i, o in enumerate(outcomes):
+        _filter(o, caller, wanted)
+        results.append(SignalResult(index=i, skipped=o.skipped,
+                                    matches=[_match_out(m, s, full) for m, s in o.leads()]))
+    matched = sum(1 for r in results if r.matches)
+    _audit_match(request, caller, [(s.type, s.value) for s in req.signals], matched,
+                 threshold=req.threshold,
+                 dihedral=any(s.variants for s in req.signals))
+    return MatchResponse(signals=len(results), matched=matched, results=results)
+
+
+def _options(dihedral: bool, reference: bool) -> HashOptions:
+    return HashOptions(mode="reference" if reference else "fast", dihedral=dihedral)
+
+
+@router.post("/hash", response_model=HashResponse, response_model_exclude_none=True,
+             openapi_extra=OCTET, summary="Hash an uploaded file (held in memory, never stored)")
+async def hash_upload(request: Request,
+                      caller: Annotated[PrincipalInfo, Depends(require("hash"))],
+                      dihedral: bool = False, reference: bool = False) -> HashResponse:
+    data = await read_upload(request, request.app.state.node.settings.max_upload_bytes)
+    r = await run_in_threadpool(signals_of_bytes, data, _options(dihedral, reference))
+    return hash_response(r)
+
+
+@router.post("/match/file", response_model=FileMatchResponse, response_model_exclude_none=True,
+             openapi_extra=OCTET, summary="Hash an uploaded file and match its signals")
+async def match_file(
+        request: Request, caller: Annotated[PrincipalInfo, Depends(require("match"))],
+        dihedral: bool = False, reference: bool = False,
+        threshold: Annotated[int, Query(ge=0, le=64)] = DEFAULT_THRESHOLD,
+        min_quality: Annotated[int, Query(ge=0, le=100)] = DEFAULT_MIN_QUALITY,
+        banks: Annotated[list[BankName] | None, Query(max_length=1000)] = None,
+        ) -> FileMatchResponse:
+    wanted = await run_in_threadpool(_wanted, request, caller, banks)
+    data = await read_upload(request, request.app.state.node.settings.max_upload_bytes)
+    r = await run_in_threadpool(signals_of_bytes, data, _options(dihedral, reference))
+    queries = queries_of(r, dihedral)
+    [o] = await run_in_threadpool(lambda: request.app.state.node.matcher.match(
+        [queries], threshold=threshold, min_quality=min_quality))
+    _filter(o, caller, wanted)
+    full = allowed(caller, "labels.read")
+    leads = [_match_out(m, s, full) for m, s in o.leads()]
+    await run_in_threadpool(_audit_match, request, caller,
+                            [(q.signal_type, q.value) for q in queries], 1 if leads else 0,
+                            threshold=threshold, dihedral=dihedral, file=True)
+    return FileMatchResponse(signals=hash_response(r), matches=leads, skipped=o.skipped)

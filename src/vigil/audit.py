@@ -1,0 +1,239 @@
+"""The node's audit log: append-only, hash-chained, keyed, verifiable.
+
+Why each piece:
+
+* **Chained**: every record carries the MAC of the record before it, so editing,
+  deleting or reordering any record breaks the chain from there on (``verify``).
+* **Keyed** (HMAC-SHA256 with the node's audit key, kept outside the database): someone
+  who can write the database but not read ``VIGIL_HOME/keys`` cannot recompute a valid
+  chain after tampering.
+* **Gap-free ids** handed out under a lock on the single ``audit_head`` row: appends from
+  several workers are serialised, ids follow the chain, and a deleted record is a gap.
+* **Anchor file** (``VIGIL_HOME/audit/anchor.json``): the newest (id, MAC) written after
+  each commit, outside the database, so cutting records off the end is detected too.
+* **No signals**: a match request is recorded with counts and a keyed digest of the
+  queried signals, so one can later check whether a given batch was queried, but the log
+  never holds a hash list (hash lists are sensitive: PDQ codes can be partly inverted).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import hashlib
+import hmac
+import json
+import os
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field, replace
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import Engine, or_, select, update
+from sqlalchemy.orm import Session
+
+from vigil.store.models import utcnow
+from vigil.store.models_node import AuditHead, AuditRecord
+
+GENESIS = "0" * 64
+OUTCOMES = ("ok", "denied", "failed")
+
+
+def _derive(key: bytes, purpose: bytes) -> bytes:
+    return hmac.new(key, b"vigil-audit/" + purpose, hashlib.sha256).digest()
+
+
+def _ts(at: datetime) -> str:
+    """A timestamp as it survives any database: UTC, microseconds, ``Z``."""
+    if at.tzinfo is None:
+        at = at.replace(tzinfo=UTC)
+    return at.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def _canonical(d: dict[str, Any]) -> bytes:
+    return json.dumps(d, sort_keys=True, separators=(",", ":"), ensure_ascii=True).encode()
+
+
+@dataclass(frozen=True, slots=True)
+class AuditEntry:
+    """An audit record as readers see it."""
+
+    id: int
+    at: datetime
+    agency: str | None
+    actor: str | None
+    action: str
+    outcome: str
+    target: str | None
+    remote: str | None
+    detail: dict[str, Any]
+    prev_hash: str
+    hash: str
+
+    def body(self) -> dict[str, Any]:
+        """The fields the chain MAC covers (everything but the MAC itself)."""
+        return {"id": self.id, "at": _ts(self.at), "agency": self.agency, "actor": self.actor,
+                "action": self.action, "outcome": self.outcome, "target": self.target,
+                "remote": self.remote, "detail": self.detail, "prev": self.prev_hash}
+
+
+def _entry(r: AuditRecord) -> AuditEntry:
+    return AuditEntry(r.id, r.at, r.agency, r.actor, r.action, r.outcome, r.target, r.remote,
+                      dict(r.detail or {}), r.prev_hash, r.hash)
+
+
+@dataclass(slots=True)
+class VerifyReport:
+    """What ``verify`` found: how many records checked, the head, and every problem."""
+
+    records: int = 0
+    last_id: int = 0
+    last_hash: str = GENESIS
+    problems: list[str] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return not self.problems
+
+
+class AuditLog:
+    """Appends to and reads the audit log of one store with one node key."""
+
+    def __init__(self, engine: Engine, key: bytes, anchor_dir: Path | None = None) -> None:
+        self.engine = engine
+        self._chain_key = _derive(key, b"chain")
+        self._digest_key = _derive(key, b"signals")
+        self.anchor_dir = anchor_dir
+
+    # ---- writing ---------------------------------------------------------------------------
+
+    def digest_signals(self, signals: Iterable[tuple[str, str]]) -> str:
+        """A keyed digest of a set of signals: recomputable only with the node's key."""
+        text = "\n".join(sorted({f"{t}:{v}" for t, v in signals}))
+        return hmac.new(self._digest_key, text.encode(), hashlib.sha256).hexdigest()
+
+    def mac(self, entry: AuditEntry) -> str:
+        return hmac.new(self._chain_key, _canonical(entry.body()), hashlib.sha256).hexdigest()
+
+    def append(self, action: str, *, outcome: str = "ok", agency: str | None = None,
+               actor: str | None = None, target: str | None = None, remote: str | None = None,
+               detail: dict[str, Any] | None = None) -> AuditEntry:
+        """Append one record; safe from many threads, processes and hosts at once."""
+        if outcome not in OUTCOMES:
+            raise ValueError(f"outcome must be one of {', '.join(OUTCOMES)}")
+        detail = json.loads(_canonical(detail or {}))  # plain JSON types, as read back
+        now = utcnow()
+        with Session(self.engine) as s, s.begin():
+            # Writing the head row first takes its lock (row lock on PostgreSQL, the write
+            # lock on SQLite) before we read it: appends queue here, one chain, no forks.
+            s.execute(update(AuditHead).where(AuditHead.id == 1)
+                      .values(last_id=AuditHead.last_id))
+            head = s.get(AuditHead, 1, populate_existing=True)
+            if head is None:
+                raise RuntimeError("audit_head row missing: the store is not migrated")
+            entry = AuditEntry(head.last_id + 1, now, agency, actor, action, outcome, target,
+                               remote, detail, head.last_hash, "")
+            mac = self.mac(entry)
+            s.add(AuditRecord(id=entry.id, at=now, agency=agency, actor=actor, action=action,
+                              outcome=outcome, target=target, remote=remote, detail=detail,
+                              prev_hash=head.last_hash, hash=mac))
+            head.last_id, head.last_hash = entry.id, mac
+        self._anchor(entry.id, mac)
+        return replace(entry, hash=mac)
+
+    def _anchor(self, last_id: int, mac: str) -> None:
+        """Record the newest committed (id, MAC) outside the database, never going back."""
+        if self.anchor_dir is None:
+            return
+        self.anchor_dir.mkdir(parents=True, exist_ok=True)
+        with open(self.anchor_dir / "anchor.lock", "a") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)
+            current = read_anchor(self.anchor_dir)
+            if current is not None and current[0] >= last_id:
+                return
+            tmp = self.anchor_dir / f".anchor.{os.getpid()}"
+            tmp.write_text(json.dumps({"id": last_id, "hash": mac}))
+            os.replace(tmp, self.anchor_dir / "anchor.json")
+
+    # ---- reading ---------------------------------------------------------------------------
+
+    def records(self, *, action: str | None = None, actor: str | None = None,
+                agency: str | None = None, outcome: str | None = None,
+                since: datetime | None = None, until: datetime | None = None,
+                after_id: int = 0, limit: int = 100,
+                with_anonymous: bool = False) -> list[AuditEntry]:
+        """Records in id order, filtered (prefix match on ``action``: ``bank.`` = all bank).
+
+        ``with_anonymous`` adds records of no agency (failed logins) to an agency filter.
+        """
+        q = select(AuditRecord).where(AuditRecord.id > after_id)
+        if action:
+            q = q.where(AuditRecord.action.startswith(action, autoescape=True))
+        if actor:
+            q = q.where(AuditRecord.actor == actor)
+        if agency:
+            cond = AuditRecord.agency == agency
+            q = q.where(or_(cond, AuditRecord.agency.is_(None)) if with_anonymous else cond)
+        if outcome:
+            q = q.where(AuditRecord.outcome == outcome)
+        if since:
+            q = q.where(AuditRecord.at >= since)
+        if until:
+            q = q.where(AuditRecord.at < until)
+        with Session(self.engine) as s:
+            return [_entry(r) for r in s.scalars(q.order_by(AuditRecord.id).limit(limit))]
+
+    def iter_all(self, chunk: int = 5000) -> Iterator[AuditEntry]:
+        with Session(self.engine) as s:
+            q = select(AuditRecord).order_by(AuditRecord.id).execution_options(yield_per=chunk)
+            for r in s.scalars(q):
+                yield _entry(r)
+
+    def verify(self, max_problems: int = 20) -> VerifyReport:
+        """Check the whole chain, the head row and the anchor; list what is wrong."""
+        rep = VerifyReport()
+
+        def problem(msg: str) -> None:
+            if len(rep.problems) < max_problems:
+                rep.problems.append(msg)
+
+        expected_id, prev = 1, GENESIS
+        for e in self.iter_all():
+            rep.records += 1
+            if e.id != expected_id:
+                problem(f"record {e.id}: expected id {expected_id} "
+                        f"({'records deleted' if e.id > expected_id else 'ids out of order'})")
+            if e.prev_hash != prev:
+                problem(f"record {e.id}: does not chain to the record before it "
+                        "(a record before it was edited, deleted or moved)")
+            if not hmac.compare_digest(self.mac(e), e.hash):
+                problem(f"record {e.id}: content does not match its MAC (edited)")
+            expected_id, prev = e.id + 1, e.hash
+            rep.last_id, rep.last_hash = e.id, e.hash
+        with Session(self.engine) as s:
+            head = s.get(AuditHead, 1)
+        if head is None:
+            problem("audit_head row is missing")
+        elif (head.last_id, head.last_hash) != (rep.last_id, rep.last_hash):
+            problem(f"head names record {head.last_id} but the log ends at record "
+                    f"{rep.last_id} (records at the end deleted or added)")
+        if self.anchor_dir is not None:
+            anchor = read_anchor(self.anchor_dir)
+            if anchor is not None:
+                aid, amac = anchor
+                if aid > rep.last_id:
+                    problem(f"anchor file names record {aid} but the log ends at record "
+                            f"{rep.last_id} (records at the end deleted)")
+                else:
+                    found = self.records(after_id=aid - 1, limit=1)
+                    if not found or found[0].id != aid or found[0].hash != amac:
+                        problem(f"record {aid} differs from the anchor file")
+        return rep
+
+
+def read_anchor(folder: Path) -> tuple[int, str] | None:
+    with contextlib.suppress(OSError, ValueError, KeyError, TypeError):
+        d = json.loads((folder / "anchor.json").read_text())
+        return int(d["id"]), str(d["hash"])
+    return None

@@ -1,0 +1,294 @@
+"""``vigil init``, ``vigil serve``, ``vigil token …``, ``vigil user …``, ``vigil audit …``."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from vigil.cli._app import app, err, fail
+
+token_app = typer.Typer(help="Create, list and revoke API tokens.", no_args_is_help=True)
+user_app = typer.Typer(help="Users and services (principals) of agencies.",
+                       no_args_is_help=True)
+audit_app = typer.Typer(help="Read and verify the audit log.", no_args_is_help=True)
+app.add_typer(token_app, name="token")
+app.add_typer(user_app, name="user")
+app.add_typer(audit_app, name="audit")
+
+
+def _engine():  # type: ignore[no-untyped-def]
+    from vigil.store import make_engine, migrate
+
+    engine = make_engine()
+    migrate(engine)
+    return engine
+
+
+def _node_errors():  # type: ignore[no-untyped-def]
+    from contextlib import contextmanager
+
+    from vigil.node import NodeError
+
+    @contextmanager
+    def guard():  # type: ignore[no-untyped-def]
+        try:
+            yield
+        except NodeError as exc:
+            fail(str(exc))
+
+    return guard()
+
+
+@app.command("init")
+def init(
+    agency: Annotated[str, typer.Option(help="This node's agency code, e.g. SG-SPF.")],
+    name: Annotated[str, typer.Option(help="The agency's name.")],
+    jurisdiction: Annotated[str, typer.Option(help="ISO 3166 code, e.g. SG.")],
+    admin: Annotated[str, typer.Option(help="Name of the first admin.")] = "admin",
+    days: Annotated[int, typer.Option(help="Days the admin token lives.")] = 90,
+) -> None:
+    """Create this node's identity, keys and first admin token (printed once).
+
+    The Ed25519 key pair and the audit key go to $VIGIL_HOME/keys (mode 0600), never
+    into the database. Store the printed token in a password manager: it is not kept.
+
+    [bold]Example[/bold]
+
+      vigil init --agency SG-SPF --name "Singapore Police Force" --jurisdiction SG
+    """
+    from vigil.node import init_node
+    from vigil.store import vigil_home
+
+    with _node_errors():
+        ident, token = init_node(_engine(), vigil_home(), agency, name, jurisdiction, admin,
+                                 days)
+    err.print(f"initialised node of {ident.agency} ({ident.name}, {ident.jurisdiction}); "
+              f"public key {ident.public_key}", highlight=False)
+    err.print(f"admin token for {ident.agency}/{admin} (shown once, valid {days} days):",
+              highlight=False)
+    typer.echo(token)
+
+
+@app.command("serve")
+def serve(
+    host: Annotated[str, typer.Option(help="Address to listen on.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="TCP port.")] = 8000,
+    workers: Annotated[int | None, typer.Option(
+        help="Worker processes (default: 2 on PostgreSQL, 1 on SQLite).")] = None,
+    log_level: Annotated[str, typer.Option(help="uvicorn log level.")] = "info",
+) -> None:
+    """Run the node's HTTP API (FastAPI under uvicorn).
+
+    The store is migrated and the shared on-disk index brought up to date once, here;
+    then every worker maps the same index and tails the change log to stay current.
+    Put a TLS-terminating proxy in front of it for anything but loopback.
+    """
+    import uvicorn
+
+    from vigil.node import identity
+    from vigil.store import vigil_home
+
+    engine = _engine()
+    if identity(engine) is None:
+        fail("this node has no identity yet: run `vigil init --agency … --name … "
+             "--jurisdiction …` first")
+    sqlite = engine.dialect.name == "sqlite"
+    n = workers or (1 if sqlite else 2)
+    if sqlite and n > 1:
+        err.print("vigil serve: several workers on SQLite serialise every write; "
+                  "use PostgreSQL (VIGIL_DATABASE_URL) for a busy node", highlight=False)
+    from vigil.api.settings import Settings
+    from vigil.api.state import ServedIndexes
+
+    settings = Settings.from_env()
+    ServedIndexes(engine, settings.index_folder).save()  # one build/refresh, not one per worker
+    engine.dispose()
+    if n > 1:
+        prom = vigil_home() / "run" / "metrics"
+        shutil.rmtree(prom, ignore_errors=True)
+        prom.mkdir(parents=True)
+        os.environ["PROMETHEUS_MULTIPROC_DIR"] = str(prom)
+    uvicorn.run("vigil.api:create_app", factory=True, host=host, port=port, workers=n,
+                log_level=log_level, access_log=False, server_header=False)
+
+
+# ---- tokens ------------------------------------------------------------------------------
+
+def _agency(agency: str | None) -> str:
+    from vigil.node import identity
+
+    if agency:
+        return agency
+    ident = identity(_engine())
+    if ident is None:
+        fail("this node has no identity yet: run `vigil init` first")
+    return ident.agency
+
+
+@token_app.command("create")
+def token_create(
+    user: Annotated[str, typer.Argument(help="User or service name.")],
+    agency: Annotated[str | None, typer.Option(help="Its agency (default: this node's).")]
+    = None,
+    days: Annotated[int, typer.Option(help="Days the token lives.")] = 90,
+    description: Annotated[str, typer.Option(help="What the token is for.")] = "",
+) -> None:
+    """Create a token for a user or service and print it (once)."""
+    from vigil.node import find_principal, issue_token
+
+    engine = _engine()
+    code = _agency(agency)
+    p = find_principal(engine, code, user)
+    if p is None:
+        fail(f"{code} has no user named {user!r} (vigil user create)")
+    with _node_errors():
+        token, t = issue_token(engine, p.id, days, description)
+    err.print(f"token {t.id} for {p.label}, expires {t.expires_at:%Y-%m-%d} (shown once):",
+              highlight=False)
+    typer.echo(token)
+
+
+@token_app.command("list")
+def token_list(agency: Annotated[str | None, typer.Option(help="Only this agency.")] = None,
+               ) -> None:
+    """List tokens (never the tokens themselves): owner, expiry, revocation."""
+    from vigil.node import tokens
+
+    t = Table("id", "user", "description", "created", "expires", "revoked")
+    for tok in tokens(_engine(), agency):
+        t.add_row(str(tok.id), tok.principal, tok.description, f"{tok.created_at:%Y-%m-%d}",
+                  f"{tok.expires_at:%Y-%m-%d}",
+                  f"{tok.revoked_at:%Y-%m-%d %H:%M}" if tok.revoked_at else "")
+    Console().print(t)
+
+
+@token_app.command("revoke")
+def token_revoke(token_id: Annotated[int, typer.Argument(help="Token id (vigil token list).")],
+                 ) -> None:
+    """Revoke a token at once."""
+    from vigil.audit import AuditLog
+    from vigil.node import audit_key, revoke_token, token_owner
+    from vigil.store import vigil_home
+
+    engine = _engine()
+    owner = token_owner(engine, token_id)
+    if owner is None or not revoke_token(engine, token_id):
+        fail(f"no live token with id {token_id}")
+    AuditLog(engine, audit_key(vigil_home()), vigil_home() / "audit").append(
+        "token.revoke", agency=owner.agency, actor="cli", target=owner.label,
+        detail={"token_id": token_id})
+    typer.echo(f"revoked token {token_id} of {owner.label}")
+
+
+# ---- users -------------------------------------------------------------------------------
+
+@user_app.command("create")
+def user_create(
+    name: Annotated[str, typer.Argument(help="User or service name.")],
+    role: Annotated[list[str], typer.Option(
+        "--role", help="admin, curator, analyst, matcher or auditor; repeatable.")],
+    agency: Annotated[str | None, typer.Option(
+        help="Its agency (default: this node's; another code registers that agency).")]
+    = None,
+    service: Annotated[bool, typer.Option("--service", help="A service, not a person.")]
+    = False,
+) -> None:
+    """Create a user or service with roles (then: vigil token create NAME)."""
+    from vigil.node import create_principal, ensure_agency
+
+    engine = _engine()
+    code = _agency(agency)
+    with _node_errors():
+        ensure_agency(engine, code)
+        p = create_principal(engine, code, name, role, "service" if service else "user",
+                             created_by="cli")
+    typer.echo(f"created {p.kind} {p.label} (id {p.id}) with roles {', '.join(p.roles)}")
+
+
+@user_app.command("list")
+def user_list(agency: Annotated[str | None, typer.Option(help="Only this agency.")] = None,
+              ) -> None:
+    """List users and services with their roles."""
+    from vigil.node import principals
+
+    t = Table("id", "agency", "name", "kind", "roles", "disabled")
+    for p in principals(_engine(), agency):
+        t.add_row(str(p.id), p.agency, p.name, p.kind, ",".join(p.roles),
+                  "yes" if p.disabled else "")
+    Console().print(t)
+
+
+@user_app.command("disable")
+def user_disable(user_id: Annotated[int, typer.Argument(help="User id (vigil user list).")],
+                 ) -> None:
+    """Disable a user or service and revoke all its tokens."""
+    from vigil.node import disable_principal, get_principal
+
+    engine = _engine()
+    p = get_principal(engine, user_id)
+    if p is None:
+        fail(f"no user with id {user_id}")
+    n = disable_principal(engine, user_id)
+    typer.echo(f"disabled {p.label}; {n} token(s) revoked")
+
+
+# ---- audit -------------------------------------------------------------------------------
+
+def _audit_log():  # type: ignore[no-untyped-def]
+    from vigil.audit import AuditLog
+    from vigil.node import NodeError, audit_key
+    from vigil.store import vigil_home
+
+    try:
+        return AuditLog(_engine(), audit_key(vigil_home()), vigil_home() / "audit")
+    except NodeError as exc:
+        fail(str(exc))
+
+
+@audit_app.command("verify")
+def audit_verify() -> None:
+    """Check the audit chain: any edited, deleted or reordered record is reported.
+
+    Exit status 0 if the log is intact, 1 if not.
+    """
+    rep = _audit_log().verify()
+    if rep.ok:
+        typer.echo(f"audit log intact: {rep.records} records, last {rep.last_id} "
+                   f"({rep.last_hash[:16]}…)")
+        return
+    for p in rep.problems:
+        err.print(f"[red]tampered:[/red] {p}", highlight=False)
+    err.print(f"audit log NOT intact ({rep.records} records checked)", highlight=False)
+    raise typer.Exit(1)
+
+
+@audit_app.command("list")
+def audit_list(
+    action: Annotated[str | None, typer.Option(help="Action prefix, e.g. bank. or match.")]
+    = None,
+    actor: Annotated[str | None, typer.Option(help="AGENCY/name.")] = None,
+    outcome: Annotated[str | None, typer.Option(help="ok, denied or failed.")] = None,
+    after: Annotated[int, typer.Option(help="Records after this id.")] = 0,
+    limit: Annotated[int, typer.Option(help="At most this many.")] = 100,
+    as_json: Annotated[bool, typer.Option("--json", help="JSON lines.")] = False,
+) -> None:
+    """List audit records (never signals: match records carry counts and a keyed digest)."""
+    recs = _audit_log().records(action=action, actor=actor, outcome=outcome, after_id=after,
+                                limit=limit)
+    if as_json:
+        for r in recs:
+            typer.echo(json.dumps({"id": r.id, "at": r.at.isoformat(), "agency": r.agency,
+                                   "actor": r.actor, "action": r.action, "outcome": r.outcome,
+                                   "target": r.target, "remote": r.remote, "detail": r.detail}))
+        return
+    t = Table("id", "at", "actor", "action", "outcome", "target", "detail")
+    for r in recs:
+        t.add_row(str(r.id), f"{r.at:%Y-%m-%d %H:%M:%S}", r.actor or "-", r.action, r.outcome,
+                  r.target or "", json.dumps(r.detail)[:80])
+    Console().print(t)
