@@ -227,8 +227,8 @@ def brute_force_score(
 
 
 def brute_force_search(
-    query: Iterable[VpdqFrame],
-    bank: dict[int, Sequence[VpdqFrame]],
+    query: Iterable[VpdqFrame] | PreparedVideo,
+    bank: dict[int, Sequence[VpdqFrame] | PreparedVideo],
     *,
     distance: int = DISTANCE,
     quality: int = QUALITY,
@@ -236,10 +236,10 @@ def brute_force_search(
     min_compared_pct: float = MIN_COMPARED_PCT,
 ) -> list[VideoMatch]:
     """Reference for :meth:`VideoIndex.search`: score the query against every bank video."""
-    q = prepare(query, quality)
+    q = query if isinstance(query, PreparedVideo) else prepare(query, quality)
     out = []
     for vid, frames in bank.items():
-        c = prepare(frames, quality)
+        c = frames if isinstance(frames, PreparedVideo) else prepare(frames, quality)
         qhit, chit = _brute_hits(q.words, c.words, distance)
         m = _match_of(vid, q, c, qhit, chit)
         if m.score.is_match(min_query_pct, min_compared_pct):
