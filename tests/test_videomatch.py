@@ -192,3 +192,18 @@ def test_pigeonhole_probe_count_is_exact() -> None:
             elif pct > 0:
                 assert rows is not None and len(rows) >= m - max(k, 1) + 1
     assert _probe_rows(300, 80.0) is not None and len(_probe_rows(300, 80.0)) == 61  # type: ignore[arg-type]
+
+
+def test_bulk_load_equals_one_by_one_and_is_all_or_nothing() -> None:
+    rng = np.random.default_rng(21)
+    bank = _bank("random", rng, 40, 30)
+    one, bulk = VideoIndex(), VideoIndex()
+    for vid, frames in bank.items():
+        one.add(vid, frames)
+    bulk.add_many(bank.items())
+    queries = _queries(bank, rng, 12)
+    assert one.search_many(queries, min_query_pct=0) == bulk.search_many(queries, min_query_pct=0)
+    before = len(bulk.index)
+    with pytest.raises(ValueError):
+        bulk.add_many([(1, bank[1000]), (2, bank[1007]), (1, bank[1014])])
+    assert len(bulk) == 40 and len(bulk.index) == before and 2 not in bulk

@@ -63,6 +63,7 @@ __all__ = [
     "brute_force_search",
     "merge_ranges",
     "prepare",
+    "prepare_arrays",
 ]
 
 #: frame distance threshold (inclusive), quality floor and match percentages: Meta's defaults
@@ -148,25 +149,39 @@ def _codes(frames: Sequence[VpdqFrame]) -> np.ndarray:
 
 def prepare(frames: Iterable[VpdqFrame], quality: int = QUALITY) -> PreparedVideo:
     """Quality filter, frame order, dedupe by exact hash (see the module doc)."""
-    frames = list(frames)
-    times = sorted(f.seconds for f in frames if not math.isnan(f.seconds))
-    steps = np.diff(np.array(times)) if len(times) > 1 else np.zeros(0)
+    frames = sorted(frames, key=lambda f: f.frame)
+    return prepare_arrays(
+        _codes(frames),
+        np.array([f.quality for f in frames], dtype=np.int64),
+        np.array([f.seconds for f in frames], dtype=np.float64),
+        quality,
+    )
+
+
+def prepare_arrays(
+    codes: np.ndarray, qualities: np.ndarray, seconds: np.ndarray, quality: int = QUALITY
+) -> PreparedVideo:
+    """:func:`prepare` for frames already held as arrays, in frame order: ``(n, 32) uint8``
+    codes, qualities and seconds (bulk loads skip building millions of frame objects)."""
+    codes = np.ascontiguousarray(codes, dtype=np.uint8).reshape(-1, 32)
+    seconds = np.asarray(seconds, dtype=np.float64)
+    times = np.sort(seconds[~np.isnan(seconds)])
+    steps = np.diff(times)
     steps = steps[steps > 0]
     gap = 1.5 * float(np.median(steps)) if len(steps) else math.inf
-    kept = sorted((f for f in frames if f.quality >= quality), key=lambda f: f.frame)
-    codes = _codes(kept)
+    keep = np.asarray(qualities) >= quality
+    kept = codes[keep]
     if len(kept):
-        _, first, inverse = np.unique(codes, axis=0, return_index=True, return_inverse=True)
+        _, first, inverse = np.unique(kept, axis=0, return_index=True, return_inverse=True)
         order = np.argsort(first)  # unique hashes in first-occurrence order
         rank = np.empty_like(order)
         rank[order] = np.arange(len(order))
         unique = rank[inverse.reshape(-1)].astype(np.int64)
-        words = np.ascontiguousarray(codes[np.sort(first)]).view("<u8")
+        words = np.ascontiguousarray(kept[np.sort(first)]).view("<u8")
     else:
         unique = np.zeros(0, np.int64)
         words = np.zeros((0, 4), np.uint64)
-    seconds = np.array([f.seconds for f in kept], dtype=np.float64)
-    return PreparedVideo(words=words, seconds=seconds, unique=unique, gap=gap)
+    return PreparedVideo(words=words, seconds=seconds[keep], unique=unique, gap=gap)
 
 
 def merge_ranges(seconds: np.ndarray, matched: np.ndarray, gap: float) -> list[Range]:
@@ -316,19 +331,41 @@ class VideoIndex:
         self.add_prepared(video_id, prepare(frames, self.quality))
 
     def add_prepared(self, video_id: int, video: PreparedVideo) -> None:
-        """Add an already prepared video (bulk loads prepare once and keep the arrays)."""
-        video_id = int(video_id)
-        if video_id in self._slot:
-            raise ValueError(f"video {video_id} is already in the index")
-        if video.n_unique > _FRAME_MASK:
-            raise ValueError(f"video {video_id} has more than {_FRAME_MASK} unique frames")
-        slot = len(self._videos)
-        self._videos.append(video)
-        self._ids.append(video_id)
-        self._slot[video_id] = slot
-        if video.n_unique:
-            ids = (np.int64(slot) << _FRAME_BITS) | np.arange(video.n_unique, dtype=np.int64)
-            self.index.add(video.words.view(np.uint8).reshape(-1, 32), ids)
+        """Add an already prepared video."""
+        self.add_many([(video_id, video)])
+
+    def add_many(self, videos: Iterable[tuple[int, Iterable[VpdqFrame] | PreparedVideo]]) -> None:
+        """Add many videos with one index insertion (a bank load: one table build, not one
+        per video)."""
+        codes: list[np.ndarray] = []
+        ids: list[np.ndarray] = []
+        added: list[int] = []
+        try:
+            for video_id, frames in videos:
+                video_id = int(video_id)
+                video = (
+                    frames if isinstance(frames, PreparedVideo) else prepare(frames, self.quality)
+                )
+                if video_id in self._slot:
+                    raise ValueError(f"video {video_id} is already in the index")
+                if video.n_unique > _FRAME_MASK:
+                    raise ValueError(f"video {video_id} has more than {_FRAME_MASK} unique frames")
+                slot = len(self._videos)
+                self._videos.append(video)
+                self._ids.append(video_id)
+                self._slot[video_id] = slot
+                added.append(video_id)
+                if video.n_unique:
+                    codes.append(video.words.view(np.uint8).reshape(-1, 32))
+                    ids.append(
+                        (np.int64(slot) << _FRAME_BITS) | np.arange(video.n_unique, dtype=np.int64)
+                    )
+            if codes:
+                self.index.add(np.concatenate(codes), np.concatenate(ids))
+        except BaseException:
+            for video_id in added:  # all or nothing: nothing half-indexed
+                self._videos[self._slot.pop(video_id)] = None
+            raise
 
     def remove(self, video_id: int) -> bool:
         """Remove a video; False when it was not there."""
