@@ -35,6 +35,7 @@ from vigil.signals.vpdq import (
     EmptyVideoError,
     NoVideoStreamError,
     VideoTimeoutError,
+    VideoTooLargeError,
     VideoTooSmallError,
     VpdqFormatError,
     VpdqFrame,
@@ -369,6 +370,18 @@ def test_time_limit_is_enforced_inside_the_loop(gen: Path) -> None:
     with pytest.raises(VideoTimeoutError) as err:
         hash_video(path, time_limit=1e-6)
     assert err.value.code == "video-timeout"
+
+
+def test_oversized_frames_are_refused_before_decoding(
+    gen: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import vigil.signals.vpdq as vpdq_module
+
+    path = _encode(gen / "big.mp4", n=3)
+    monkeypatch.setattr(vpdq_module, "MAX_PIXELS", 96 * 64 - 1)
+    with pytest.raises(VideoTooLargeError) as err:
+        hash_video(path)
+    assert err.value.code == "video-too-large"
 
 
 def test_tiny_frames_and_bad_arguments(gen: Path) -> None:

@@ -82,6 +82,7 @@ __all__ = [
     "NoVideoStreamError",
     "VideoInfo",
     "VideoTimeoutError",
+    "VideoTooLargeError",
     "VideoTooSmallError",
     "VpdqFormatError",
     "VpdqFrame",
@@ -96,6 +97,8 @@ Source = str | os.PathLike[str] | bytes | bytearray | memoryview
 
 #: Meta's vpdq refuses frames smaller than this on either side (PDQ's minimum).
 MIN_DIMENSION = 5
+#: Frames above this many pixels are refused (16K x 8K is 134 M; nothing real is larger).
+MAX_PIXELS = 1 << 27
 #: The fast path holds the demuxed packets in memory; beyond this it decodes the plain way.
 FAST_PATH_MAX_BYTES = 512 * 1024 * 1024
 
@@ -125,6 +128,12 @@ class VideoTooSmallError(SignalError):
     """Frames are smaller than 5 px on a side: PDQ (and vpdq) cannot hash them."""
 
     code = "video-too-small"
+
+
+class VideoTooLargeError(SignalError):
+    """The declared frame size exceeds the limit: refused before decoding (memory guard)."""
+
+    code = "video-too-large"
 
 
 class VideoTimeoutError(SignalError):
@@ -356,6 +365,10 @@ def _setup(container: Any, name: str, interval: float, threads: int) -> tuple[An
         raise CorruptVideoError(name, "video stream declares no frame size")
     if width < MIN_DIMENSION or height < MIN_DIMENSION:
         raise VideoTooSmallError(name, f"frames are {width}x{height}, PDQ needs at least 5x5")
+    if width * height > MAX_PIXELS:
+        raise VideoTooLargeError(
+            name, f"frames are {width}x{height}, above the {MAX_PIXELS} px limit"
+        )
     rate: Fraction | None = None
     for candidate in (stream.average_rate, stream.base_rate, stream.guessed_rate):
         if candidate is not None and candidate.numerator > 0 and candidate.denominator > 0:
