@@ -11,6 +11,7 @@ from typing import Annotated, Literal
 from fastapi import APIRouter, Depends, Query, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import StreamingResponse
+from pydantic import ValidationError
 
 from vigil.api.auth import remote_of, require
 from vigil.api.hashing import read_upload, signals_of_bytes
@@ -142,8 +143,10 @@ async def add_file(
     try:
         labels = _labels(LabelsIn(category=category, series=series,
                                   victim_status=victim_status, tags=tag, note=note))
-    except ValueError as exc:
-        raise ApiError(422, str(exc).splitlines()[-1].strip(), "query") from None
+    except ValidationError as exc:
+        e = exc.errors()[0]
+        field = "query." + ".".join(str(p) for p in e["loc"])
+        raise ApiError(422, str(e["msg"]).removeprefix("Value error, "), field) from None
     data = await read_upload(request, request.app.state.node.settings.max_upload_bytes)
     r = await run_in_threadpool(signals_of_bytes, data,
                                 HashOptions(mode="reference" if reference else "fast"))
