@@ -6,10 +6,10 @@ Admins manage the principals of their own agency only; principals of other agenc
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Query, Request
+from fastapi import APIRouter, Depends, Path, Query, Request
 
 from vigil import node as nodes
 from vigil.api.auth import remote_of, require
@@ -19,6 +19,7 @@ from vigil.node import NodeError, PrincipalInfo, TokenInfo
 
 router = APIRouter(prefix="/v1", tags=["principals and audit"], responses=ERROR_RESPONSES)
 Admin = Annotated[PrincipalInfo, Depends(require("principals.manage"))]
+PathId = Annotated[int, Path(ge=1, le=2**62)]
 
 
 def _user(p: PrincipalInfo) -> UserOut:
@@ -70,7 +71,7 @@ def create_user(body: UserCreate, request: Request, caller: Admin) -> UserOut:
 
 @router.delete("/users/{user_id}", response_model=UserOut,
                summary="Disable a user or service and revoke its tokens")
-def disable_user(user_id: int, request: Request, caller: Admin) -> UserOut:
+def disable_user(user_id: PathId, request: Request, caller: Admin) -> UserOut:
     p = _own_user(request, caller, user_id)
     n = nodes.disable_principal(request.app.state.node.engine, p.id)
     _audit(request, caller, "user.disable", p.label, tokens_revoked=n)
@@ -98,9 +99,9 @@ def create_token(body: TokenCreate, request: Request, caller: Admin) -> TokenCre
 
 
 @router.delete("/tokens/{token_id}", response_model=TokenOut, summary="Revoke a token")
-def revoke_token(token_id: int, request: Request, caller: Admin) -> TokenOut:
+def revoke_token(token_id: PathId, request: Request, caller: Admin) -> TokenOut:
     engine = request.app.state.node.engine
-    owner = nodes.token_owner(engine, token_id) if 0 < token_id < 2**62 else None
+    owner = nodes.token_owner(engine, token_id)
     if owner is None or owner.agency != caller.agency:
         raise ApiError(404, f"no token with id {token_id}", "token_id")
     nodes.revoke_token(engine, token_id)
@@ -120,6 +121,8 @@ def read_audit(request: Request,
                after_id: Annotated[int, Query(ge=0, le=2**62)] = 0,
                limit: Annotated[int, Query(ge=1, le=1000)] = 100) -> list[AuditOut]:
     # An auditor reads its own agency's records, and the anonymous auth failures.
+    since, until = (None if d is None else (d if d.tzinfo else d.replace(tzinfo=UTC))
+                    .astimezone(UTC) for d in (since, until))
     recs = request.app.state.node.audit.records(
         action=action, actor=actor, outcome=outcome, since=since, until=until,
         after_id=after_id, limit=limit, agency=caller.agency, with_anonymous=True)

@@ -6,10 +6,10 @@ Distances are integers; bank hash values are never in any response but an export
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator
 
 from vigil.entry import VICTIM_STATUSES, check_signal
 from vigil.matching import DEFAULT_MIN_QUALITY, DEFAULT_THRESHOLD
@@ -18,6 +18,15 @@ from vigil.schemes import parse_category
 from vigil.signals import DIHEDRAL_NAMES
 
 MAX_SIGNALS = 10_000
+
+
+def _utc(d: datetime) -> datetime:
+    """SQLite gives back naive UTC datetimes: say they are UTC (RFC 3339 needs an offset)."""
+    return d.replace(tzinfo=UTC) if d.tzinfo is None else d
+
+
+Timestamp = Annotated[datetime, AfterValidator(_utc)]
+Id = Annotated[int, Field(ge=1, le=2**62)]
 SignalType = Annotated[str, Field(min_length=1, max_length=64,
                                   pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$",
                                   examples=["pdq", "md5", "sha1", "sha256"])]
@@ -154,8 +163,8 @@ class BankOut(BaseModel):
     default_scheme: str | None
     entries: int
     last_seq: int
-    created_at: datetime
-    updated_at: datetime
+    created_at: Timestamp
+    updated_at: Timestamp
 
 
 class BankStatsOut(BankOut):
@@ -229,7 +238,7 @@ class UserOut(BaseModel):
     kind: str
     roles: list[str]
     disabled: bool
-    created_at: datetime
+    created_at: Timestamp
 
 
 class TokenCreate(Strict):
@@ -243,9 +252,9 @@ class TokenOut(BaseModel):
     user_id: int
     user: str
     description: str
-    created_at: datetime
-    expires_at: datetime
-    revoked_at: datetime | None
+    created_at: Timestamp
+    expires_at: Timestamp
+    revoked_at: Timestamp | None
 
 
 class TokenCreated(TokenOut):
@@ -262,7 +271,7 @@ class Me(BaseModel):
 
 class AuditOut(BaseModel):
     id: int
-    at: datetime
+    at: Timestamp
     agency: str | None
     actor: str | None
     action: str
