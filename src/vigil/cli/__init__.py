@@ -3,8 +3,7 @@
 Run ``vigil --help`` or ``vigil COMMAND --help``; every command explains itself.
 """
 
-from vigil.cli import bank, hash, index, match, scan  # noqa: F401  (registers the commands)
-from vigil.cli import node  # noqa: F401  (init, serve, token, user, audit)
+from vigil.cli import bank, hash, index, match, node, scan  # noqa: F401  (registers commands)
 from vigil.cli._app import app
 
 __all__ = ["app"]
