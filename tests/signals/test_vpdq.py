@@ -1,9 +1,9 @@
 """vPDQ hashing: compatibility with Meta's reference hashes, and odd inputs.
 
-Compatibility figures (measured 2026-11-30; PyAV 18.1 / FFmpeg 8.0 here):
+Compatibility figures (measured 2026-11-30; PyAV 18.1 / FFmpeg 8.1 here):
 
 * Meta's vpdq 0.2.5 built on this machine (FFmpeg 5.1) and this module agree bit for bit
-  on 5,806 of the 5,807 sample frames (one frame 2 bits apart), so the hashing is
+  on 5,871 of the 5,872 sample frames (one frame 2 bits apart), so the hashing is
   reference-equivalent.
 * The shipped reference files were made by vpdq on another FFmpeg build; against them
   *both* vpdq-here and we are identical on 41-100% of frames per video, ~1 bit apart on
@@ -11,10 +11,12 @@ Compatibility figures (measured 2026-11-30; PyAV 18.1 / FFmpeg 8.0 here):
   where the YUV->RGB rounding moves ~21 bits on average (max 76) for vpdq-here and for us
   alike. Thresholds below are set from these measurements.
 * Match decisions between all 196 ordered pairs of sample videos are the same from our
-  hashes and from the reference hashes, every frame or sampled at 1 fps; percentages are
-  within 1.71 points on every-frame hashes. At 1 fps one frame of a 23-frame video is
-  4.3 points, and the reference's FFmpeg drift moves up to two frames over the distance
-  threshold, so there the bound is two frames, not two points.
+  hashes and from the reference hashes at every frame (percentages within 1.71 points;
+  ``-m slow``) and at one frame per second, Meta's default (at most two frames apart:
+  one frame of a 23-frame video is 4.3 points). Sampling every 3rd frame (the fast
+  default run) shows one pair on the edge: chair-22-with-small-logo vs chair-19 scores
+  79.6% from our (and vpdq-here's) hashes and 80.7% from the reference's, so that
+  decision flips at 80%; the test tolerates flips only within 1 point of a threshold.
 """
 
 from __future__ import annotations

@@ -29,7 +29,7 @@ What vpdq does, and what we do the same way
   :func:`vigil.signals.pdq_luma.pdq_from_rgb` (bit-exact with Meta's PDQ on RGB).
 
 Measured (tests/signals/test_vpdq.py, bench/video.py): on the 14 sample videos our hashes
-are bit-identical to Meta's vpdq 0.2.5 built on this machine on 5,806 of 5,807 frames
+are bit-identical to Meta's vpdq 0.2.5 built on this machine on 5,871 of 5,872 frames
 (one frame 2 bits apart: float32 vs float64 luma rounding). Hashing each frame's *grey*
 plane instead (decode straight to Y) is cheaper but drifts ~1 bit per frame on average,
 so it is not used. Against the shipped reference files (made by vpdq on another FFmpeg
