@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Engine, func, select, update
+from sqlalchemy import Engine, func, select, text, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -25,6 +25,8 @@ from vigil.store.bulk import bulk_insert
 from vigil.store.models import Bank, Change, Entry, utcnow
 
 BATCH_SIZE = 5000
+#: pg_advisory_xact_lock key that orders change-log appends ("vigilchg")
+CHANGE_LOCK = 0x7669_6769_6C63_6867 & 0x7FFF_FFFF_FFFF_FFFF
 _EMPTY: dict[str, Any] = {}
 
 
@@ -185,6 +187,11 @@ class Banks:
         with Session(self.engine) as s:
             return self._info(s, self._bank(s, name))
 
+    def names(self) -> set[str]:
+        """Bank names only: cheap (``list`` counts every bank's entries)."""
+        with Session(self.engine) as s:
+            return set(s.scalars(select(Bank.name)))
+
     def list(self) -> list[BankInfo]:
         with Session(self.engine) as s:
             return [self._info(s, b) for b in s.scalars(select(Bank).order_by(Bank.name))]
@@ -224,6 +231,11 @@ class Banks:
         result = ApplyResult()
         with Session(self.engine) as s, s.begin():
             bank = self._bank(s, name)
+            if s.get_bind().dialect.name == "postgresql":
+                # Change ids must commit in id order, or an index tailing the log could step
+                # over a change that commits late: all writers (every bank) queue here.
+                # SQLite has a single writer anyway.
+                s.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": CHANGE_LOCK})
             # Lock the bank row for the whole transaction: writers to one bank queue here,
             # so sequence numbers are handed out without gaps and in commit order.
             seqs = _Seqs(s.execute(select(Bank.last_seq).where(Bank.id == bank.id)

@@ -11,16 +11,15 @@ large, so the replay stays short. ``rebuild()`` recreates everything from the st
 Layout under ``folder``: ``CURRENT`` (JSON: generation, checkpoint, store fingerprint) and
 ``gen-NNNNNN/{pdq,md5,sha1,sha256}/`` as written by ``vigil.index``.
 
-Known limit: the tail is read by change id. With several concurrent writers on
-PostgreSQL, a change can commit after a later id was already replayed and be skipped
-until the next ``rebuild()``; the CLI writes from one process at a time. The service
-layer (multi-worker) must close this gap before it relies on tailing. Generations are
+The tail is read by change id, which is safe because writers commit change ids in order
+(``Banks.apply`` takes a PostgreSQL advisory lock; SQLite has one writer at a time). Generations are
 written to a temporary folder and published by an atomic rename of ``CURRENT``, so a
 crash mid-write leaves the previous generation intact.
 """
 
 from __future__ import annotations
 
+import fcntl
 import hashlib
 import json
 import os
@@ -90,7 +89,22 @@ class BankIndexes:
         return True
 
     def save(self) -> None:
-        """Write the current state as a new generation and publish it atomically."""
+        """Write the current state as a new generation and publish it atomically.
+
+        Several processes (CLI runs, server workers) may share the folder: one writes at a
+        time, and a writer skips when a generation at least as new is already published.
+        """
+        with open(self.folder / ".save.lock", "a") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)
+            cur = self._current()
+            if (cur and cur.get("store") == store_fingerprint(self.engine)
+                    and int(cur.get("checkpoint", -1)) >= self.checkpoint  # type: ignore[call-overload]
+                    and (self.folder / str(cur["generation"])).is_dir()):
+                self.generation_checkpoint = self.checkpoint
+                return
+            self._write_generation()
+
+    def _write_generation(self) -> None:
         name = f"gen-{self.checkpoint:012d}"
         tmp = self.folder / f".{name}.tmp-{os.getpid()}"
         shutil.rmtree(tmp, ignore_errors=True)

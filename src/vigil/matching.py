@@ -111,7 +111,7 @@ class Matcher:
             raise ValueError(f"threshold must be between 0 and 64 bits, got {threshold}")
         wanted = set(bank_names) if bank_names is not None else None
         if wanted is not None:
-            known = {b.name for b in self.banks.list()}
+            known = self.banks.names()
             missing = sorted(wanted - known)
             if missing:
                 raise ValueError(f"no bank named {', '.join(map(repr, missing))}")

@@ -5,64 +5,32 @@ same index generation on disk memory-mapped (the OS shares the pages), then a ba
 thread replays the change log after the generation's checkpoint every ``sync_interval``
 seconds. New entries are matchable, and removed ones gone, within about that interval.
 
-Two gaps of ``BankIndexes`` are closed here for a multi-worker server:
-
-* Change ids must commit in id order, or a tailing reader can step over a change that
-  commits late. ``ServedBanks`` takes one transaction-level advisory lock on PostgreSQL
-  before it appends changes, so writers (every API write) commit their change ids in
-  order. SQLite has one writer at a time anyway.
-* Several workers may decide to write a new generation at once; ``ServedIndexes.save``
-  takes a file lock and skips when a generation at least as new is already published.
+Two properties make this safe with several workers: change ids commit in id order
+(``Banks.apply`` takes a PostgreSQL advisory lock), and only one process writes a new index
+generation at a time (``BankIndexes.save`` takes a file lock).
 """
 
 from __future__ import annotations
 
-import fcntl
 import logging
 import threading
 import time
 from typing import Any
 
 import numpy as np
-from sqlalchemy import Engine, func, select, text
+from sqlalchemy import Engine, func, select
 from sqlalchemy.orm import Session
 
 from vigil.api.settings import Settings
 from vigil.audit import AuditLog
 from vigil.banks import Banks
 from vigil.index import SearchResult
-from vigil.indexes import BankIndexes, store_fingerprint
+from vigil.indexes import BankIndexes
 from vigil.matching import Matcher
 from vigil.node import NodeIdentity, audit_key, identity
 from vigil.store.models import Bank, Change
 
 log = logging.getLogger("vigil.api")
-#: pg_advisory_xact_lock key that orders change-log appends ("vigilchg")
-CHANGE_LOCK = 0x7669_6769_6C63_6867 & 0x7FFF_FFFF_FFFF_FFFF
-
-
-class ServedBanks(Banks):
-    """Banks whose writers append change records in commit order (see module docstring)."""
-
-    def _apply_batch(self, s: Session, *args: Any, **kwargs: Any) -> None:  # type: ignore[override]
-        if s.get_bind().dialect.name == "postgresql":
-            s.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": CHANGE_LOCK})
-        super()._apply_batch(s, *args, **kwargs)
-
-
-class ServedIndexes(BankIndexes):
-    """BankIndexes that several processes can share: one generation writer at a time."""
-
-    def save(self) -> None:
-        with open(self.folder / ".save.lock", "a") as lock:
-            fcntl.flock(lock, fcntl.LOCK_EX)
-            cur = self._current()
-            if (cur and cur.get("store") == store_fingerprint(self.engine)
-                    and int(cur.get("checkpoint", -1)) >= self.checkpoint  # type: ignore[call-overload]
-                    and (self.folder / str(cur["generation"])).is_dir()):
-                self.generation_checkpoint = self.checkpoint
-                return
-            super().save()
 
 
 class IndexService:
@@ -72,7 +40,7 @@ class IndexService:
         self.engine = engine
         self.interval = settings.sync_interval
         self.lock = threading.Lock()
-        self.indexes = ServedIndexes(engine, settings.index_folder)
+        self.indexes = BankIndexes(engine, settings.index_folder)
         self.last_sync = time.monotonic()
         self.last_error: str | None = None
         self._stop = threading.Event()
@@ -135,8 +103,8 @@ class NodeState:
         self.index = IndexService(engine, settings)
         self.matcher = Matcher(Banks(engine), self.index)  # type: ignore[arg-type]
 
-    def banks(self, actor: str) -> ServedBanks:
-        return ServedBanks(self.engine, user=actor)
+    def banks(self, actor: str) -> Banks:
+        return Banks(self.engine, user=actor)
 
     def own_banks(self, agency: str) -> set[str]:
         with Session(self.engine) as s:

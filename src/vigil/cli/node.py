@@ -104,10 +104,10 @@ def serve(
         err.print("vigil serve: several workers on SQLite serialise every write; "
                   "use PostgreSQL (VIGIL_DATABASE_URL) for a busy node", highlight=False)
     from vigil.api.settings import Settings
-    from vigil.api.state import ServedIndexes
+    from vigil.indexes import BankIndexes
 
     settings = Settings.from_env()
-    ServedIndexes(engine, settings.index_folder).save()  # one build/refresh, not one per worker
+    BankIndexes(engine, settings.index_folder).save()  # one build/refresh, not one per worker
     engine.dispose()
     if n > 1:
         prom = vigil_home() / "run" / "metrics"
