@@ -133,3 +133,37 @@ def test_import_is_all_or_nothing_unless_told(vigil, tmp_path: Path) -> None:  #
     assert json.loads(vigil("bank", "show", "b", "--json").output)["entries"] == 0
     r = vigil("bank", "import", "b", str(bad), "--skip-invalid", "-q")
     assert "1 malformed records skipped" in r.output and "2 added" in r.output
+
+
+def test_videos_go_into_banks_and_match_by_vpdq(vigil, tmp_path: Path, shared: Path) -> None:  # type: ignore[no-untyped-def]
+    videos = shared / "fixtures/video/sample-videos"
+    vigil("bank", "create", "v", "--agency", "SG-SPF")
+    vigil("bank", "add", "v", str(videos / "chair-orig-22-sd-bar.mp4"), "--series", "V1", "-q")
+    assert json.loads(vigil("bank", "show", "v", "--json").output)["by_signal_type"]["vpdq"] == 1
+    r = vigil("match", str(videos / "chair-22-with-small-logo-bar.mp4"),
+              str(videos / "doorknob-hd-no-bar.mp4"), "--json", "-q")
+    rows = {Path(x["item"]).name: x for x in map(json.loads, r.output.splitlines())}
+    hit = rows["chair-22-with-small-logo-bar.mp4"]["matches"]
+    assert [m["signal_type"] for m in hit] == ["vpdq"] and hit[0]["series"] == "V1"
+    assert hit[0]["video"]["query_pct"] >= 80 and hit[0]["video"]["compared_ranges"]
+    assert rows["doorknob-hd-no-bar.mp4"]["matches"] == []
+    # vigil hash shows the video's signal
+    assert "vpdq=" in vigil("hash", str(videos / "chair-19-sd-bar.mp4")).output
+
+
+def test_meta_vpdq_files_import_and_match(vigil, tmp_path: Path, shared: Path) -> None:  # type: ignore[no-untyped-def]
+    """A hash file made by Meta's vpdq is a bank entry that our own video hashes match."""
+    ref = next((shared / "fixtures/video/sample-hashes").glob("chair-orig-22-sd-bar*"))
+    vigil("bank", "create", "v", "--agency", "KR-KNPA")
+    r = vigil("bank", "import", "v", str(ref), "-q")  # format sniffed: vpdq
+    assert "1 added" in r.output
+    r = vigil("match", str(shared / "fixtures/video/sample-videos/chair-22-sd-grey-bar.mp4"),
+              "--json", "-q")
+    [hit] = json.loads(r.output)["matches"]
+    # the reference hashed every frame, we sample 1 per second: the query side decides
+    assert hit["signal_type"] == "vpdq" and hit["video"]["query_pct"] >= 80
+    out = tmp_path / "back.txt"
+    vigil("bank", "export", "v", str(out), "--format", "vpdq")
+    from vigil.signals.vpdq import read_vpdq
+
+    assert read_vpdq(out) == read_vpdq(ref)

@@ -18,7 +18,9 @@ VICTIM_STATUSES: tuple[str, ...] = ("unknown", "unidentified", "identified")
 Op = Literal["add", "remove"]
 
 #: Signal types Vigil computes or matches, with the exact length of their hex value.
-HEX_LENGTHS: dict[str, int] = {"pdq": 64, "md5": 32, "sha1": 40, "sha256": 64}
+HEX_LENGTHS: dict[str, int] = {"pdq": 64, "md5": 32, "sha1": 40, "sha256": 64,
+                               # a video's frame-hash list, named by the SHA-256 of its text
+                               "vpdq": 64}
 #: Signal types carried through as opaque data (never computed, matched only exactly).
 OPAQUE_TYPES = ("photodna",)
 _HEX = re.compile(r"^[0-9a-f]*$")

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import fcntl
 import hashlib
+import io
 import json
 import os
 import shutil
@@ -32,7 +33,9 @@ from sqlalchemy import Engine, func, select
 from sqlalchemy.orm import Session
 
 from vigil.index import ExactIndex, HammingIndex, SearchResult, codes_from_hex, digests_from_hex
+from vigil.signals.vpdq import read_vpdq
 from vigil.store.models import Change, Entry
+from vigil.videomatch import VideoIndex
 
 EXACT_SIZES = {"md5": 16, "sha1": 20, "sha256": 32}
 INDEXED_TYPES = ("pdq", *EXACT_SIZES)
@@ -63,6 +66,7 @@ class BankIndexes:
         self.generation_checkpoint = 0
         self.pdq = HammingIndex()
         self.exact = {t: ExactIndex(n) for t, n in EXACT_SIZES.items()}
+        self._video: VideoIndex | None = None
         if not self._load():
             self.rebuild()
         self.sync()
@@ -167,6 +171,11 @@ class BankIndexes:
         applied = 0
         with Session(self.engine) as s, s.begin():
             top = s.scalar(select(func.max(Change.id))) or 0
+            if self._video is not None and s.scalar(
+                    select(func.count()).select_from(Change).where(
+                        Change.id > self.checkpoint, Change.signal_type == "vpdq",
+                        Change.op.in_(("add", "remove")))):
+                self._video = None  # rebuilt on the next video query
             for part in self._tail(s):
                 # The joined entry row is its state now (the truth), so every entry touched
                 # in the tail is taken out of its index and put back if it is live.
@@ -196,6 +205,24 @@ class BankIndexes:
 
     def lookup(self, signal_type: str, values: list[str]) -> SearchResult:
         return self.exact[signal_type].lookup(_parse(signal_type, values))
+
+    def video(self) -> VideoIndex:
+        """The index of every live ``vpdq`` entry's frames (ids = entry ids).
+
+        Built in memory from the store on first use and after any video change; not
+        persisted (video banks are far smaller than image banks; see README limits).
+        """
+        if self._video is None:
+            index = VideoIndex()
+            with Session(self.engine) as s:
+                q = (select(Entry.id, Entry.extra)
+                     .where(Entry.signal_type == "vpdq", Entry.removed.is_(False))
+                     .execution_options(yield_per=1000))
+                videos = [(int(i), read_vpdq(io.StringIO(str((extra or {}).get("vpdq", "")))))
+                          for i, extra in s.execute(q)]
+            index.add_many(videos)
+            self._video = index
+        return self._video
 
     def sizes(self) -> dict[str, int]:
         return {t: len(self._index(t)) for t in INDEXED_TYPES}

@@ -9,7 +9,10 @@ the bank and the entry with its labels. Policy in one place:
 * PDQ is searched within ``threshold`` bits (default 31, the PDQ authors' recommendation);
   with ``dihedral`` the 7 rotated/mirrored variants are searched too;
 * PDQ queries below ``min_quality`` (default 50) are not searched: hashes of flat images
-  collide with each other, and the caller is told (``Outcome.skipped``).
+  collide with each other, and the caller is told (``Outcome.skipped``);
+* videos (vPDQ) match by the share of frames within 31 bits, as Meta's vpdq does (frames
+  below quality 50 ignored; a match needs 80% of the query's frames), through the video
+  index; the ``Match`` carries both percentages and the matched time ranges.
 """
 
 from __future__ import annotations
@@ -22,6 +25,8 @@ from vigil.entry import check_signal
 from vigil.index import codes_from_hex
 from vigil.indexes import EXACT_SIZES, BankIndexes
 from vigil.signals import DIHEDRAL_NAMES, FileSignals
+from vigil.signals.vpdq import VpdqFrame, vpdq_digest
+from vigil.videomatch import VideoMatch
 
 DEFAULT_THRESHOLD = 31
 DEFAULT_MIN_QUALITY = 50
@@ -36,6 +41,8 @@ class Query:
     quality: int | None = None
     #: extra PDQ variants to search, as (variant name, hex)
     variants: tuple[tuple[str, str], ...] = ()
+    #: a video's vPDQ frames (for ``vpdq`` queries; the value is their digest)
+    frames: tuple[VpdqFrame, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -46,6 +53,8 @@ class Match:
     signal_type: str
     distance: int
     variant: str = "original"
+    #: for a vPDQ match: both percentages and the matched time ranges in both videos
+    video: VideoMatch | None = None
 
 
 @dataclass(slots=True)
@@ -81,7 +90,29 @@ def queries_of(signals: FileSignals, dihedral: bool = False) -> list[Query]:
             variants = tuple((n, h.hex) for n, h in zip(DIHEDRAL_NAMES[1:],
                                                          signals.pdq_dihedral[1:], strict=True))
         out.append(Query("pdq", signals.pdq.hex, signals.pdq.quality, variants))
+    if signals.vpdq:
+        out.append(Query("vpdq", vpdq_digest(signals.vpdq), frames=tuple(signals.vpdq)))
     return out
+
+
+def video_detail(vm: VideoMatch) -> dict[str, object]:
+    """A video match as plain data: both percentages and the matched time ranges."""
+    s = vm.score
+    return {"query_pct": round(s.query_pct, 1), "compared_pct": round(s.compared_pct, 1),
+            "query_frames": f"{s.query_matched}/{s.query_frames}",
+            "compared_frames": f"{s.compared_matched}/{s.compared_frames}",
+            "query_ranges": [[round(a, 3), round(b, 3)] for a, b in vm.query_ranges],
+            "compared_ranges": [[round(a, 3), round(b, 3)] for a, b in vm.compared_ranges]}
+
+
+def describe_video(vm: VideoMatch) -> str:
+    """One line for people: "92% of this video, 100% of the bank video, 0:00-0:12 ~ 0:03-0:15"."""
+    def span(r: list[tuple[float, float]]) -> str:
+        return ", ".join(f"{a // 60:.0f}:{a % 60:04.1f}-{b // 60:.0f}:{b % 60:04.1f}"
+                         for a, b in r[:3]) + (" …" if len(r) > 3 else "")
+    s = vm.score
+    return (f"{s.query_pct:.0f}% of this video, {s.compared_pct:.0f}% of the bank video; "
+            f"{span(vm.query_ranges)} ~ {span(vm.compared_ranges)}")
 
 
 def parse_query(text: str) -> Query:
@@ -119,6 +150,7 @@ class Matcher:
         hits: list[tuple[int, int, str, int, str]] = []  # item, entry id, type, dist, variant
         pdq_rows: list[tuple[int, str, str]] = []  # item, variant, hex
         exact: dict[str, list[tuple[int, str]]] = {}
+        videos: list[tuple[int, tuple[VpdqFrame, ...]]] = []
         opaque: dict[str, list[tuple[int, str]]] = {}
         for i, queries in enumerate(items):
             for q in queries:
@@ -129,6 +161,11 @@ class Matcher:
                         continue
                     pdq_rows.append((i, "original", q.value))
                     pdq_rows += [(i, name, h) for name, h in q.variants]
+                elif q.signal_type == "vpdq":
+                    if q.frames:
+                        videos.append((i, q.frames))
+                    else:  # a bare digest: the same frame list, exactly
+                        opaque.setdefault("vpdq", []).append((i, q.value))
                 elif q.signal_type in EXACT_SIZES:
                     exact.setdefault(q.signal_type, []).append((i, q.value))
                 else:
@@ -141,13 +178,20 @@ class Matcher:
             res = self.indexes.lookup(t, [v for _, v in rows])
             for k, (i, _) in enumerate(rows):
                 hits += [(i, eid, t, 0, "original") for eid, _ in res.matches(k)]
+        video_hits: dict[tuple[int, int], VideoMatch] = {}
+        if videos:
+            found = self.indexes.video().search_many([f for _, f in videos])
+            for (i, _), matches in zip(videos, found, strict=True):
+                for vm in matches:
+                    video_hits[(i, vm.video_id)] = vm
+                    hits.append((i, vm.video_id, "vpdq", 0, "original"))
         entries = self.banks.by_ids(h[1] for h in hits)
         best: dict[tuple[int, int], Match] = {}
         for i, eid, t, d, variant in hits:
             e = entries.get(eid)
             if e is None or e.removed or (wanted is not None and e.bank not in wanted):
                 continue  # removed since the index was synced, or outside the filter
-            m = Match(e, t, d, variant)
+            m = Match(e, t, d, variant, video_hits.get((i, eid)) if t == "vpdq" else None)
             if (i, eid) not in best or d < best[(i, eid)].distance:
                 best[(i, eid)] = m
         for t, rows in opaque.items():

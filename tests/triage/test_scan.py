@@ -168,3 +168,28 @@ def test_compressed_tar_with_nested_zip_is_read_in_one_pass(tmp_path: Path) -> N
                          "inner.zip!/z1.jpg", *(f"dcim/p{k}.png" for k in range(5))}
     assert all(f.status == "done" for f in rows.values())
     assert sum(1 for f in rows.values() if f.pdq) == 7
+
+
+def test_videos_are_hashed_and_matched_with_time_ranges(engine: Engine, tmp_path: Path,
+                                                        shared: Path) -> None:
+    videos = shared / "fixtures/video/sample-videos"
+    ev = tmp_path / "ev"
+    ev.mkdir()
+    for name in ("chair-22-sd-grey-bar.mp4", "doorknob-hd-no-bar.mp4"):
+        (ev / name.replace(".mp4", ".dat")).write_bytes((videos / name).read_bytes())  # renamed
+    matcher = _matcher(engine, tmp_path, [videos / "chair-orig-22-sd-bar.mp4"])
+    out = tmp_path / "out"
+    run_scan(out, ScanOptions(inputs=(str(ev),), jobs=1), matcher)
+    db = ScanDB(out / "scan.db")
+    items = {Path(it.paths[0]).name: it for it in db.items()}
+    db.close()
+    grey, door = items["chair-22-sd-grey-bar.dat"], items["doorknob-hd-no-bar.dat"]
+    assert grey.kind == "video" and grey.vpdq and len(grey.vpdq.splitlines()) >= 20
+    [m] = grey.matches
+    assert m.signal_type == "vpdq" and m.detail is not None
+    assert m.detail["query_pct"] >= 80 and m.detail["query_ranges"][0][1] > 10
+    assert door.kind == "video" and door.matches == []
+    from vigil.cli.scan import write_outputs
+
+    write_outputs(out, "blurred")
+    assert "% of the bank video" in (out / "report.html").read_text()

@@ -18,14 +18,15 @@ from vigil.entry import VICTIM_STATUSES, EntryRecord, Labels
 from vigil.matching import parse_query
 from vigil.schemes import SCHEMES, parse_category
 from vigil.signals import FileSignals, HashOptions
+from vigil.signals.vpdq import vpdq_digest, write_vpdq
 
 bank_app = typer.Typer(help="Create, fill, inspect and export hash banks.", no_args_is_help=True,
                        rich_markup_mode="rich")
 app.add_typer(bank_app, name="bank")
 
-FORMAT_NAMES = "csv, vics, ncmec, stopncii, pdq-list"
+FORMAT_NAMES = "csv, vics, ncmec, stopncii, pdq-list, vpdq"
 #: Formats that can only carry some signal types; export leaves the others out (and says so).
-ONLY_CARRIES: dict[str, set[str]] = {"pdq-list": {"pdq"}}
+ONLY_CARRIES: dict[str, set[str]] = {"pdq-list": {"pdq"}, "vpdq": {"vpdq"}}
 CategoryOpt = Annotated[str | None, typer.Option(
     "--category", help="Category as scheme:value — us:0..5, uk:A/B/C, ncmec:A1/A2/B1/B2, "
     "interpol:yes/no.")]
@@ -63,6 +64,9 @@ def _file_records(r: FileSignals, labels: Labels, op: str = "add") -> list[Entry
     if r.pdq is not None:
         recs.append(EntryRecord("pdq", r.pdq.hex, labels, r.pdq.quality, op,  # type: ignore[arg-type]
                                 sid, extra))
+    if r.vpdq is not None:  # one entry per video; its frame hashes travel in extra
+        recs.append(EntryRecord("vpdq", vpdq_digest(r.vpdq), labels, None, op,  # type: ignore[arg-type]
+                                sid, {**extra, "vpdq": write_vpdq(r.vpdq)}))
     return recs
 
 

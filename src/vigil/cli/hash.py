@@ -13,12 +13,15 @@ from vigil.cli._app import app
 from vigil.cli._files import hash_paths
 from vigil.signals import DIHEDRAL_NAMES, FileSignals, HashOptions
 from vigil.signals.decode import DEFAULT_MAX_PIXELS
+from vigil.signals.vpdq import vpdq_digest
 
 
 def _human_line(r: FileSignals) -> str:
     parts = []
     if r.pdq is not None:
         parts.append(f"pdq={r.pdq.hex} q={r.pdq.quality}")
+    if r.vpdq is not None:
+        parts.append(f"vpdq={vpdq_digest(r.vpdq)} frames={len(r.vpdq)}")
     if r.digests is not None:
         d = r.digests
         parts += [f"md5={d.md5}", f"sha1={d.sha1}", f"sha256={d.sha256}"]

@@ -12,7 +12,15 @@ import typer
 
 from vigil.cli._app import app, err, fail, open_banks, open_indexes, progress, user_errors
 from vigil.cli._files import default_jobs, hash_paths
-from vigil.matching import DEFAULT_MIN_QUALITY, DEFAULT_THRESHOLD, Match, Matcher, parse_query
+from vigil.matching import (
+    DEFAULT_MIN_QUALITY,
+    DEFAULT_THRESHOLD,
+    Match,
+    Matcher,
+    describe_video,
+    parse_query,
+    video_detail,
+)
 from vigil.matching import queries_of as file_queries
 from vigil.signals import FileSignals, HashOptions
 
@@ -28,7 +36,7 @@ def _match_json(m: Match, signals: list[str]) -> dict[str, Any]:
             "category": ({"scheme": lab.category[0], "value": lab.category[1]}
                          if lab.category else None),
             "series": lab.series, "victim_status": lab.victim_status, "tags": list(lab.tags),
-            "note": lab.note}
+            "note": lab.note, "video": video_detail(m.video) if m.video else None}
 
 
 @app.command("match")
@@ -111,6 +119,8 @@ def match(
                 lab = m.entry.labels
                 cat = f"{lab.category[0]}:{lab.category[1]}" if lab.category else "uncategorised"
                 via = "+".join(signals) + ("" if m.variant == "original" else f" ({m.variant})")
+                if m.video is not None:
+                    via += f" — {describe_video(m.video)}"
                 typer.echo(f"{name}: MATCH bank {m.entry.bank} [{m.entry.origin_agency}] "
                            f"{cat} series={lab.series or '-'} victim={lab.victim_status} "
                            f"distance={m.distance} via {via}")

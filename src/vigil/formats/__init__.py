@@ -28,7 +28,7 @@ from collections.abc import Iterator
 from types import ModuleType
 
 from vigil.entry import EntryRecord
-from vigil.formats import csvlist, ncmec, pdqlist, stopncii, vics
+from vigil.formats import csvlist, ncmec, pdqlist, stopncii, vics, vpdqtext
 from vigil.formats._common import BOM, FormatError, OnError
 
 #: Format name (as ``vigil bank import --format`` takes it) -> module with read/write.
@@ -38,6 +38,7 @@ FORMATS: dict[str, ModuleType] = {
     "ncmec": ncmec,
     "stopncii": stopncii,
     "pdq-list": pdqlist,
+    "vpdq": vpdqtext,
 }
 
 _KEYS = {
@@ -47,6 +48,7 @@ _KEYS = {
     "ncmec": ("fingerprints", "classification"),
 }
 _PDQ_LINE = re.compile(r"^[0-9a-fA-F]{64}\s*(,\s*\d{1,3})?$")
+_VPDQ_LINE = re.compile(r"^\d+\s*,\s*\d{1,3}\s*,\s*[0-9a-fA-F]{64}(\s*,\s*[\d.]+)?$")
 
 
 def detect_format(path: str | os.PathLike[str]) -> str:
@@ -89,6 +91,8 @@ def detect_format(path: str | os.PathLike[str]) -> str:
             return "csv"
         if _PDQ_LINE.match(s):
             return "pdq-list"
+        if _VPDQ_LINE.match(s):
+            return "vpdq"
         break
     raise FormatError(name, "start of file", None, "unrecognised format; give --format")
 

@@ -1,4 +1,4 @@
-"""Turn one file into all its signals: read once, hash exactly, PDQ if it is an image.
+"""Turn one file into all its signals: read once, hash exactly, PDQ or vPDQ if it is media.
 
 This is the unit of work of ``vigil hash`` and (later) of every scan worker. It never
 raises for a bad file: the failure is recorded in ``FileSignals.error`` with whatever
@@ -20,6 +20,8 @@ from vigil.signals import decode
 from vigil.signals.digests import Digests, digests_of_bytes, digests_of_stream
 from vigil.signals.errors import EmptyFileError, SignalError, UnreadableFileError
 from vigil.signals.pdq import DIHEDRAL_NAMES, Mode, PdqHash, pdq_of_image
+from vigil.signals.sniff import sniff_kind
+from vigil.signals.vpdq import NoVideoStreamError, VpdqFrame, hash_video, vpdq_digest
 
 #: Files up to this size are read into memory once and both digested and decoded from
 #: there; larger ones (videos, disk images) are streamed for digests only.
@@ -35,6 +37,10 @@ class HashOptions:
     max_pixels: int = decode.DEFAULT_MAX_PIXELS
     min_long_side: int = decode.FAST_MIN_LONG_SIDE
     max_in_memory: int = MAX_IN_MEMORY
+    #: vPDQ of videos (frames sampled every ``video_interval`` s), within a time limit
+    video: bool = True
+    video_interval: float = 1.0
+    video_time_limit: float = 120.0
 
 
 @dataclass(slots=True)
@@ -46,6 +52,8 @@ class FileSignals:
     pdq: PdqHash | None = None
     pdq_dihedral: tuple[PdqHash, ...] | None = None
     image: decode.ImageInfo | None = None
+    #: vPDQ frames of a video (None for anything else)
+    vpdq: list[VpdqFrame] | None = None
     error: SignalError | None = None
     extra: dict[str, Any] = field(default_factory=dict)
 
@@ -65,6 +73,9 @@ class FileSignals:
         if self.pdq_dihedral is not None:
             out["pdq_dihedral"] = {n: h.hex for n, h in zip(DIHEDRAL_NAMES, self.pdq_dihedral,
                                                             strict=True)}
+        if self.vpdq is not None:
+            out["vpdq"] = vpdq_digest(self.vpdq)
+            out["vpdq_frames"] = [[f.frame, f.quality, f.pdq, f.seconds] for f in self.vpdq]
         if self.image is not None:
             i = self.image
             out["image"] = {
@@ -102,6 +113,15 @@ def hash_file(path: str | os.PathLike[str], options: HashOptions | None = None) 
     result.digests = digests_of_bytes(data)
     if not data:
         result.error = EmptyFileError(name, "file is empty (0 bytes)")
+        return result
+    if options.video and sniff_kind(data[:64])[0] == "video":
+        try:
+            result.vpdq = hash_video(data, interval=options.video_interval,
+                                     time_limit=options.video_time_limit, name=name)
+        except NoVideoStreamError:
+            pass  # e.g. audio-only MP4: exact signals only, not an error
+        except SignalError as exc:
+            result.error = exc
         return result
     try:
         img = decode.open_image(data, name, options.max_pixels)

@@ -59,6 +59,7 @@ demux and decode loops (``video-timeout``), so a hostile file cannot hang a scan
 
 from __future__ import annotations
 
+import hashlib
 import io
 import math
 import os
@@ -90,6 +91,7 @@ __all__ = [
     "hash_video",
     "hash_video_info",
     "read_vpdq",
+    "vpdq_digest",
     "write_vpdq",
 ]
 
@@ -221,6 +223,15 @@ def _parse_line(parts: list[str], lineno: int, index: int) -> VpdqFrame:
     if not 0 <= quality <= 100 or frame < 0:
         raise VpdqFormatError(f"line {lineno}: quality must be 0..100 and frame >= 0")
     return VpdqFrame(frame=frame, quality=quality, pdq=pdq, seconds=seconds)
+
+
+def vpdq_digest(frames: Iterable[VpdqFrame]) -> str:
+    """SHA-256 (hex) of the canonical vPDQ text: the identity of a video's frame-hash list.
+
+    A bank stores one ``vpdq`` entry per video; this digest is the entry's value, so the
+    same list imported twice is the same entry, while the frames travel with it.
+    """
+    return hashlib.sha256(write_vpdq(frames).encode()).hexdigest()
 
 
 def read_vpdq(source: str | os.PathLike[str] | IO[str]) -> list[VpdqFrame]:

@@ -135,7 +135,7 @@ def match_dict(m: MatchRow) -> dict[str, Any]:
     return {"bank": m.bank, "agency": m.agency, "entry_id": m.entry_id,
             "signal_type": m.signal_type, "signals": m.signals, "variant": m.variant,
             "distance": m.distance, "category": _category(m), "series": m.series,
-            "victim_status": m.victim_status, "tags": m.tags}
+            "victim_status": m.victim_status, "tags": m.tags, "video": m.detail}
 
 
 def matches_by_item(db: ScanDB) -> dict[str, list[MatchRow]]:

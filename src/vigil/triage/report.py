@@ -355,6 +355,10 @@ def _known(ctx: _Ctx, matches: list[MatchRow]) -> str:
         cat = f"{m.category_scheme}:{m.category}" if m.category_scheme else "uncategorised"
         via = m.signal_type + (f" ({', '.join(m.signals)})" if m.signals != [m.signal_type]
                                else "")
+        if m.detail:  # a video: how much of each video matched, and where
+            d = m.detail
+            via += (f" — {d['query_pct']:.0f}% of this video, {d['compared_pct']:.0f}% of the "
+                    f"bank video; {_ranges(d['query_ranges'])} ~ {_ranges(d['compared_ranges'])}")
         out.append(
             f'<tr><td data-v="{esc(m.sha256)}"><code title="{esc(m.sha256)}">'
             f"{esc(m.sha256[:16])}…</code></td>"
@@ -542,3 +546,11 @@ def write_report(db: ScanDB, out: Path,
                f"<script>{JS}</script></body></html>\n")
     os.replace(tmp, out)
     return out
+
+
+def _ranges(ranges: list[list[float]]) -> str:
+    """Matched time ranges as m:ss-m:ss (first three)."""
+    def t(x: float) -> str:
+        return f"{int(x // 60)}:{x % 60:04.1f}"
+    text = ", ".join(f"{t(a)}-{t(b)}" for a, b in ranges[:3])
+    return text + (" …" if len(ranges) > 3 else "")

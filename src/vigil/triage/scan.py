@@ -11,6 +11,7 @@ exactly the results of an uninterrupted one.
 
 from __future__ import annotations
 
+import io
 import multiprocessing as mp
 import os
 import time
@@ -20,8 +21,9 @@ from pathlib import Path
 from typing import Any
 
 from vigil import __version__
-from vigil.matching import Matcher, Query
+from vigil.matching import Matcher, Query, video_detail
 from vigil.signals import DIHEDRAL_NAMES
+from vigil.signals.vpdq import read_vpdq, vpdq_digest
 from vigil.triage.grouping import Unknown, group_unknown
 from vigil.triage.scandb import MatchRow, ScanDB
 from vigil.triage.sources import Limits, iter_items
@@ -201,6 +203,9 @@ def _match(db: ScanDB, options: ScanOptions, matcher: Matcher, progress: Progres
                 variants = tuple(zip(DIHEDRAL_NAMES[1:], it.pdq_dihedral or (), strict=False))
                 q.append(Query("pdq", it.pdq, it.pdq_quality, variants if options.dihedral
                                else ()))
+            if it.vpdq:
+                frames = tuple(read_vpdq(io.StringIO(it.vpdq)))
+                q.append(Query("vpdq", vpdq_digest(frames), frames=frames))
             queries.append(q)
         outcomes = matcher.match(queries, threshold=options.threshold,
                                  bank_names=list(options.banks) if options.banks else None,
@@ -212,7 +217,8 @@ def _match(db: ScanDB, options: ScanOptions, matcher: Matcher, progress: Progres
                 rows.append(MatchRow(it.sha256, m.entry.bank, m.entry.origin_agency, m.entry.id,
                                      m.signal_type, sorted(signals), m.variant, m.distance,
                                      cat[0], cat[1], lab.series, lab.victim_status,
-                                     list(lab.tags)))
+                                     list(lab.tags),
+                                     video_detail(m.video) if m.video else None))
         if progress:
             progress("matching", min(start + MATCH_BATCH, len(items)), len(items))
     db.replace_matches(rows)

@@ -45,6 +45,7 @@ CREATE TABLE IF NOT EXISTS files (
     md5 TEXT, sha1 TEXT, sha256 TEXT,
     pdq TEXT, pdq_quality INTEGER,
     pdq_dihedral TEXT,                  -- JSON list: the 7 rotated/mirrored variants, if asked
+    vpdq TEXT,                          -- videos: vPDQ text (frame,quality,pdq_hex,seconds)
     exif TEXT,                          -- JSON: make, model, serial, datetime_original, gps
     device TEXT,                        -- capture device key (make|model|serial) or NULL
     error_code TEXT, error_message TEXT,
@@ -62,6 +63,7 @@ CREATE TABLE IF NOT EXISTS matches (
     distance INTEGER NOT NULL,
     category_scheme TEXT, category TEXT, series TEXT,
     victim_status TEXT NOT NULL, tags TEXT NOT NULL,
+    detail TEXT,                        -- JSON: video matches' percentages and time ranges
     UNIQUE (sha256, bank, entry_id)
 );
 CREATE TABLE IF NOT EXISTS groups (
@@ -80,8 +82,8 @@ CREATE TABLE IF NOT EXISTS thumbs (sha256 TEXT PRIMARY KEY, jpeg BLOB NOT NULL);
 """
 
 FILE_COLUMNS = ("path", "container", "status", "size", "mtime", "kind", "format", "width",
-                "height", "md5", "sha1", "sha256", "pdq", "pdq_quality", "pdq_dihedral", "exif",
-                "device",
+                "height", "md5", "sha1", "sha256", "pdq", "pdq_quality", "pdq_dihedral", "vpdq",
+                "exif", "device",
                 "error_code", "error_message", "seconds")
 
 
@@ -105,6 +107,7 @@ class FileRow:
     pdq: str | None
     pdq_quality: int | None
     pdq_dihedral: list[str] | None
+    vpdq: str | None
     exif: dict[str, Any]
     device: str | None
     error_code: str | None
@@ -129,6 +132,8 @@ class MatchRow:
     series: str | None
     victim_status: str
     tags: list[str]
+    #: video matches: query_pct, compared_pct, query_ranges, compared_ranges (seconds)
+    detail: dict[str, Any] | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -148,6 +153,7 @@ class ItemRow:
     sha1: str | None = None
     device: str | None = None
     pdq_dihedral: list[str] | None = None
+    vpdq: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -254,11 +260,11 @@ class ScanDB:
         cur.execute("DELETE FROM matches")
         cur.executemany(
             "INSERT OR REPLACE INTO matches(sha256, bank, agency, entry_id, signal_type, signals,"
-            " variant, distance, category_scheme, category, series, victim_status, tags) VALUES "
-            "(?,?,?,?,?,?,?,?,?,?,?,?,?)",
+            " variant, distance, category_scheme, category, series, victim_status, tags, detail)"
+            " VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
             [(m.sha256, m.bank, m.agency, m.entry_id, m.signal_type, json.dumps(m.signals),
               m.variant, m.distance, m.category_scheme, m.category, m.series, m.victim_status,
-              json.dumps(m.tags)) for m in rows])
+              json.dumps(m.tags), json.dumps(m.detail) if m.detail else None) for m in rows])
         cur.execute("COMMIT")
 
     def replace_groups(self, groups: Iterable[GroupRow]) -> None:
@@ -296,9 +302,10 @@ class ScanDB:
         out = []
         for r in self.conn.execute(
                 "SELECT sha256, bank, agency, entry_id, signal_type, signals, variant, distance,"
-                " category_scheme, category, series, victim_status, tags FROM matches "
+                " category_scheme, category, series, victim_status, tags, detail FROM matches "
                 "ORDER BY distance, bank, entry_id"):
-            out.append(MatchRow(*r[:5], json.loads(r[5]), *r[6:12], json.loads(r[12])))
+            out.append(MatchRow(*r[:5], json.loads(r[5]), *r[6:12], json.loads(r[12]),
+                                json.loads(r[13]) if r[13] else None))
         return out
 
     def items(self) -> list[ItemRow]:
@@ -315,7 +322,8 @@ class ScanDB:
             first = fs[0]
             out.append(ItemRow(sha, [f.path for f in fs], first.kind, first.format, first.size,
                                first.pdq, first.pdq_quality, first.exif, leads.get(sha, []),
-                               first.md5, first.sha1, first.device, first.pdq_dihedral))
+                               first.md5, first.sha1, first.device, first.pdq_dihedral,
+                               first.vpdq))
         return out
 
     def groups(self) -> list[GroupRow]:

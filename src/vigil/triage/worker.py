@@ -18,6 +18,8 @@ from vigil.signals.digests import digests_of_bytes
 from vigil.signals.errors import EmptyFileError, SignalError, UnreadableFileError
 from vigil.signals.exif import device_key, exif_summary
 from vigil.signals.pdq import pdq_of_image
+from vigil.signals.sniff import sniff_kind
+from vigil.signals.vpdq import NoVideoStreamError, hash_video, write_vpdq
 from vigil.triage.sources import Limits, iter_archive_contents, read_item
 
 
@@ -29,29 +31,9 @@ class WorkOptions:
     max_pixels: int = decode.DEFAULT_MAX_PIXELS
     thumbnails: bool = True
     dihedral: bool = False
+    video: bool = True
+    video_time_limit: float = 120.0
     limits: Limits = field(default_factory=Limits)
-
-
-def sniff_kind(head: bytes) -> tuple[str, str | None]:
-    """(kind, format) from the first bytes: image, video, archive or other."""
-    fmt = decode.sniff_image_format(head)
-    if fmt:
-        return "image", fmt
-    if head[4:8] == b"ftyp":  # ISO media; HEIF images were recognised above
-        return "video", "MP4/MOV"
-    if head.startswith(b"\x1a\x45\xdf\xa3"):
-        return "video", "MKV/WEBM"
-    if head[:4] == b"RIFF" and head[8:12] == b"AVI ":
-        return "video", "AVI"
-    if head.startswith(b"FLV"):
-        return "video", "FLV"
-    if head.startswith((b"PK\x03\x04", b"PK\x05\x06")):
-        return "archive", "ZIP"
-    if head.startswith(b"\x1f\x8b"):
-        return "archive", "GZIP"
-    if len(head) > 262 and head[257:262] == b"ustar":
-        return "archive", "TAR"
-    return "other", None
 
 
 def process(path: str, options: WorkOptions) -> tuple[dict[str, Any], bytes | None]:
@@ -103,6 +85,17 @@ def process_bytes(path: str, data: bytes, options: WorkOptions, t0: float | None
         return _error(row, EmptyFileError(path, "file is empty (0 bytes)"), t0), None
     kind, fmt = sniff_kind(data[:512])
     row.update(kind=kind, format=fmt)
+    if kind == "video" and options.video:
+        try:
+            frames = hash_video(data, time_limit=options.video_time_limit, name=path)
+        except NoVideoStreamError:
+            row["kind"] = "other"  # e.g. audio-only MP4
+        except SignalError as exc:
+            return _error(row, exc, t0), None
+        else:
+            row["vpdq"] = write_vpdq(frames)
+        row["seconds"] = time.perf_counter() - t0
+        return row, None
     if kind != "image":
         # Pillow knows formats our magic list does not (e.g. TGA, PCX): give it a try.
         if kind == "other":
