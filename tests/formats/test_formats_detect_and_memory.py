@@ -24,11 +24,14 @@ PDQ_ONLY = [EntryRecord("pdq", r.value, quality=r.quality) for r in RECS[1:]]
 
 @pytest.mark.parametrize("name", sorted(FORMATS))
 def test_detect_written_files(tmp_path, name):
+    from tests.formats.test_formats_parsing import VIDEO
+
     p = tmp_path / "export.dat"  # the extension says nothing
-    FORMATS[name].write(PDQ_ONLY if name == "pdq-list" else RECS, p)
+    recs = {"pdq-list": PDQ_ONLY, "vpdq": [VIDEO]}.get(name, RECS)
+    FORMATS[name].write(recs, p)
     assert detect_format(p) == name
     assert [(r.signal_type, r.value) for r in formats.read(p)] == [
-        (r.signal_type, r.value) for r in (PDQ_ONLY if name == "pdq-list" else RECS)]
+        (r.signal_type, r.value) for r in recs]
 
 
 @pytest.mark.parametrize(("content", "name"), [

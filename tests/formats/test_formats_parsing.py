@@ -486,14 +486,25 @@ def test_missing_file_is_a_format_error(tmp_path):
 
 
 def test_writers_leave_caller_files_open_and_accept_paths(tmp_path):
-    recs = [EntryRecord("pdq", PDQ[0], source_id="1")]
     for name, module in FORMATS.items():
+        recs = [VIDEO] if name == "vpdq" else [EntryRecord("pdq", PDQ[0], source_id="1")]
         buf = io.BytesIO()
         module.write(recs, buf)
         assert not buf.closed and buf.getvalue(), name
         p = tmp_path / f"out.{name}"
         module.write(recs, p)
-        assert [(r.signal_type, r.value) for r in module.read(p)] == [("pdq", PDQ[0])], name
+        assert [(r.signal_type, r.value) for r in module.read(p)] == [
+            (r.signal_type, r.value) for r in recs], name
+
+
+def _video() -> EntryRecord:
+    from vigil.signals.vpdq import VpdqFrame, vpdq_digest, write_vpdq
+
+    frames = [VpdqFrame(k, 100, PDQ[k % len(PDQ)], float(k)) for k in range(3)]
+    return EntryRecord("vpdq", vpdq_digest(frames), extra={"vpdq": write_vpdq(frames)})
+
+
+VIDEO = _video()
 
 
 class ReadOnly:
@@ -514,6 +525,8 @@ def test_readers_accept_any_object_with_read(name):
     recs = [EntryRecord("pdq", PDQ[0], Labels(category=("us", "1")), quality=5, source_id="3")]
     if name == "pdq-list":
         recs = [EntryRecord("pdq", PDQ[0], quality=5)]
+    if name == "vpdq":
+        recs = [VIDEO]
     buf = io.BytesIO()
     FORMATS[name].write(recs, buf)
     assert list(FORMATS[name].read(ReadOnly(BOM + buf.getvalue()))) == recs

@@ -62,7 +62,7 @@ def test_results_one_row_per_file(scan_db: ScanDB, built: Built, tmp_path: Path)
         for m in r["matches"]:
             assert set(m) == {"bank", "agency", "entry_id", "signal_type", "signals",
                               "variant", "distance", "category", "series", "victim_status",
-                              "tags"}
+                              "tags", "video"}
 
     with open(csv_path, newline="", encoding="utf-8") as f:
         table = list(csv.DictReader(f))

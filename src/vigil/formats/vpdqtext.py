@@ -6,7 +6,8 @@ older 3-field form and python-threatexchange's compact form are read too; see
 value is the SHA-256 of the canonical text and whose frames travel in ``extra["vpdq"]``.
 The format has no labels. A malformed line makes the file's only record malformed.
 
-Writer: the frames of exactly one ``vpdq`` entry (a vPDQ file describes one video).
+Writer: the frames of one ``vpdq`` entry (a vPDQ file describes one video); an empty list
+gives an empty file.
 """
 
 from __future__ import annotations
@@ -36,17 +37,22 @@ def read(source: Source, *, on_error: OnError = None, name: str | None = None
                on_error)
         return
     if not frames:
-        report(FormatError(fname, "record 1", "frames", "no frame lines"), on_error)
-        return
+        return  # an empty file: no video (what writing an empty list gives)
     yield EntryRecord("vpdq", vpdq_digest(frames), extra={"vpdq": write_vpdq(frames)})
 
 
 def write(records: Iterable[EntryRecord], sink: Sink) -> int:
     """Write the frames of the one ``vpdq`` entry in ``records``."""
+    records = list(records)
     videos = [r for r in records if r.signal_type == "vpdq" and r.op == "add"]
-    if len(videos) != 1:
-        raise ValueError(f"a vPDQ file holds exactly one video; {len(videos)} given "
-                         "(export one entry, or use csv/vics for many)")
+    if len(videos) != len(records):
+        raise ValueError("a vPDQ file holds only one video's frames (vpdq additions)")
+    if len(videos) > 1:
+        raise ValueError(f"a vPDQ file holds one video; {len(videos)} given (export one "
+                         "entry, or use csv/vics for many)")
+    if not videos:
+        with text_sink(sink):
+            return 0
     text = videos[0].extra.get("vpdq")
     if not isinstance(text, str) or not text.strip():
         raise ValueError("the vpdq entry carries no frames")
