@@ -193,3 +193,18 @@ def test_videos_are_hashed_and_matched_with_time_ranges(engine: Engine, tmp_path
 
     write_outputs(out, "blurred")
     assert "% of the bank video" in (out / "report.html").read_text()
+
+
+def test_unknown_videos_group_like_images(tmp_path: Path, shared: Path) -> None:
+    videos = shared / "fixtures/video/sample-videos"
+    ev = tmp_path / "ev"
+    ev.mkdir()
+    for name in ("chair-20-sd-bar.mp4", "chair-22-sd-sepia-bar.mp4", "doorknob-hd-no-bar.mp4"):
+        (ev / name).write_bytes((videos / name).read_bytes())
+    out = tmp_path / "out"
+    run_scan(out, ScanOptions(inputs=(str(ev),), jobs=1), None)
+    db = ScanDB(out / "scan.db")
+    names = {it.sha256: Path(it.paths[0]).name for it in db.items()}
+    groups = [sorted(names[s] for s, _ in g.members) for g in db.groups()]
+    db.close()
+    assert groups == [["chair-20-sd-bar.mp4", "chair-22-sd-sepia-bar.mp4"]]

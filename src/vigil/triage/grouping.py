@@ -4,11 +4,13 @@ Unknown material matters most: it points to children not yet identified. Images 
 the PDQ threshold of each other are one group (connected components over exact index
 hits); components whose images come from the same capture device (same make, model and
 serial number) are merged, since one camera usually means one production. Groups are
-ranked for review by a score that grows with size and with a shared device.
+ranked for review by a score that grows with size and with a shared device. Unknown videos
+join a group when they match each other as vPDQ does (80% of either video's frames).
 """
 
 from __future__ import annotations
 
+import io
 from collections import Counter
 from dataclasses import dataclass
 from typing import Any
@@ -16,7 +18,9 @@ from typing import Any
 import numpy as np
 
 from vigil.index import HammingIndex, codes_from_hex, hamming
+from vigil.signals.vpdq import read_vpdq
 from vigil.triage.scandb import GroupRow
+from vigil.videomatch import MIN_QUERY_PCT, VideoIndex
 
 #: A shared device counts like this many extra members when ranking.
 DEVICE_WEIGHT = 3.0
@@ -32,6 +36,8 @@ class Unknown:
     device: str | None
     exif: dict[str, Any]
     format: str | None
+    #: a video's vPDQ text; unknown videos group with each other by vPDQ matching
+    vpdq: str | None = None
 
 
 class _UnionFind:
@@ -64,6 +70,7 @@ def group_unknown(items: list[Unknown], threshold: int = 31, min_quality: int = 
             for j, _d in res.matches(k):
                 if j != i:
                     uf.union(i, int(j))
+    _link_videos(items, uf)
     if by_device:
         first_of: dict[str, int] = {}
         for i, it in enumerate(items):
@@ -88,6 +95,21 @@ def group_unknown(items: list[Unknown], threshold: int = 31, min_quality: int = 
                      device=shared, summary=_summary([items[i] for i in members]),
                      members=dist)
             for rank, (score, members, shared, dist) in enumerate(groups, start=1)]
+
+
+def _link_videos(items: list[Unknown], uf: _UnionFind) -> None:
+    """Join videos that match each other as vPDQ does (80% of either video's frames)."""
+    videos = [(i, read_vpdq(io.StringIO(it.vpdq))) for i, it in enumerate(items) if it.vpdq]
+    if len(videos) < 2:
+        return
+    index = VideoIndex()
+    index.add_many(videos)
+    found = index.search_many([f for _, f in videos], min_query_pct=0.0)
+    for (i, _), matches in zip(videos, found, strict=True):
+        for vm in matches:
+            s = vm.score
+            if vm.video_id != i and max(s.query_pct, s.compared_pct) >= MIN_QUERY_PCT:
+                uf.union(i, vm.video_id)
 
 
 def _distance(a: Unknown, b: Unknown) -> int:

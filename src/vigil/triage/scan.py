@@ -226,8 +226,9 @@ def _match(db: ScanDB, options: ScanOptions, matcher: Matcher, progress: Progres
 
 def _group(db: ScanDB, options: ScanOptions) -> None:
     known = {m.sha256 for m in db.matches()}
-    unknown = [Unknown(it.sha256, it.pdq, it.pdq_quality or 0, it.device, it.exif, it.format)
-               for it in db.items() if it.kind == "image" and it.sha256 not in known]
+    unknown = [Unknown(it.sha256, it.pdq, it.pdq_quality or 0, it.device, it.exif, it.format,
+                       it.vpdq)
+               for it in db.items() if it.kind in ("image", "video") and it.sha256 not in known]
     db.replace_groups(group_unknown(unknown, options.threshold, options.min_quality))
 
 
