@@ -206,5 +206,7 @@ def test_unknown_videos_group_like_images(tmp_path: Path, shared: Path) -> None:
     db = ScanDB(out / "scan.db")
     names = {it.sha256: Path(it.paths[0]).name for it in db.items()}
     groups = [sorted(names[s] for s, _ in g.members) for g in db.groups()]
+    keyframes = [db.thumbnail(s) for s in names]
     db.close()
     assert groups == [["chair-20-sd-bar.mp4", "chair-22-sd-sepia-bar.mp4"]]
+    assert all(k and k[:2] == b"\xff\xd8" for k in keyframes)  # a keyframe per video (JPEG)

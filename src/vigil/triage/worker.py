@@ -7,6 +7,7 @@ optional thumbnail. It never raises for a bad file: the error becomes the row's 
 
 from __future__ import annotations
 
+import io
 import time
 from dataclasses import dataclass, field
 from typing import Any
@@ -94,6 +95,9 @@ def process_bytes(path: str, data: bytes, options: WorkOptions, t0: float | None
             return _error(row, exc, t0), None
         else:
             row["vpdq"] = write_vpdq(frames)
+            if options.thumbnails:
+                row["seconds"] = time.perf_counter() - t0
+                return row, video_keyframe(data)
         row["seconds"] = time.perf_counter() - t0
         return row, None
     if kind != "image":
@@ -147,3 +151,33 @@ def _error(row: dict[str, Any], exc: SignalError, t0: float) -> dict[str, Any]:
     row.update(status="error", error_code=exc.code, error_message=exc.cause,
                seconds=time.perf_counter() - t0)
     return row
+
+
+def video_keyframe(data: bytes, at: float = 0.3, max_frames: int = 900,
+                   time_limit: float = 5.0) -> bytes | None:
+    """A thumbnail of one frame about ``at`` of the way in (intros are often black).
+
+    Bounded in frames and seconds; a keyframe is a convenience, so any failure is None.
+    """
+    try:
+        import av
+
+        from vigil.triage.thumbs import make_thumbnail
+
+        deadline = time.monotonic() + time_limit
+        with av.open(io.BytesIO(data)) as container:
+            stream = container.streams.video[0]
+            duration = (float(container.duration) / 1e6) if container.duration else 0.0
+            target = min(duration * at, 10.0)
+            if target > 0 and stream.time_base:
+                # Seek to the keyframe before the target: no decoding of everything before.
+                container.seek(int(target / stream.time_base), stream=stream, backward=True)
+            chosen = None
+            for n, frame in enumerate(container.decode(stream)):
+                chosen = frame
+                t = frame.time or 0.0
+                if t >= target or n >= max_frames or time.monotonic() > deadline:
+                    break
+            return make_thumbnail(chosen.to_image()) if chosen is not None else None
+    except Exception:
+        return None
