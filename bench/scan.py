@@ -431,12 +431,14 @@ def run_cli(root: Path, out: Path, jobs: int, kill_at: float | None = None
                 os.killpg(p.pid, signal.SIGKILL)  # the CLI and its workers (its own session)
                 killed_at = done / total
                 break
-    stdout, _stderr = p.communicate()
+    stdout, stderr = p.communicate()
     wall = time.perf_counter() - t
     hashed = None
     for line in stdout.splitlines():
         if "hashed " in line and " this run" in line:
             hashed = int(line.split("hashed ")[1].split()[0].replace(",", ""))
+    if p.returncode and killed_at is None:
+        raise SystemExit(f"vigil scan failed ({p.returncode}):\n{stderr[-2000:]}")
     return {"wall": wall, "exit": p.returncode, "hashed": hashed, "killed_at": killed_at,
             "mem": mem.result(), "summary": stdout.splitlines()[:1]}
 
