@@ -210,3 +210,21 @@ def test_unknown_videos_group_like_images(tmp_path: Path, shared: Path) -> None:
     db.close()
     assert groups == [["chair-20-sd-bar.mp4", "chair-22-sd-sepia-bar.mp4"]]
     assert all(k and k[:2] == b"\xff\xd8" for k in keyframes)  # a keyframe per video (JPEG)
+
+
+def test_a_scan_db_from_an_older_vigil_gains_new_columns(tmp_path: Path) -> None:
+    """A scan killed under an older release resumes under a newer one."""
+    path = tmp_path / "scan.db"
+    with sqlite3.connect(path) as c:
+        c.executescript("CREATE TABLE files (id INTEGER PRIMARY KEY, path TEXT UNIQUE, "
+                        "container TEXT, status TEXT DEFAULT 'pending', size INTEGER, "
+                        "mtime REAL, kind TEXT, format TEXT, width INTEGER, height INTEGER, "
+                        "md5 TEXT, sha1 TEXT, sha256 TEXT, pdq TEXT, pdq_quality INTEGER, "
+                        "exif TEXT, device TEXT, error_code TEXT, error_message TEXT, "
+                        "seconds REAL);")
+    db = ScanDB(path)
+    db.add_pending([("a.mp4", None, 1, 0.0)])
+    db.record([{"path": "a.mp4", "status": "done", "vpdq": "0,100," + "0" * 64 + ",0.000"}])
+    [f] = list(db.files())
+    db.close()
+    assert f.vpdq and f.status == "done"

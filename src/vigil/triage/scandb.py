@@ -81,6 +81,12 @@ CREATE TABLE IF NOT EXISTS group_members (
 CREATE TABLE IF NOT EXISTS thumbs (sha256 TEXT PRIMARY KEY, jpeg BLOB NOT NULL);
 """
 
+#: Columns added after schema version 1 first shipped: added in place when missing.
+_COLUMNS: dict[str, list[tuple[str, str]]] = {
+    "files": [("pdq_dihedral", "TEXT"), ("vpdq", "TEXT")],
+    "matches": [("detail", "TEXT")],
+}
+
 FILE_COLUMNS = ("path", "container", "status", "size", "mtime", "kind", "format", "width",
                 "height", "md5", "sha1", "sha256", "pdq", "pdq_quality", "pdq_dihedral", "vpdq",
                 "exif", "device",
@@ -197,12 +203,21 @@ class ScanDB:
         self.conn.execute("PRAGMA journal_mode=WAL")
         self.conn.execute("PRAGMA synchronous=NORMAL")
         self.conn.executescript(DDL)
+        self._add_missing_columns()
         version = self.get_meta("schema_version")
         if version is None:
             self.set_meta("schema_version", SCHEMA_VERSION)
         elif version != SCHEMA_VERSION:
             raise ValueError(f"{self.path}: scan database version {version}, this Vigil reads "
                              f"{SCHEMA_VERSION}; rerun the scan into a new folder")
+
+    def _add_missing_columns(self) -> None:
+        """Columns added since a scan.db was created (a scan resumed by a newer Vigil)."""
+        for table, ddl in _COLUMNS.items():
+            have = {r[1] for r in self.conn.execute(f"PRAGMA table_info({table})")}
+            for name, decl in ddl:
+                if name not in have:
+                    self.conn.execute(f"ALTER TABLE {table} ADD COLUMN {name} {decl}")
 
     def close(self) -> None:
         self.conn.close()

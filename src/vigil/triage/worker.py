@@ -141,7 +141,7 @@ def _thumbnail(data: bytes, path: str, options: WorkOptions) -> bytes | None:
     try:
         img = decode.open_image(data, path, options.max_pixels)
         if img.format == "JPEG":
-            img.draft("RGB", (320, 320))
+            img.draft("RGB", (160, 160))  # libjpeg scales down in the DCT: far less to decode
         return make_thumbnail(img)
     except Exception:  # a thumbnail is a convenience; its failure is not the file's
         return None
