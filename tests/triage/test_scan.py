@@ -228,3 +228,16 @@ def test_a_scan_db_from_an_older_vigil_gains_new_columns(tmp_path: Path) -> None
     [f] = list(db.files())
     db.close()
     assert f.vpdq and f.status == "done"
+
+
+def test_chunked_items_equal_items(scan_db: ScanDB) -> None:
+    """The streaming reader the scan uses gives exactly what the simple one gives."""
+    def key(it):  # type: ignore[no-untyped-def]
+        return (it.sha256, sorted(it.paths), it.kind, it.pdq, it.md5, it.device, it.vpdq)
+
+    simple = sorted(key(it) for it in scan_db.items())
+    for chunk in (1, 3, 5000):
+        streamed = sorted(key(it) for part in scan_db.iter_items(chunk) for it in part)
+        assert streamed == simple
+    images = sorted(key(it) for part in scan_db.iter_items(4, kinds=("image",)) for it in part)
+    assert images == sorted(key(it) for it in scan_db.items() if it.kind == "image")

@@ -190,11 +190,12 @@ def _hash_pending(db: ScanDB, options: ScanOptions, stats: ScanStats,
 
 
 def _match(db: ScanDB, options: ScanOptions, matcher: Matcher, progress: Progress | None) -> None:
-    """Match every distinct item: exact digests first, then PDQ (and its dihedral variants)."""
-    items = db.items()
+    """Match every distinct item: exact digests first, then PDQ (and its dihedral variants),
+    then vPDQ for videos. Items are read in chunks so memory stays flat."""
+    total = db.summary().items
     rows: list[MatchRow] = []
-    for start in range(0, len(items), MATCH_BATCH):
-        chunk = items[start:start + MATCH_BATCH]
+    done = 0
+    for chunk in db.iter_items(MATCH_BATCH):
         queries: list[list[Query]] = []
         for it in chunk:
             q = [Query("md5", it.md5 or ""), Query("sha1", it.sha1 or ""),
@@ -219,16 +220,23 @@ def _match(db: ScanDB, options: ScanOptions, matcher: Matcher, progress: Progres
                                      cat[0], cat[1], lab.series, lab.victim_status,
                                      list(lab.tags),
                                      video_detail(m.video) if m.video else None))
+        done += len(chunk)
         if progress:
-            progress("matching", min(start + MATCH_BATCH, len(items)), len(items))
+            progress("matching", done, total)
     db.replace_matches(rows)
 
 
 def _group(db: ScanDB, options: ScanOptions) -> None:
-    known = {m.sha256 for m in db.matches()}
-    unknown = [Unknown(it.sha256, it.pdq, it.pdq_quality or 0, it.device, it.exif, it.format,
-                       it.vpdq)
-               for it in db.items() if it.kind in ("image", "video") and it.sha256 not in known]
+    known = db.matched_items()
+    unknown = []
+    for chunk in db.iter_items(kinds=("image", "video")):
+        for it in chunk:
+            if it.sha256 in known:
+                continue
+            # Only what grouping and its summary read: keeps memory small per item.
+            exif = {k: it.exif[k] for k in ("datetime_original", "gps") if k in it.exif}
+            unknown.append(Unknown(it.sha256, it.pdq, it.pdq_quality or 0, it.device, exif,
+                                   it.format, it.vpdq))
     db.replace_groups(group_unknown(unknown, options.threshold, options.min_quality))
 
 

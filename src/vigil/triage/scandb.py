@@ -341,6 +341,48 @@ class ScanDB:
                                first.vpdq))
         return out
 
+    def iter_items(self, chunk: int = 5000, kinds: tuple[str, ...] | None = None
+                   ) -> Iterator[list[ItemRow]]:
+        """Items in chunks (by SHA-256 order), without their matches: flat memory for scans
+        of millions of files, where ``items()`` would hold every row at once."""
+        q = (f"SELECT id, {', '.join(FILE_COLUMNS)} FROM files WHERE status = 'done' AND "
+             "sha256 IS NOT NULL")
+        args: tuple[Any, ...] = ()
+        if kinds:
+            q += f" AND kind IN ({', '.join('?' for _ in kinds)})"
+            args = kinds
+        cur = self.conn.execute(q + " ORDER BY sha256, id", args)
+        batch: list[ItemRow] = []
+        first: FileRow | None = None
+        paths: list[str] = []
+        while True:
+            rows = cur.fetchmany(chunk)
+            for row in rows:
+                f = self._file(row)
+                if first is not None and f.sha256 != first.sha256:
+                    batch.append(self._item(first, paths))
+                    first, paths = None, []
+                if first is None:
+                    first = f
+                paths.append(f.path)
+            if len(batch) >= chunk or (not rows and batch):
+                yield batch
+                batch = []
+            if not rows:
+                break
+        if first is not None:
+            yield [self._item(first, paths)]
+
+    @staticmethod
+    def _item(first: FileRow, paths: list[str]) -> ItemRow:
+        return ItemRow(first.sha256 or "", paths, first.kind, first.format, first.size,
+                       first.pdq, first.pdq_quality, first.exif, [], first.md5, first.sha1,
+                       first.device, first.pdq_dihedral, first.vpdq)
+
+    def matched_items(self) -> set[str]:
+        """SHA-256 of every item with at least one match."""
+        return {r[0] for r in self.conn.execute("SELECT DISTINCT sha256 FROM matches")}
+
     def groups(self) -> list[GroupRow]:
         members: dict[int, list[tuple[str, int]]] = {}
         for gid, sha, d in self.conn.execute(
