@@ -2,19 +2,12 @@
 
 from __future__ import annotations
 
-from PIL import UnidentifiedImageError
 from starlette.requests import Request
 
 from vigil.api.models import HashResponse, ImageOut
 from vigil.api.problems import ApiError
-from vigil.signals import (
-    FileSignals,
-    HashOptions,
-    SignalError,
-    decode,
-    digests_of_bytes,
-    pdq_of_image,
-)
+from vigil.signals import FileSignals, HashOptions
+from vigil.signals.files import hash_bytes
 from vigil.signals.pdq import DIHEDRAL_NAMES
 
 
@@ -32,24 +25,7 @@ async def read_upload(request: Request, limit: int) -> bytes:
 
 def signals_of_bytes(data: bytes, options: HashOptions) -> FileSignals:
     """What ``hash_file`` computes, from bytes: a bad image is an error, not an exception."""
-    name = "<upload>"
-    result = FileSignals(path=name, digests=digests_of_bytes(data))
-    try:
-        img = decode.open_image(data, name, options.max_pixels)
-    except UnidentifiedImageError:
-        return result
-    except SignalError as exc:
-        result.error = exc
-        return result
-    try:
-        pdq = pdq_of_image(img, name, options.mode, options.dihedral, options.min_long_side)
-    except SignalError as exc:
-        result.error = exc
-        return result
-    finally:
-        img.close()
-    result.pdq, result.pdq_dihedral, result.image = pdq.hash, pdq.dihedral, pdq.info
-    return result
+    return hash_bytes(data, "<upload>", options)
 
 
 def hash_response(r: FileSignals) -> HashResponse:

@@ -14,7 +14,7 @@ from vigil.signals.errors import (
     SignalError,
     UnreadableFileError,
 )
-from vigil.signals.files import FileSignals, HashOptions, hash_file, iter_files
+from vigil.signals.files import FileSignals, HashOptions, hash_bytes, hash_file, iter_files
 from vigil.signals.pdq import DIHEDRAL_NAMES, PdqHash, PdqResult, pdq_of_image, pdq_reference
 
 __all__ = [
@@ -31,6 +31,7 @@ __all__ = [
     "UnreadableFileError",
     "digests_of_bytes",
     "digests_of_stream",
+    "hash_bytes",
     "hash_file",
     "iter_files",
     "pdq_of_image",

@@ -110,7 +110,16 @@ def hash_file(path: str | os.PathLike[str], options: HashOptions | None = None) 
     except OSError as exc:
         result.error = UnreadableFileError(name, exc.strerror or str(exc))
         return result
-    result.digests = digests_of_bytes(data)
+    return hash_bytes(data, name, options)
+
+
+def hash_bytes(data: bytes, name: str, options: HashOptions | None = None) -> FileSignals:
+    """All signals of content already in memory (an upload, an archive member).
+
+    Never raises for bad content; ``name`` labels the result and its errors.
+    """
+    options = options or HashOptions()
+    result = FileSignals(path=name, digests=digests_of_bytes(data))
     if not data:
         result.error = EmptyFileError(name, "file is empty (0 bytes)")
         return result
