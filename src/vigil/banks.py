@@ -236,6 +236,9 @@ class Banks:
                 # over a change that commits late: all writers (every bank) queue here.
                 # SQLite has a single writer anyway.
                 s.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": CHANGE_LOCK})
+                # Every query here is an index lookup; a table that grows inside this one
+                # transaction has no statistics, so rule sequential scans out for it.
+                s.execute(text("SET LOCAL enable_seqscan = off"))
             # Lock the bank row for the whole transaction: writers to one bank queue here,
             # so sequence numbers are handed out without gaps and in commit order.
             seqs = _Seqs(s.execute(select(Bank.last_seq).where(Bank.id == bank.id)
@@ -266,13 +269,17 @@ class Banks:
         for rec in batch:  # within a batch, the last record for a signal wins
             final[(rec.signal_type, rec.value)] = rec
         existing: dict[tuple[str, str], Any] = {}
-        for t in {t for t, _ in final}:  # (bank, type, value) is the unique index: use it all
+        for t in {t for t, _ in final}:
             values = sorted(v for tt, v in final if tt == t)
             for i in range(0, len(values), 900):
-                q = select(Entry).where(Entry.bank_id == bank.id, Entry.signal_type == t,
+                # By (type, value) only, bank filtered here: with the bank in the WHERE,
+                # PostgreSQL without statistics walked the bank's rows by its (bank, seq)
+                # index, slower with every batch of an import.
+                q = select(Entry).where(Entry.signal_type == t,
                                         Entry.value.in_(values[i:i + 900]))
                 for row in s.execute(q).scalars():
-                    existing[(row.signal_type, row.value)] = row
+                    if row.bank_id == bank.id:
+                        existing[(row.signal_type, row.value)] = row
         now = utcnow()
         inserts: list[dict[str, Any]] = []
         snapshots: list[dict[str, Any]] = []  # the labels each insert's change carries
