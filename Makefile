@@ -29,10 +29,14 @@ test: $(STAMP)
 lint: $(STAMP)
 	$(BIN)/ruff check src tests bench
 
+# The engine's benchmarks (issue 2) and video (issue 5); the slower workflow benchmarks
+# (imports, match_files, scan, load) are run one by one: see bench/RESULTS.md for commands.
 bench: $(BENCH_STAMP)
-	$(BIN)/python bench/hashing.py
-	$(BIN)/python bench/robustness.py
-	$(BIN)/python bench/matching.py
+	$(BIN)/python -m bench.hashing
+	$(BIN)/python -m bench.robustness
+	$(BIN)/python -m bench.matching
+	-$(BIN)/pip install --quiet -r bench/requirements-video.txt
+	$(BIN)/python -m bench.video
 
 clean:
 	rm -rf $(VENV) .pytest_cache build src/*.egg-info
