@@ -133,3 +133,29 @@ def test_init_validates(engine: Engine, tmp_path: Path) -> None:
     with pytest.raises(NodeError, match="jurisdiction"):
         init_node(engine, tmp_path, "SG-SPF", "x", "Singapore")
     assert not (tmp_path / "keys" / "node.key").exists()
+
+
+def test_group_commit_keeps_one_chain_and_batches(engine: Engine, tmp_path: Path) -> None:
+    """A server's appends share transactions under load, and the chain stays intact."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    init_node(engine, tmp_path, "SG-SPF", "Singapore Police Force", "SG")
+    grouped = AuditLog(engine, audit_key(tmp_path), tmp_path / "audit", group_commit=True)
+    plain = AuditLog(engine, audit_key(tmp_path), tmp_path / "audit")
+    flushes: list[int] = []
+    flush = grouped._append_many
+
+    def counting(recs):  # type: ignore[no-untyped-def]
+        flushes.append(len(recs))
+        return flush(recs)
+
+    grouped._committer._flush = counting  # type: ignore[union-attr]
+    with ThreadPoolExecutor(16) as ex:
+        got = list(ex.map(lambda i: grouped.append("match", detail={"i": i}), range(200)))
+    plain.append("bank.add")  # a second process's style of append, interleaved after
+    assert sorted(e.id for e in got) == list(range(1, 201))
+    assert {e.detail["i"] for e in got} == set(range(200))
+    assert sum(flushes) == 200 and len(flushes) < 200  # some appends shared a commit
+    rep = plain.verify()
+    assert rep.ok, rep.problems
+    assert rep.records == 201 and rep.last_id == 201

@@ -99,7 +99,8 @@ class NodeState:
         if ident is None:
             raise RuntimeError("this node has no identity yet: run `vigil init` first")
         self.identity: NodeIdentity = ident
-        self.audit = AuditLog(engine, audit_key(settings.home), settings.audit_folder)
+        self.audit = AuditLog(engine, audit_key(settings.home), settings.audit_folder,
+                              group_commit=True)
         self.index = IndexService(engine, settings)
         self.matcher = Matcher(Banks(engine), self.index)  # type: ignore[arg-type]
 
