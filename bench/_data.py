@@ -49,3 +49,19 @@ def jpeg_bytes(img: Image.Image, quality: int = 90) -> bytes:
     buf = io.BytesIO()
     img.save(buf, "JPEG", quality=quality)
     return buf.getvalue()
+
+
+def fresh_schema(url: str, schema: str) -> str:
+    """A PostgreSQL URL whose tables live in a new, empty schema (each run starts from nothing)."""
+    from sqlalchemy import text
+    from sqlalchemy.engine import make_url
+
+    from vigil.store import make_engine
+
+    engine = make_engine(url)
+    with engine.begin() as conn:
+        conn.execute(text(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE'))
+        conn.execute(text(f'CREATE SCHEMA "{schema}"'))
+    engine.dispose()
+    return make_url(url).update_query_dict({"options": f"-csearch_path={schema}"}) \
+        .render_as_string(hide_password=False)

@@ -22,6 +22,8 @@ import sys
 from pathlib import Path
 
 OUT = Path(__file__).resolve().parent / "out"
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run as a script
+from bench._data import fresh_schema  # noqa: E402
 
 CHILD = """
 import sys, time
@@ -87,22 +89,6 @@ def gen_vics(path: Path, count: int) -> None:
         f.write("\n]}\n")
 
 
-def _fresh_schema(url: str, schema: str) -> str:
-    """A URL whose tables live in a new, empty schema (so each run starts from nothing)."""
-    from sqlalchemy import text
-    from sqlalchemy.engine import make_url
-
-    from vigil.store import make_engine
-
-    engine = make_engine(url)
-    with engine.begin() as conn:
-        conn.execute(text(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE'))
-        conn.execute(text(f'CREATE SCHEMA "{schema}"'))
-    engine.dispose()
-    return make_url(url).update_query_dict({"options": f"-csearch_path={schema}"}) \
-        .render_as_string(hide_password=False)
-
-
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--count", type=int, default=1_000_000)
@@ -129,7 +115,7 @@ def main() -> None:
                         f.unlink()
                     url = f"sqlite:///{db}"
                 elif target.startswith("postgresql"):
-                    url = _fresh_schema(target, f"bench_imports_{fmt}")
+                    url = fresh_schema(target, f"bench_imports_{fmt}")
                 argv.append(url)
             out = subprocess.run(argv, check=True, capture_output=True, text=True).stdout.split()
             n, secs, growth, peak = int(out[0]), float(out[1]), int(out[2]), int(out[3])

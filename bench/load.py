@@ -51,6 +51,9 @@ from pathlib import Path
 
 import numpy as np
 
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run as a script
+from bench._data import fresh_schema
+
 REPO = Path(__file__).resolve().parents[1]
 OUT = REPO / "bench" / "out"
 HOME = OUT / "load-home"
@@ -62,20 +65,6 @@ TICK = os.sysconf("SC_CLK_TCK")
 PLANTED_SEED, MISS_SEED, BANK_SEED = 7, 9, 11
 
 # ---- the store ---------------------------------------------------------------------------
-
-
-def _fresh_schema(url: str, schema: str) -> str:
-    """A URL whose tables live in a new, empty schema (as in bench/imports.py)."""
-    from sqlalchemy import text
-
-    from vigil.store import make_engine
-
-    engine = make_engine(url)
-    with engine.begin() as conn:
-        conn.execute(text(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE'))
-        conn.execute(text(f'CREATE SCHEMA "{schema}"'))
-    engine.dispose()
-    return _schema_url(url, schema)
 
 
 def _schema_url(url: str, schema: str) -> str:
@@ -720,7 +709,7 @@ def main() -> None:
         res["fill"] = json.loads(state.read_text())["fill"]
         print(f"reusing schema {schema}", file=sys.stderr)
     else:
-        url = _fresh_schema(args.url, schema)
+        url = fresh_schema(args.url, schema)
         token = init_node(url)
         print(f"filling {args.entries:,} PDQ entries ...", file=sys.stderr, flush=True)
         res["fill"] = fill_bank(url, args.entries, args.planted)
