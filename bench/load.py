@@ -709,7 +709,8 @@ def main() -> None:
         res["fill"] = json.loads(state.read_text())["fill"]
         print(f"reusing schema {schema}", file=sys.stderr)
     else:
-        url = fresh_schema(args.url, schema)
+        fresh_schema(args.url, schema)  # a new, empty schema
+        url = _schema_url(args.url, schema)  # with the application name the CPU probe looks for
         token = init_node(url)
         print(f"filling {args.entries:,} PDQ entries ...", file=sys.stderr, flush=True)
         res["fill"] = fill_bank(url, args.entries, args.planted)
