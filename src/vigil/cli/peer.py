@@ -1,0 +1,308 @@
+"""``vigil peer …`` (nodes this node pulls from) and ``vigil bank share/unshare/shares``,
+``vigil bank opinion/opinions`` (what this node shares, and its view of mirrored entries)."""
+
+from __future__ import annotations
+
+import json
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from vigil.cli._app import app, err, fail
+from vigil.cli.bank import bank_app
+
+peer_app = typer.Typer(
+    help="Peers: other agencies' nodes this node pulls shared banks from.\n\n"
+    "Setting up a pair (HK pulls from SG):\n\n"
+    "  on SG: vigil bank share csam HK-POL --labels category,series\n\n"
+    "  on SG: vigil peer grant HK-POL        (prints a token for HK, once)\n\n"
+    "  on HK: vigil peer add sg https://sg.example:8443 --key SG_PUBLIC_KEY --token TOKEN\n\n"
+    "  on HK: vigil peer sync sg             (or let `vigil serve` sync every minute)",
+    no_args_is_help=True, rich_markup_mode="rich")
+app.add_typer(peer_app, name="peer")
+
+
+def _engine():  # type: ignore[no-untyped-def]
+    from vigil.store import make_engine, migrate
+
+    engine = make_engine()
+    migrate(engine)
+    return engine
+
+
+def _guard():  # type: ignore[no-untyped-def]
+    from contextlib import contextmanager
+
+    from vigil.banks import BankError
+    from vigil.exchange.peers import FeedError, PeerError
+    from vigil.node import NodeError
+
+    @contextmanager
+    def guard():  # type: ignore[no-untyped-def]
+        try:
+            yield
+        except (PeerError, FeedError, NodeError, BankError, ValueError) as exc:
+            fail(str(exc))
+
+    return guard()
+
+
+def _local_agency(engine) -> str:  # type: ignore[no-untyped-def]
+    from vigil.node import identity
+
+    ident = identity(engine)
+    if ident is None:
+        fail("this node has no identity yet: run `vigil init` first")
+    return ident.agency
+
+
+@peer_app.command("grant")
+def grant(
+    agency: Annotated[str, typer.Argument(help="The peer agency's code, e.g. HK-POL.")],
+    name: Annotated[str, typer.Option(help="Name of the peer's service principal here.")] = "node",
+    days: Annotated[int, typer.Option(help="Days the token lives.")] = 365,
+) -> None:
+    """Issue a token a peer agency's node uses to pull the banks shared with it (printed once).
+
+    The token is bound to that agency: with it, the peer reads only feeds of banks shared
+    with its agency (`vigil bank share`), and nothing else of this node.
+    """
+    from vigil.node import create_principal, ensure_agency, find_principal, issue_token
+
+    engine = _engine()
+    with _guard():
+        if agency == _local_agency(engine):
+            fail(f"{agency} is this node's own agency")
+        ensure_agency(engine, agency)
+        p = find_principal(engine, agency, name) or create_principal(
+            engine, agency, name, ["peer"], "service", created_by="vigil peer grant")
+        if "peer" not in p.roles:
+            fail(f"{agency}/{name} exists without the peer role; choose another --name")
+        token, _ = issue_token(engine, p.id, days, f"peer token for {agency}")
+    err.print(f"token for {agency}/{name} (role peer, valid {days} days; shown once — give it "
+              "to the peer's administrator over a secure channel):", highlight=False)
+    typer.echo(token)
+
+
+@peer_app.command("add")
+def add(
+    name: Annotated[str, typer.Argument(help="A short local name for the peer, e.g. sg.")],
+    url: Annotated[str, typer.Argument(help="The peer node's base URL.")],
+    key: Annotated[str, typer.Option(help="The peer's Ed25519 public key (hex), obtained out "
+                                          "of band: `vigil init` printed it on the peer.")],
+    token: Annotated[str, typer.Option(help="The token the peer issued to this node "
+                                            "(`vigil peer grant` there).")],
+) -> None:
+    """Register a peer. Its key must match what it presents, or nothing is registered."""
+    from vigil.banks import current_user
+    from vigil.exchange.peers import add_peer
+    from vigil.store import vigil_home
+
+    with _guard():
+        p = add_peer(_engine(), vigil_home(), name, url, key, token, by=current_user())
+    err.print(f"added peer {p.name}: {p.agency} at {p.url}", highlight=False)
+
+
+@peer_app.command("trust")
+def trust(
+    agency: Annotated[str, typer.Argument(help="An origin agency's code, e.g. SG-SPF.")],
+    key: Annotated[str, typer.Option(help="Its Ed25519 public key (hex), obtained out of band.")],
+) -> None:
+    """Trust an origin agency's key, for its banks passed on to us by another peer."""
+    from vigil.exchange.peers import trust as trust_key
+
+    with _guard():
+        trust_key(_engine(), agency, key)
+    err.print(f"trusting {agency}'s key {key[:16]}…", highlight=False)
+
+
+@peer_app.command("list")
+def list_(as_json: Annotated[bool, typer.Option("--json", help="JSON output.")] = False) -> None:
+    """Peers, their agencies, last sync and last error."""
+    from vigil.exchange.peers import list_peers
+
+    peers = list_peers(_engine())
+    if as_json:
+        typer.echo(json.dumps([{"name": p.name, "agency": p.agency, "url": p.url,
+                                "public_key": p.public_key, "feeds": p.feeds,
+                                "synced_at": p.synced_at.isoformat() if p.synced_at else None,
+                                "error": p.error} for p in peers], indent=2))
+        return
+    if not peers:
+        err.print("no peers yet (vigil peer add)")
+        return
+    t = Table("name", "agency", "url", "feeds", "last sync", "error")
+    for p in peers:
+        t.add_row(p.name, p.agency, p.url, str(p.feeds),
+                  p.synced_at.strftime("%Y-%m-%d %H:%M:%S") if p.synced_at else "never",
+                  p.error or "")
+    Console().print(t)
+
+
+@peer_app.command("sync")
+def sync(
+    name: Annotated[str | None, typer.Argument(help="Peer to sync (default: all).")] = None,
+    page_size: Annotated[int, typer.Option(help="Records per request.")] = 5000,
+    as_json: Annotated[bool, typer.Option("--json", help="JSON output.")] = False,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress lines.")] = False,
+) -> None:
+    """Pull what peers share into local read-only mirror banks.
+
+    Incremental (from each feed's checkpoint), resumable after any failure, idempotent.
+    A record that fails verification stops that feed with an error naming it; what came
+    before it is kept. Exit status 1 if any feed failed.
+    """
+    from vigil.audit import AuditLog
+    from vigil.exchange.sync import PeerSyncer, summary
+    from vigil.node import audit_key
+    from vigil.store import vigil_home
+
+    engine = _engine()
+    home = vigil_home()
+
+    def show(fs) -> None:  # type: ignore[no-untyped-def]
+        if not quiet and not as_json:
+            err.print(f"  {fs.mirror}: seq {fs.after}/{fs.head}", highlight=False)
+
+    with _guard():
+        from vigil.exchange.peers import list_peers
+
+        names = [name] if name else [p.name for p in list_peers(engine)]
+        if not names:
+            fail("no peers yet (vigil peer add)")
+        audit = AuditLog(engine, audit_key(home), home / "audit")
+        results = [PeerSyncer(engine, home, n, page_size=page_size, audit=audit,
+                              progress=show).run() for n in names]
+    if as_json:
+        typer.echo(json.dumps([summary(r) for r in results], indent=2))
+    else:
+        for r in results:
+            if r.error:
+                err.print(f"[red]{r.peer}: {r.error}[/red]", highlight=False)
+            for f in r.feeds:
+                line = (f"{r.peer}: {f.feed} -> {f.mirror}: seq {f.before} -> {f.after} of "
+                        f"{f.head} (+{f.added} added, {f.updated} relabelled, "
+                        f"{f.removed} retracted)")
+                if f.error:
+                    err.print(f"[red]{line}: {f.error}[/red]", highlight=False)
+                else:
+                    err.print(line, highlight=False)
+    if not all(r.ok for r in results):
+        raise typer.Exit(1)
+
+
+@peer_app.command("remove")
+def remove(name: Annotated[str, typer.Argument(help="Peer name.")]) -> None:
+    """Forget a peer and its token (its mirror banks stay, read-only, no longer synced)."""
+    from vigil.exchange.peers import remove_peer
+    from vigil.store import vigil_home
+
+    with _guard():
+        remove_peer(_engine(), vigil_home(), name)
+    err.print(f"removed peer {name}", highlight=False)
+
+
+# ---- sharing rules and opinions, under `vigil bank` ---------------------------------------
+
+@bank_app.command("share")
+def share(
+    bank: Annotated[str, typer.Argument(help="Bank name.")],
+    agency: Annotated[str, typer.Argument(help="Peer agency code, e.g. HK-POL.")],
+    labels: Annotated[str | None, typer.Option(
+        help="Label fields that go along, comma-separated, from: category, series, "
+             "victim_status, tags, note. Default: category.")] = None,
+    reshare: Annotated[bool, typer.Option(help="Let the peer pass the bank on.")] = False,
+) -> None:
+    """Share a bank with a peer agency: its signals, and only the label fields named.
+
+    Nothing is shared by default. The peer pulls the bank as a signed feed (`vigil peer
+    grant` gives it a token); replacing a rule with other fields makes peers resync.
+    """
+    from vigil.banks import current_user
+    from vigil.exchange.rules import share as do_share
+
+    with _guard():
+        fields = [f.strip() for f in labels.split(",")] if labels is not None else None
+        r = do_share(_engine(), bank, agency, fields, reshare, by=current_user())
+    err.print(f"bank {r.bank} shared with {r.agency}: signals + "
+              f"{', '.join(r.fields) or 'no labels'}"
+              f"{'; may be passed on' if r.reshare else ''}", highlight=False)
+
+
+@bank_app.command("unshare")
+def unshare(bank: Annotated[str, typer.Argument(help="Bank name.")],
+            agency: Annotated[str, typer.Argument(help="Peer agency code.")]) -> None:
+    """Stop sharing a bank with a peer agency (what it pulled before stays with it)."""
+    from vigil.exchange.rules import unshare as do_unshare
+
+    with _guard():
+        if not do_unshare(_engine(), bank, agency):
+            fail(f"bank {bank!r} is not shared with {agency}")
+    err.print(f"bank {bank} no longer shared with {agency}", highlight=False)
+
+
+@bank_app.command("shares")
+def shares(bank: Annotated[str | None, typer.Argument(help="Bank (default: all).")] = None,
+           as_json: Annotated[bool, typer.Option("--json", help="JSON output.")] = False,
+           ) -> None:
+    """Sharing rules: which bank goes to which agency, with which labels."""
+    from vigil.exchange.rules import rules
+
+    with _guard():
+        rs = rules(_engine(), bank)
+    if as_json:
+        typer.echo(json.dumps([{"bank": r.bank, "agency": r.agency, "fields": list(r.fields),
+                                "reshare": r.reshare} for r in rs], indent=2))
+        return
+    if not rs:
+        err.print("nothing is shared (vigil bank share BANK AGENCY)")
+        return
+    t = Table("bank", "agency", "labels", "may pass on")
+    for r in rs:
+        t.add_row(r.bank, r.agency, ", ".join(r.fields) or "(none)", "yes" if r.reshare else "no")
+    Console().print(t)
+
+
+@bank_app.command("opinion")
+def opinion(
+    bank: Annotated[str, typer.Argument(help="A mirror bank (pulled from a peer).")],
+    signal: Annotated[list[str], typer.Option("--signal", help="type:value, e.g. pdq:HEX; "
+                                              "repeat for several.")],
+    dispute: Annotated[bool, typer.Option("--dispute/--agree",
+                                          help="Dispute (needs --reason) or agree.")] = False,
+    reason: Annotated[str, typer.Option(help="Why (required for a dispute).")] = "",
+) -> None:
+    """Record this agency's view of mirrored entries; their origin pulls it back."""
+    from vigil.banks import current_user
+    from vigil.exchange.opinions import record
+    from vigil.matching import parse_query
+
+    engine = _engine()
+    with _guard():
+        sigs = [(q.signal_type, q.value) for q in map(parse_query, signal)]
+        made = record(engine, bank, _local_agency(engine), sigs,
+                      "dispute" if dispute else "agree", reason, by=current_user())
+    err.print(f"recorded {len(made)} opinion(s) on {bank}", highlight=False)
+
+
+@bank_app.command("opinions")
+def opinions(bank: Annotated[str, typer.Argument(help="Bank name.")],
+             as_json: Annotated[bool, typer.Option("--json", help="JSON output.")] = False,
+             ) -> None:
+    """Opinions on a bank: ours on a mirror, or peers' on our own bank (disputes first)."""
+    from vigil.exchange.opinions import of_bank
+
+    with _guard():
+        ops = sorted(of_bank(_engine(), bank), key=lambda o: (o.opinion != "dispute", o.id))
+    if as_json:
+        typer.echo(json.dumps([{"id": o.id, "agency": o.agency, "signal_type": o.signal_type,
+                                "opinion": o.opinion, "reason": o.reason, "by": o.by,
+                                "at": o.at.isoformat()} for o in ops], indent=2))
+        return
+    t = Table("agency", "type", "opinion", "reason", "by", "at")
+    for o in ops:  # the signal value is not printed: bank contents stay out of terminals
+        t.add_row(o.agency, o.signal_type, o.opinion, o.reason, o.by or "",
+                  o.at.strftime("%Y-%m-%d %H:%M"))
+    Console().print(t)

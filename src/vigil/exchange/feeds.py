@@ -1,0 +1,204 @@
+"""The serving side of feeds: what a peer agency may pull, page by page.
+
+A feed of one of this node's banks is *materialised* on demand: the bank's change log
+after the feed's last record becomes records (labels filtered by the rule), chained and
+checkpoint-signed, stored in ``feed_records``. Peers with the same rule read the same
+stored chain; nothing is signed twice. Feed sequence numbers are the bank's own change
+sequence numbers, so a record's ``seq`` is also its origin sequence number.
+
+A mirror bank that its origin allowed to be passed on is served from the records this
+node received, unchanged, with the origin's signatures; pages end on a signed record.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from sqlalchemy import Engine, select, text, update
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from vigil.exchange.records import (
+    SIGN_EVERY,
+    Descriptor,
+    WireRecord,
+    filter_labels,
+    genesis,
+    make_body,
+    record_hash,
+    sign_checkpoint,
+)
+from vigil.exchange.rules import mirror_feed
+from vigil.store.bulk import bulk_insert
+from vigil.store.models import Bank, Change, Entry
+from vigil.store.models_exchange import Feed, FeedRecord, ShareRule
+
+MAX_PAGE = 20_000
+#: how many change rows one materialising transaction turns into records
+MATERIALISE_CHUNK = 20_000
+
+
+class FeedAccessError(Exception):
+    """The calling agency may not read this feed (not shared, or no such bank)."""
+
+
+@dataclass(frozen=True, slots=True)
+class OfferedFeed:
+    """A feed an agency may pull: the local bank name, what it is, how far it goes."""
+
+    bank: str
+    descriptor: Descriptor
+    head: int
+
+
+@dataclass(frozen=True, slots=True)
+class Page:
+    descriptor: Descriptor
+    head: int
+    records: list[WireRecord]
+
+
+def _iso(at: datetime) -> str:
+    if at.tzinfo is None:
+        at = at.replace(tzinfo=UTC)
+    return at.astimezone(UTC).isoformat(timespec="seconds")
+
+
+def _target(s: Session, bank: Bank, rule: ShareRule, local: str) -> tuple[Descriptor, int, bool]:
+    """(descriptor, head, is_mirror) of what ``rule`` shares of ``bank``."""
+    mf = mirror_feed(s, bank.id)
+    if mf is not None:
+        d = Descriptor.parse(mf.descriptor)
+        return d, mf.last_seq, True
+    return Descriptor(local, bank.name, tuple(sorted(rule.fields)), rule.reshare), \
+        bank.last_seq, False
+
+
+def offered(engine: Engine, local: str, agency: str) -> list[OfferedFeed]:
+    """The feeds ``agency`` may pull from this node (the node's agency is ``local``)."""
+    out: list[OfferedFeed] = []
+    with Session(engine) as s:
+        q = (select(ShareRule, Bank).join(Bank, Bank.id == ShareRule.bank_id)
+             .where(ShareRule.agency == agency).order_by(Bank.name))
+        for rule, bank in s.execute(q).all():
+            d, head, mirror = _target(s, bank, rule, local)
+            if mirror and not d.reshare:
+                continue  # a rule made before the origin withdrew permission: never serve it
+            out.append(OfferedFeed(bank.name, d, head))
+    return out
+
+
+def _origin_feed(s: Session, bank: Bank, d: Descriptor) -> Feed:
+    text_ = d.text()
+    f = s.scalar(select(Feed).where(Feed.descriptor == text_))
+    if f is None:
+        f = Feed(bank_id=bank.id, mirror=False, descriptor=text_, origin=d.origin,
+                 last_seq=0, last_hash=genesis(d), active=True)
+        s.add(f)
+        s.flush()
+    return f
+
+
+def materialise(engine: Engine, key: Ed25519PrivateKey, bank_name: str, d: Descriptor,
+                upto: int) -> int:
+    """Extend the stored feed ``d`` of a local bank up to change ``upto``; returns its end.
+
+    Concurrent workers may race here; the loser's insert fails on the primary key and
+    it simply reads what the winner stored.
+    """
+    while True:
+        try:
+            with Session(engine) as s, s.begin():
+                bank = s.scalar(select(Bank).where(Bank.name == bank_name))
+                if bank is None:
+                    raise FeedAccessError(bank_name)
+                f = _origin_feed(s, bank, d)
+                if s.get_bind().dialect.name == "postgresql":
+                    s.execute(text("SELECT 1 FROM feeds WHERE id = :i FOR UPDATE"), {"i": f.id})
+                    s.refresh(f)
+                end = min(upto, bank.last_seq, f.last_seq + MATERIALISE_CHUNK)
+                if end <= f.last_seq:
+                    return f.last_seq
+                q = (select(Change.seq, Change.op, Change.labels, Change.at, Entry.signal_type,
+                            Entry.value, Entry.quality, Entry.extra)
+                     .join(Entry, Entry.id == Change.entry_id)
+                     .where(Change.bank_id == bank.id, Change.seq > f.last_seq,
+                            Change.seq <= end).order_by(Change.seq))
+                rows, seq, prev = [], f.last_seq, f.last_hash
+                for cseq, op, labels, at, st, value, quality, extra in s.execute(q):
+                    if cseq != seq + 1:  # the change log is gap-free; anything else is a bug
+                        raise RuntimeError(f"bank {bank_name}: change {seq + 1} missing")
+                    body = make_body(cseq, prev, op, st, value, quality,
+                                     None if op == "remove" else
+                                     filter_labels(labels or {}, d.fields), _iso(at),
+                                     (extra or {}).get("vpdq") if st == "vpdq" and op != "remove"
+                                     else None)
+                    h = record_hash(body)
+                    sig = sign_checkpoint(key, d, cseq, h) \
+                        if cseq % SIGN_EVERY == 0 or cseq == end else None
+                    rows.append({"feed_id": f.id, "seq": cseq, "body": body, "hash": h,
+                                 "sig": sig})
+                    seq, prev = cseq, h
+                bulk_insert(s.connection(), FeedRecord.__table__, rows)
+                s.execute(update(Feed).where(Feed.id == f.id)
+                          .values(last_seq=seq, last_hash=prev))
+                if seq >= min(upto, bank.last_seq):
+                    return seq
+        except IntegrityError:
+            continue  # another worker materialised the same records: read theirs
+
+
+def rule_for(s: Session, bank: str, agency: str) -> tuple[Bank, ShareRule]:
+    b = s.scalar(select(Bank).where(Bank.name == bank))
+    rule = None if b is None else s.scalar(
+        select(ShareRule).where(ShareRule.bank_id == b.id, ShareRule.agency == agency))
+    if b is None or rule is None:
+        raise FeedAccessError(bank)
+    return b, rule
+
+
+def page(engine: Engine, key: Ed25519PrivateKey, local: str, agency: str, bank: str,
+         after: int, limit: int) -> Page:
+    """Records of ``bank``'s feed for ``agency`` after ``after``, ending on a signed record."""
+    limit = max(1, min(limit, MAX_PAGE))
+    with Session(engine) as s:
+        b, rule = rule_for(s, bank, agency)
+        d, head, mirror = _target(s, b, rule, local)
+        if mirror and not d.reshare:
+            raise FeedAccessError(bank)
+    if not mirror:
+        materialise(engine, key, bank, d, after + limit)
+    with Session(engine) as s:
+        fid = s.scalar(select(Feed.id).where(Feed.descriptor == d.text()))
+        if fid is None or after >= head:
+            return Page(d, head, [])
+        rows = s.execute(select(FeedRecord.seq, FeedRecord.body, FeedRecord.hash,
+                                FeedRecord.sig)
+                         .where(FeedRecord.feed_id == fid, FeedRecord.seq > after,
+                                FeedRecord.seq <= after + limit)
+                         .order_by(FeedRecord.seq)).all()
+        if mirror:
+            # end on the origin's last signature in range, or reach forward to the next one
+            last = max((i for i, r in enumerate(rows) if r.sig), default=-1)
+            if last >= 0:
+                rows = rows[:last + 1]
+            else:
+                nxt = s.scalar(select(FeedRecord.seq).where(
+                    FeedRecord.feed_id == fid, FeedRecord.seq > after + limit,
+                    FeedRecord.sig.is_not(None)).order_by(FeedRecord.seq).limit(1))
+                rows = [] if nxt is None else s.execute(
+                    select(FeedRecord.seq, FeedRecord.body, FeedRecord.hash, FeedRecord.sig)
+                    .where(FeedRecord.feed_id == fid, FeedRecord.seq > after,
+                           FeedRecord.seq <= nxt).order_by(FeedRecord.seq)).all()
+    records = [WireRecord(r.body, r.hash, r.sig) for r in rows]
+    if records and records[-1].sig is None:  # origin: sign the page's end once, keep it
+        last = records[-1]
+        seq = int(rows[-1].seq)
+        sig = sign_checkpoint(key, d, seq, last.hash)
+        with Session(engine) as s, s.begin():
+            s.execute(update(FeedRecord).where(FeedRecord.feed_id == fid,
+                                               FeedRecord.seq == seq).values(sig=sig))
+        records[-1] = WireRecord(last.body, last.hash, sig)
+    return Page(d, head, records)
