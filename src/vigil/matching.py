@@ -17,7 +17,7 @@ the bank and the entry with its labels. Policy in one place:
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 
 from vigil.banks import Banks, StoredEntry
@@ -127,9 +127,13 @@ def parse_query(text: str) -> Query:
 class Matcher:
     """Matches queries against the banks through the indexes, then resolves entries."""
 
-    def __init__(self, banks: Banks, indexes: BankIndexes) -> None:
+    def __init__(self, banks: Banks, indexes: BankIndexes,
+                 bank_directory: Callable[[], Mapping[int, tuple[str, str]]] | None = None,
+                 ) -> None:
         self.banks = banks
         self.indexes = indexes
+        #: bank id -> (name, agency) held by a server (read from the store when None)
+        self.bank_directory = bank_directory
 
     def match(self, items: list[list[Query]], *, threshold: int = DEFAULT_THRESHOLD,
               bank_names: Iterable[str] | None = None, min_quality: int = DEFAULT_MIN_QUALITY,
@@ -185,7 +189,8 @@ class Matcher:
                 for vm in matches:
                     video_hits[(i, vm.video_id)] = vm
                     hits.append((i, vm.video_id, "vpdq", 0, "original"))
-        entries = self.banks.by_ids(h[1] for h in hits)
+        directory = self.bank_directory() if self.bank_directory else None
+        entries = self.banks.by_ids((h[1] for h in hits), directory) if hits else {}
         best: dict[tuple[int, int], Match] = {}
         for i, eid, t, d, variant in hits:
             e = entries.get(eid)
@@ -197,7 +202,8 @@ class Matcher:
         for t, rows in opaque.items():
             values = sorted({v for _, v in rows})
             by_value: dict[str, list[StoredEntry]] = {}
-            for e in self.banks.find(t, values, sorted(wanted) if wanted else None):
+            for e in self.banks.find(t, values, sorted(wanted) if wanted else None,
+                                     directory):
                 by_value.setdefault(e.value, []).append(e)
             for i, v in rows:
                 for e in by_value.get(v, []):

@@ -10,13 +10,20 @@
 
 from __future__ import annotations
 
+import fcntl
 import hashlib
+import mmap
 import os
 import re
 import secrets
+import struct
+import threading
+import time
+from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import ClassVar
 
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
@@ -299,22 +306,163 @@ def revoke_token(engine: Engine, token_id: int) -> bool:
         return bool(res.rowcount)
 
 
-def authenticate(engine: Engine, token: str) -> tuple[PrincipalInfo | None, str]:
-    """The principal a bearer token stands for, or None and why not (never the token)."""
+def authenticate(engine: Engine, token: str, cache: AuthCache | None = None,
+                 ) -> tuple[PrincipalInfo | None, str]:
+    """The principal a bearer token stands for, or None and why not (never the token).
+
+    With a ``cache``, a token found valid is remembered (by its SHA-256) for the cache's
+    TTL at most; failures are never cached, so every refused token is looked up again.
+    """
     if not token.startswith(TOKEN_PREFIX) or len(token) > 200:
         return None, "malformed token"
+    key = hash_token(token)
+    if cache is not None:
+        hit = cache.get(key)
+        if hit is not None:
+            return hit, "ok"
+        generation = cache.generation()  # before the read: a revocation after it wins
     with Session(engine) as s:
-        row = s.execute(select(Token, Principal)
+        row = s.execute(select(Token.revoked_at, Token.expires_at, Principal)
                         .join(Principal, Principal.id == Token.principal_id)
-                        .where(Token.token_hash == hash_token(token))).first()
+                        .where(Token.token_hash == key)).first()
     if row is None:
         return None, "unknown token"
-    t, p = row
-    if t.revoked_at is not None:
+    revoked_at, expires, p = row
+    if revoked_at is not None:
         return None, "revoked token"
-    expires = t.expires_at if t.expires_at.tzinfo else t.expires_at.replace(tzinfo=utcnow().tzinfo)
+    expires = expires if expires.tzinfo else expires.replace(tzinfo=UTC)
     if expires <= utcnow():
         return None, "expired token"
     if p.disabled:
         return None, "disabled principal"
-    return _pinfo(p), "ok"
+    info = _pinfo(p)
+    if cache is not None:
+        cache.put(key, info, expires, generation)
+    return info, "ok"
+
+
+# ---- caches of the hot path --------------------------------------------------------------
+
+#: how long a worker trusts a token it has checked, at most (seconds)
+AUTH_CACHE_SECONDS = 5.0
+
+
+class AuthCache:
+    """Token hash -> principal, per worker, for ``ttl`` seconds at most.
+
+    * Keys are the tokens' SHA-256 (as stored), never the tokens.
+    * Only successes are cached: an unknown, revoked or expired token costs a lookup every
+      time and can never be remembered as good, and guessing fills nothing.
+    * A cached token still stops at its own expiry (checked on every hit), not up to
+      ``ttl`` later.
+    * ``invalidate()`` drops everything (revocations are rare); a lookup that started
+      before an invalidation does not store its (possibly stale) answer after it.
+    * ``epoch`` (optional) is a counter shared by the node's workers (``EpochFile``): when
+      another worker bumps it (it revoked a token), this cache drops everything on its next
+      use. Revocations elsewhere (another host, the CLI) are bounded by ``ttl``.
+    * At most ``max_size`` entries; the oldest go first.
+    """
+
+    def __init__(self, ttl: float = AUTH_CACHE_SECONDS, max_size: int = 10_000, *,
+                 clock: Callable[[], float] = time.monotonic,
+                 wall: Callable[[], float] = time.time,
+                 epoch: Callable[[], int] | None = None) -> None:
+        self.ttl = ttl
+        self.max_size = max_size
+        self._clock, self._wall, self._epoch = clock, wall, epoch
+        self._seen_epoch = epoch() if epoch is not None else 0
+        self._generation = 0
+        self._entries: dict[str, tuple[PrincipalInfo, float, float]] = {}
+        self._lock = threading.Lock()
+
+    def __len__(self) -> int:
+        return len(self._entries)
+
+    def _check_epoch(self) -> None:
+        if self._epoch is not None and self._epoch() != self._seen_epoch:
+            with self._lock:
+                self._seen_epoch = self._epoch()
+                self._entries.clear()
+                self._generation += 1
+
+    def generation(self) -> int:
+        """Take before reading the store; ``put`` with it stores only if nothing was
+        invalidated in between."""
+        self._check_epoch()
+        return self._generation
+
+    def get(self, key: str) -> PrincipalInfo | None:
+        self._check_epoch()
+        hit = self._entries.get(key)
+        if hit is None:
+            return None
+        principal, expires, deadline = hit
+        if self._clock() >= deadline or self._wall() >= expires:
+            self._entries.pop(key, None)
+            return None
+        return principal
+
+    def put(self, key: str, principal: PrincipalInfo, expires_at: datetime,
+            generation: int) -> None:
+        if self.ttl <= 0:
+            return
+        self._check_epoch()
+        with self._lock:
+            if generation != self._generation:
+                return  # invalidated while this answer was read: it may be stale
+            while len(self._entries) >= self.max_size:
+                self._entries.pop(next(iter(self._entries)))
+            self._entries.pop(key, None)
+            self._entries[key] = (principal, expires_at.timestamp(), self._clock() + self.ttl)
+
+    def invalidate(self) -> None:
+        with self._lock:
+            self._entries.clear()
+            self._generation += 1
+
+
+class EpochFile:
+    """Counters shared by every process of a node on one host: a small memory-mapped file.
+
+    A process that changes what others cache (revokes a token, creates a bank) bumps a
+    counter after its transaction commits; the others compare it on every use (a read
+    from shared memory, no system call) and drop their cache when it moved.
+    """
+
+    SLOTS: ClassVar[dict[str, int]] = {"auth": 0, "banks": 1}
+    _SIZE = 8 * 8
+
+    def __init__(self, path: Path) -> None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
+        try:
+            if os.fstat(fd).st_size < self._SIZE:
+                os.ftruncate(fd, self._SIZE)  # zero-filled; racing creators agree
+            self._mm = mmap.mmap(fd, self._SIZE, mmap.MAP_SHARED)
+        finally:
+            os.close(fd)
+        self.path = path
+
+    def read(self, name: str) -> int:
+        return int(struct.unpack_from("<Q", self._mm, 8 * self.SLOTS[name])[0])
+
+    def reader(self, name: str) -> Callable[[], int]:
+        off = 8 * self.SLOTS[name]
+        mm, unpack = self._mm, struct.unpack_from
+        return lambda: int(unpack("<Q", mm, off)[0])
+
+    def bump(self, name: str) -> None:
+        off = 8 * self.SLOTS[name]
+        with open(self.path, "rb") as lock:  # serialise bumps of several processes
+            fcntl.flock(lock, fcntl.LOCK_EX)
+            value = struct.unpack_from("<Q", self._mm, off)[0]
+            struct.pack_into("<Q", self._mm, off, (value + 1) & 0xFFFF_FFFF_FFFF_FFFF)
+
+    def close(self) -> None:
+        self._mm.close()
+
+
+def epoch_file(home: Path) -> EpochFile:
+    """The node's shared counters under ``VIGIL_HOME/run``; a CLI that revokes a token or
+    disables a user can ``epoch_file(home).bump("auth")`` so running workers notice at once."""
+    return EpochFile(home / "run" / "cache-epochs")

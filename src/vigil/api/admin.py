@@ -74,6 +74,7 @@ def create_user(body: UserCreate, request: Request, caller: Admin) -> UserOut:
 def disable_user(user_id: PathId, request: Request, caller: Admin) -> UserOut:
     p = _own_user(request, caller, user_id)
     n = nodes.disable_principal(request.app.state.node.engine, p.id)
+    request.app.state.node.auth_changed()  # every worker drops its cached tokens now
     _audit(request, caller, "user.disable", p.label, tokens_revoked=n)
     return _user(nodes.get_principal(request.app.state.node.engine, p.id))  # type: ignore[arg-type]
 
@@ -105,6 +106,7 @@ def revoke_token(token_id: PathId, request: Request, caller: Admin) -> TokenOut:
     if owner is None or owner.agency != caller.agency:
         raise ApiError(404, f"no token with id {token_id}", "token_id")
     nodes.revoke_token(engine, token_id)
+    request.app.state.node.auth_changed()  # every worker drops its cached tokens now
     _audit(request, caller, "token.revoke", owner.label, token_id=token_id)
     [t] = [t for t in nodes.tokens(engine, caller.agency, owner.id) if t.id == token_id]
     return _token(t)

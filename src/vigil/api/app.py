@@ -30,12 +30,12 @@ def create_app(engine: Engine | None = None, settings: Settings | None = None) -
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         eng = engine or make_engine()
         node = NodeState(eng, settings)
-        node.index.start()
+        node.start()
         app.state.node = node
         try:
             yield
         finally:
-            node.index.stop()
+            node.stop()
             if engine is None:
                 eng.dispose()
 

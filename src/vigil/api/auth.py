@@ -2,18 +2,22 @@
 
 Every /v1 route names one permission; a caller gets it only if one of its roles grants
 it. Anything not granted here is denied. Every failure is audited (without the token).
+Each worker remembers tokens it found valid for a few seconds (``vigil.node.AuthCache``;
+revocation bounds in ``vigil.api.state``); refused tokens are looked up every time.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from typing import Annotated
+from collections.abc import Callable, Coroutine
+from functools import partial
+from typing import Annotated, Any
 
 from fastapi import Depends, Request
+from fastapi.concurrency import run_in_threadpool
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from vigil.api.problems import ApiError
-from vigil.node import ROLES, PrincipalInfo, authenticate
+from vigil.node import ROLES, TOKEN_PREFIX, AuthCache, PrincipalInfo, hash_token
 
 #: permission -> roles that grant it. Admin is the node's trust root and holds all.
 PERMISSIONS: dict[str, frozenset[str]] = {
@@ -39,29 +43,43 @@ def remote_of(request: Request) -> str | None:
     return request.client.host if request.client else None
 
 
-def require(permission: str) -> Callable[..., PrincipalInfo]:
+def cached_principal(cache: AuthCache, token: str) -> PrincipalInfo | None:
+    """The principal of a token this worker checked less than the cache's TTL ago (no I/O)."""
+    if not token.startswith(TOKEN_PREFIX) or len(token) > 200:
+        return None
+    return cache.get(hash_token(token))
+
+
+def require(permission: str) -> Callable[..., Coroutine[Any, Any, PrincipalInfo]]:
     """A dependency: the authenticated caller, if it holds ``permission``."""
     if permission not in PERMISSIONS:
         raise ValueError(f"unknown permission {permission!r}")
 
-    def dependency(request: Request, creds: Annotated[
+    async def dependency(request: Request, creds: Annotated[
             HTTPAuthorizationCredentials | None, Depends(bearer)]) -> PrincipalInfo:
+        # async: a token in the worker's cache is checked on the event loop, without a
+        # thread hand-off; the store and the audit log are only touched in a thread.
         node = request.app.state.node
         path = request.url.path
+        principal = None
         if creds is None or creds.scheme.lower() != "bearer":
             reason = "missing bearer token"
-            principal = None
         else:
-            principal, reason = authenticate(node.engine, creds.credentials)
+            principal = cached_principal(node.auth_cache, creds.credentials)
+            if principal is None:
+                principal, reason = await run_in_threadpool(node.authenticate,
+                                                            creds.credentials)
         if principal is None:
-            node.audit.append("auth.failure", outcome="denied", target=path,
-                              remote=remote_of(request), detail={"reason": reason})
+            await run_in_threadpool(partial(
+                node.audit.append, "auth.failure", outcome="denied", target=path,
+                remote=remote_of(request), detail={"reason": reason}))
             raise ApiError(401, f"authorization: {reason}",
                            headers={"WWW-Authenticate": 'Bearer realm="vigil"'})
         if not allowed(principal, permission):
-            node.audit.append("auth.denied", outcome="denied", agency=principal.agency,
-                              actor=principal.label, target=path, remote=remote_of(request),
-                              detail={"permission": permission, "roles": list(principal.roles)})
+            await run_in_threadpool(partial(
+                node.audit.append, "auth.denied", outcome="denied", agency=principal.agency,
+                actor=principal.label, target=path, remote=remote_of(request),
+                detail={"permission": permission, "roles": list(principal.roles)}))
             raise ApiError(403, f"your roles ({', '.join(principal.roles)}) do not grant "
                                 f"{permission}")
         request.state.principal = principal

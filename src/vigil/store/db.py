@@ -21,6 +21,8 @@ from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.engine import URL, make_url
 
 MIGRATIONS = Path(__file__).with_name("migrations")
+#: PostgreSQL connections a process keeps, and how many more it may open under load
+POOL_SIZE, POOL_OVERFLOW = 10, 10
 
 
 def vigil_home() -> Path:
@@ -59,7 +61,14 @@ def make_engine(url: str | URL | None = None) -> Engine:
     # No server-side prepared statements: psycopg prepares a query after 5 runs, and the
     # generic plan made while a bank was still empty (a sequential scan) then stayed in use
     # for the whole import, making every batch slower than the last.
-    return create_engine(url, pool_pre_ping=True, connect_args={"prepare_threshold": None})
+    # Pool: a server worker runs requests in up to 40 threads (anyio's default), but few
+    # hold a connection at once: tokens and banks are cached, the audit log is written by
+    # one thread per worker, and a match reads the store only to resolve its hits (well
+    # under a millisecond). 10 kept + 10 more under bursts per process; 2 workers then use
+    # at most 40 of PostgreSQL's default 100 connections.
+    return create_engine(url, pool_pre_ping=True, pool_size=POOL_SIZE,
+                         max_overflow=POOL_OVERFLOW, pool_timeout=30,
+                         connect_args={"prepare_threshold": None})
 
 
 def migrate(engine: Engine) -> None:
