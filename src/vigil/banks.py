@@ -23,6 +23,7 @@ from vigil.entry import EntryRecord, Labels
 from vigil.schemes import SCHEMES
 from vigil.store.bulk import bulk_insert
 from vigil.store.models import Bank, Change, Entry, utcnow
+from vigil.store.models_exchange import Feed
 
 BATCH_SIZE = 5000
 #: pg_advisory_xact_lock key that orders change-log appends ("vigilchg")
@@ -37,6 +38,10 @@ _STORED = (Entry.id, Entry.bank_id, Entry.signal_type, Entry.value, Entry.qualit
 
 class BankError(Exception):
     """A bank operation the user asked for cannot be done (unknown bank, name taken...)."""
+
+
+class ReadOnlyBankError(BankError):
+    """A write to a mirror bank: only its origin changes it (through its feed)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -224,7 +229,8 @@ class Banks:
 
     def apply(self, name: str, records: Iterable[EntryRecord], *, source: str | None = None,
               origin_agency: str | None = None, batch_size: int = BATCH_SIZE,
-              progress: Callable[[int], None] | None = None) -> ApplyResult:
+              progress: Callable[[int], None] | None = None, mirror: bool = False,
+              before_commit: Callable[[Session], None] | None = None) -> ApplyResult:
         """Apply add/remove records to a bank in one transaction, logging every change.
 
         An ``add`` of a signal already in the bank replaces its labels (logged as
@@ -232,10 +238,16 @@ class Banks:
         brings it back; a ``remove`` of an unknown signal is counted as ``not_found``.
         If anything raises (a malformed record from a strict reader, a database error),
         the whole call is rolled back.
+
+        A mirror bank (pulled from a peer) is read-only: only the feed sync writes to it
+        (``mirror=True``), and ``before_commit`` lets it store its checkpoint in the same
+        transaction as the entries, so a crash can never separate the two.
         """
         result = ApplyResult()
         with Session(self.engine) as s, s.begin():
             bank = self._bank(s, name)
+            if not mirror:
+                self._check_writable(s, bank)
             if s.get_bind().dialect.name == "postgresql":
                 # Change ids must commit in id order, or an index tailing the log could step
                 # over a change that commits late: all writers (every bank) queue here.
@@ -266,7 +278,25 @@ class Banks:
                 # foreign-key checks against it slower with every batch.
                 s.execute(update(Bank).where(Bank.id == bank.id)
                           .values(updated_at=utcnow(), last_seq=seqs.next - 1))
+            if before_commit is not None:
+                before_commit(s)
         return result
+
+    @staticmethod
+    def _check_writable(s: Session, bank: Bank) -> None:
+        origin = s.scalar(select(Feed.descriptor).where(Feed.bank_id == bank.id,
+                                                        Feed.mirror.is_(True)))
+        if origin is not None:
+            raise ReadOnlyBankError(f"bank {bank.name!r} is a read-only mirror of another "
+                                    "agency's bank; record an opinion (agree/dispute) "
+                                    "instead of editing it")
+
+    def is_mirror(self, name: str) -> bool:
+        """Whether ``name`` is a mirror of a peer's bank (read-only here)."""
+        with Session(self.engine) as s:
+            bank = self._bank(s, name)
+            return s.scalar(select(Feed.id).where(Feed.bank_id == bank.id,
+                                                  Feed.mirror.is_(True))) is not None
 
     def _apply_batch(self, s: Session, bank: Bank, batch: list[EntryRecord], source: str | None,
                      agency: str, result: ApplyResult, seqs: _Seqs) -> None:

@@ -9,11 +9,12 @@ from fastapi import FastAPI
 from sqlalchemy import Engine
 
 from vigil import __version__
-from vigil.api import admin, banks, match, ops, problems
+from vigil.api import admin, banks, exchange, match, ops, problems
 from vigil.api.limits import BodyLimits
 from vigil.api.metrics import RequestMetrics
 from vigil.api.settings import Settings
 from vigil.api.state import NodeState
+from vigil.exchange.periodic import PeerSyncThread, interval_from_env
 from vigil.store import make_engine
 
 DESCRIPTION = """Each agency's Vigil node: hash files, match signals against the agency's
@@ -31,10 +32,13 @@ def create_app(engine: Engine | None = None, settings: Settings | None = None) -
         eng = engine or make_engine()
         node = NodeState(eng, settings)
         node.start()
+        peers = PeerSyncThread(eng, settings.home, node.audit, interval_from_env())
+        peers.start()
         app.state.node = node
         try:
             yield
         finally:
+            peers.stop()
             node.stop()
             if engine is None:
                 eng.dispose()
@@ -42,7 +46,7 @@ def create_app(engine: Engine | None = None, settings: Settings | None = None) -
     app = FastAPI(title="Vigil node", version=__version__, description=DESCRIPTION,
                   lifespan=lifespan)
     problems.install(app)
-    for r in (ops.router, match.router, banks.router, admin.router):
+    for r in (ops.router, match.router, banks.router, admin.router, exchange.router):
         app.include_router(r)
     app.add_middleware(BodyLimits, settings=settings)
     app.add_middleware(RequestMetrics)

@@ -30,6 +30,9 @@ PERMISSIONS: dict[str, frozenset[str]] = {
     "banks.export": frozenset({"admin", "curator"}),
     "principals.manage": frozenset({"admin"}),
     "audit.read": frozenset({"admin", "auditor"}),
+    "banks.share": frozenset({"admin"}),  # what leaves the agency is the admin's decision
+    "opinions.write": frozenset({"admin", "curator", "analyst"}),
+    "feeds.read": frozenset({"peer"}),  # a peer agency's node, and only that
 }
 
 bearer = HTTPBearer(auto_error=False, description="A Vigil token: `Authorization: Bearer vgl_…`")

@@ -28,7 +28,7 @@ from vigil.api.models import (
 )
 from vigil.api.problems import ERROR_RESPONSES, ApiError
 from vigil.api.streams import BodyReader, stream_writer
-from vigil.banks import ApplyResult, BankError, BankInfo, StoredEntry
+from vigil.banks import ApplyResult, BankError, BankInfo, ReadOnlyBankError, StoredEntry
 from vigil.entry import EntryRecord, Labels
 from vigil.formats import FORMATS, FormatError
 from vigil.node import PrincipalInfo
@@ -71,6 +71,8 @@ def _apply(request: Request, caller: PrincipalInfo, name: str, action: str,
     node = request.app.state.node
     try:
         r: ApplyResult = node.banks(caller.label).apply(name, records, source=source)
+    except ReadOnlyBankError as exc:
+        raise ApiError(409, str(exc), "name") from None
     except BankError as exc:
         raise ApiError(404, str(exc), "name") from None
     except FormatError as exc:

@@ -52,10 +52,13 @@ def _key(home: Path) -> Ed25519PrivateKey:
 
 
 def _audit(request: Request, caller: PrincipalInfo, action: str, target: str,
-           **detail: object) -> None:
-    request.app.state.node.audit.append(action, agency=caller.agency, actor=caller.label,
-                                        target=target, remote=remote_of(request),
-                                        detail=detail)
+           outcome: str = "ok", **detail: object) -> None:
+    """Feed and sharing records belong to this node's agency (its data, its auditors),
+    whoever the caller is; the actor names the peer agency's principal."""
+    node = request.app.state.node
+    node.audit.append(action, outcome=outcome, agency=node.identity.agency,
+                      actor=caller.label, target=target, remote=remote_of(request),
+                      detail=detail)
 
 
 @router.get("/node", response_model=NodeOut, summary="This node's agency and public key")
@@ -85,10 +88,8 @@ def read_feed(bank: BankName, request: Request, caller: Peer,
         p = feeds.page(node.engine, _key(node.settings.home), node.identity.agency,
                        caller.agency, bank, after, limit)
     except feeds.FeedAccessError:
-        _audit(request, caller, "feed.read", bank, after=after, outcome="denied")
-        node.audit.append("auth.denied", outcome="denied", agency=caller.agency,
-                          actor=caller.label, target=f"/v1/feeds/{bank}",
-                          remote=remote_of(request), detail={"permission": "feed"})
+        _audit(request, caller, "feed.read", bank, outcome="denied", after=after,
+               reason="not shared with the caller's agency")
         raise ApiError(403, f"bank {bank!r} is not shared with {caller.agency}", "bank") \
             from None
     _audit(request, caller, "feed.read", bank, after=after, records=len(p.records),

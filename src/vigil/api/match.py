@@ -54,6 +54,16 @@ def _match_out(m: Match, signals: list[str], full: bool) -> MatchOut:
     return out
 
 
+def disagreement(o: Outcome) -> bool:
+    """Whether agencies label what matched differently: categories that differ between
+    the matched entries of different origin agencies (each keeps its own label)."""
+    cats: dict[str, set[tuple[str, str]]] = {}
+    for m in o.matches:
+        if m.entry.labels.category is not None:
+            cats.setdefault(m.entry.origin_agency, set()).add(m.entry.labels.category)
+    return len(cats) > 1 and len(set().union(*cats.values())) > 1
+
+
 def _wanted(request: Request, caller: PrincipalInfo, banks: list[str] | None) -> set[str]:
     own = request.app.state.node.own_banks(caller.agency)
     if banks is None:
@@ -96,8 +106,9 @@ def match(req: MatchRequest, request: Request,
     results = []
     for i, o in enumerate(outcomes):
         _filter(o, caller, wanted)
-        results.append(SignalResult(index=i, skipped=o.skipped,
-                                    matches=[_match_out(m, s, full) for m, s in o.leads()]))
+        leads = [_match_out(m, s, full) for m, s in o.leads()]
+        results.append(SignalResult(index=i, skipped=o.skipped, matches=leads,
+                                    disagreement=disagreement(o) or None))
     matched = sum(1 for r in results if r.matches)
     _audit_match(request, caller, [(s.type, s.value) for s in req.signals], matched,
                  threshold=req.threshold,
@@ -140,4 +151,5 @@ async def match_file(
     await run_in_threadpool(_audit_match, request, caller,
                             [(q.signal_type, q.value) for q in queries], 1 if leads else 0,
                             threshold=threshold, dihedral=dihedral, file=True)
-    return FileMatchResponse(signals=hash_response(r), matches=leads, skipped=o.skipped)
+    return FileMatchResponse(signals=hash_response(r), matches=leads, skipped=o.skipped,
+                             disagreement=disagreement(o) or None)

@@ -30,7 +30,7 @@ Id = Annotated[int, Field(ge=1, le=2**62)]
 SignalType = Annotated[str, Field(min_length=1, max_length=64,
                                   pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$",
                                   examples=["pdq", "md5", "sha1", "sha256"])]
-Role = Literal["admin", "curator", "analyst", "matcher", "auditor"]
+Role = Literal["admin", "curator", "analyst", "matcher", "auditor", "peer"]
 VictimStatus = Literal["unknown", "unidentified", "identified"]
 Variant = Literal[tuple(DIHEDRAL_NAMES[1:])]  # type: ignore[valid-type]
 BankName = Annotated[str, Field(min_length=1, max_length=100, pattern=r"^[^/\\\n\t]+$")]
@@ -113,6 +113,9 @@ class SignalResult(BaseModel):
     index: int
     matches: list[MatchOut]
     skipped: list[str] = []
+    #: true when agencies' banks label this signal differently (e.g. a category shared by
+    #: one peer and another by this agency): every label is kept, with its provenance
+    disagreement: bool | None = None
 
 
 class MatchResponse(BaseModel):
@@ -146,6 +149,7 @@ class FileMatchResponse(BaseModel):
     signals: HashResponse
     matches: list[MatchOut]
     skipped: list[str] = []
+    disagreement: bool | None = None
 
 
 # ---- banks -------------------------------------------------------------------------------
@@ -228,7 +232,7 @@ class ChangeResult(BaseModel):
 class UserCreate(Strict):
     name: str = Field(min_length=1, max_length=100, pattern=r"^[A-Za-z0-9][A-Za-z0-9_.@-]*$")
     kind: Literal["user", "service"] = "user"
-    roles: list[Role] = Field(min_length=1, max_length=5)
+    roles: list[Role] = Field(min_length=1, max_length=6)
 
 
 class UserOut(BaseModel):
