@@ -32,7 +32,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Engine, or_, select, update
+from sqlalchemy import Engine, insert, or_, select, update
 from sqlalchemy.orm import Session
 
 from vigil.store.models import utcnow
@@ -180,30 +180,38 @@ class AuditLog:
         return self._append_many([rec])[0]
 
     def _append_many(self, recs: list[dict[str, Any]]) -> list[AuditEntry]:
-        """Chain and commit records in one transaction, then move the anchor once."""
+        """Chain and commit records in one transaction, then move the anchor once.
+
+        Core statements, four round trips whatever the number of records: under load
+        this runs for every group commit, and its time is what each request waits for.
+        """
         out: list[AuditEntry] = []
-        with Session(self.engine) as s, s.begin():
+        rows: list[dict[str, Any]] = []
+        with self.engine.begin() as conn:
             # Writing the head row first takes its lock (row lock on PostgreSQL, the write
-            # lock on SQLite) before we read it: appends queue here, one chain, no forks.
-            s.execute(update(AuditHead).where(AuditHead.id == 1)
-                      .values(last_id=AuditHead.last_id))
-            head = s.get(AuditHead, 1, populate_existing=True)
+            # lock on SQLite) and returns it as it is now: appends queue here, one chain,
+            # no forks.
+            head = conn.execute(update(AuditHead).where(AuditHead.id == 1)
+                                .values(last_id=AuditHead.last_id)
+                                .returning(AuditHead.last_id, AuditHead.last_hash)).first()
             if head is None:
                 raise RuntimeError("audit_head row missing: the store is not migrated")
-            last_id, last_hash = head.last_id, head.last_hash
+            last_id, last_hash = head
             for r in recs:
                 entry = AuditEntry(last_id + 1, r["at"], r["agency"], r["actor"], r["action"],
                                    r["outcome"], r["target"], r["remote"], r["detail"],
                                    last_hash, "")
                 mac = self.mac(entry)
-                s.add(AuditRecord(id=entry.id, at=entry.at, agency=entry.agency,
-                                  actor=entry.actor, action=entry.action,
-                                  outcome=entry.outcome, target=entry.target,
-                                  remote=entry.remote, detail=entry.detail,
-                                  prev_hash=last_hash, hash=mac))
+                rows.append({"id": entry.id, "at": entry.at, "agency": entry.agency,
+                             "actor": entry.actor, "action": entry.action,
+                             "outcome": entry.outcome, "target": entry.target,
+                             "remote": entry.remote, "detail": entry.detail,
+                             "prev_hash": last_hash, "hash": mac})
                 last_id, last_hash = entry.id, mac
                 out.append(replace(entry, hash=mac))
-            head.last_id, head.last_hash = last_id, last_hash
+            conn.execute(insert(AuditRecord), rows)
+            conn.execute(update(AuditHead).where(AuditHead.id == 1)
+                         .values(last_id=last_id, last_hash=last_hash))
         self._anchor(last_id, last_hash)
         return out
 

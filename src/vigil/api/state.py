@@ -33,8 +33,8 @@ from sqlalchemy.orm import Session
 from vigil.api.settings import Settings
 from vigil.audit import AuditLog
 from vigil.banks import BankInfo, Banks
-from vigil.index import SearchResult
-from vigil.indexes import BankIndexes
+from vigil.index import SearchResult, codes_from_hex
+from vigil.indexes import EXACT_SIZES, BankIndexes
 from vigil.matching import Matcher
 from vigil.node import (
     AUTH_CACHE_SECONDS,
@@ -88,6 +88,17 @@ class IndexService:
             self.last_error = f"{type(exc).__name__}: {exc}"[:300]
             log.warning("index sync failed: %s", self.last_error)
             return 0
+
+    def warm(self) -> None:
+        """One search of each kind before serving: loads the compiled search kernels
+        (numba; compiling them on a machine without the cache takes seconds) and touches
+        the mapped index, so the first requests after a start do not pay for it."""
+        try:
+            self.search_pdq(codes_from_hex(["0" * 64]), 31)
+            for t, size in EXACT_SIZES.items():
+                self.lookup(t, ["0" * (2 * size)])
+        except Exception as exc:  # never keep a worker from starting over a warm-up
+            log.warning("index warm-up failed: %s", f"{type(exc).__name__}: {exc}"[:300])
 
     # the two calls Matcher makes, under the lock that sync() takes to mutate
     def search_pdq(self, codes: np.ndarray, radius: int) -> SearchResult:
@@ -273,6 +284,7 @@ class NodeState:
 
     def start(self) -> None:
         self.refresher.start()
+        self.index.warm()
         self.index.start()
 
     def stop(self) -> None:
