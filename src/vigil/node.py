@@ -34,7 +34,8 @@ from sqlalchemy.orm import Session
 from vigil.store.models import utcnow
 from vigil.store.models_node import Agency, Principal, Token
 
-ROLES = ("admin", "curator", "analyst", "matcher", "auditor")
+#: ``peer``: another agency's node, pulling the feeds shared with its agency (nothing else)
+ROLES = ("admin", "curator", "analyst", "matcher", "auditor", "peer")
 KINDS = ("user", "service")
 TOKEN_PREFIX = "vgl_"
 DEFAULT_TOKEN_DAYS = 90
