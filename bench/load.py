@@ -692,6 +692,9 @@ def main() -> None:
                     help="seconds of py-spy on one worker under 64 clients (0: skip)")
     ap.add_argument("--breakdown-reps", type=int, default=200)
     ap.add_argument("--json", type=Path, help="also write the figures here")
+    ap.add_argument("--quick", action="store_true",
+                    help="only the single-signal runs and one batch run: no freshness, "
+                         "profile or breakdown (for comparing changes)")
     ap.add_argument("--client", help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.client:
@@ -734,9 +737,9 @@ def main() -> None:
         bodies1k.write_text(json.dumps(make_bodies(args.planted, args.flip, 20, 1000,
                                                    args.hit_rate, 2)))
         runs: dict[str, dict[str, object]] = {}
-        for name, path, conc in (("single c=8", bodies1, 8), ("single c=64", bodies1, 64),
-                                 ("batch1000 c=1", bodies1k, 1),
-                                 ("batch1000 c=4", bodies1k, 4)):
+        plan = [("single c=8", bodies1, 8), ("single c=64", bodies1, 64),
+                ("batch1000 c=1", bodies1k, 1), ("batch1000 c=4", bodies1k, 4)]
+        for name, path, conc in plan[:3] if args.quick else plan:
             print(f"load: {name} ...", file=sys.stderr, flush=True)
             with CpuSampler(url, workers) as cpu:
                 r = run_client(port, path, conc, args.duration, args.warmup, 2_000_000)
@@ -753,6 +756,11 @@ def main() -> None:
         res["runs"] = runs
         res["memory_after_load"] = {str(p): memory(p) for p in workers}
 
+        if args.quick:
+            if args.json:
+                args.json.write_text(json.dumps(res, indent=1))
+            report_runs(runs)
+            return
         print("freshness (idle) ...", file=sys.stderr, flush=True)
         res["fresh_idle"] = asyncio.run(freshness(port, token, 10, 1))
         print("freshness (under 64 clients) ...", file=sys.stderr, flush=True)
@@ -804,19 +812,25 @@ def main() -> None:
     report(res)
 
 
-def report(res: dict) -> None:
-    runs = res["runs"]
+def report_runs(runs: dict) -> None:
     rows = [["run", "req/s", "signals/s", "p50 ms", "p99 ms", "non-200", "workers CPU",
-             "PG CPU", "client CPU", "other CPU"]]
+             "PG CPU", "client CPU", "other CPU", "load avg 1 min"]]
     for name, r in runs.items():
         per = 1000 if name.startswith("batch") else 1
         bad = sum(v for k, v in r["statuses"].items() if k != "200")
         rows.append([name, f"{r['per_s']:.1f}", f"{r['per_s'] * per:,.0f}",
                      f"{r['p50_ms']:.1f}", f"{r['p99_ms']:.1f}", str(bad),
                      f"{r['worker_cpu_share']:.2f}", f"{r['pg_cpu_share']:.2f}",
-                     f"{r['client_cpu_share']:.2f}", f"{r['other_cpu_share']:.2f}"])
+                     f"{r['client_cpu_share']:.2f}", f"{r['other_cpu_share']:.2f}",
+                     f"{r['loadavg']:.2f}"])
     print(_fmt_table(rows))
-    print("(CPU columns in cores of the machine's 2; 'other' = everything else running)")
+    print("(CPU columns in cores of the machine's 2; 'other' = everything else running; "
+          "load average at the end of each run)")
+
+
+def report(res: dict) -> None:
+    runs = res["runs"]
+    report_runs(runs)
     s8, s64 = runs["single c=8"], runs["single c=64"]
     b = runs["batch1000 c=1"]
     fi = [f["first_s"] for f in res["fresh_idle"]]

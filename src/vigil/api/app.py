@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import inspect
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from typing import Any
 
 from fastapi import FastAPI
 from sqlalchemy import Engine
@@ -21,6 +23,13 @@ DESCRIPTION = """Each agency's Vigil node: hash files, match signals against the
 banks, curate banks, and read the audit trail. Authenticate with
 `Authorization: Bearer <token>` (tokens come from `vigil init` / `POST /v1/tokens`).
 Errors are RFC 9457 `application/problem+json`."""
+
+
+#: (older FastAPI versions have no ``telemetry`` argument, and no such hooks)
+_NO_TELEMETRY: dict[str, Any] = (
+    {"telemetry": {"tracing": False, "metrics": False, "logs": False,
+                   "operation_spans": False}}
+    if "telemetry" in inspect.signature(FastAPI.__init__).parameters else {})
 
 
 def create_app(engine: Engine | None = None, settings: Settings | None = None) -> FastAPI:
@@ -43,8 +52,12 @@ def create_app(engine: Engine | None = None, settings: Settings | None = None) -
             if engine is None:
                 eng.dispose()
 
+    # FastAPI's built-in OpenTelemetry hooks are off: the node exports Prometheus metrics
+    # (vigil.api.metrics) and no traces, and with no provider configured the hooks only
+    # looked the providers up in os.environ three times a request (~10% of a worker's
+    # CPU under load, bench/RESULTS.md).
     app = FastAPI(title="Vigil node", version=__version__, description=DESCRIPTION,
-                  lifespan=lifespan)
+                  lifespan=lifespan, **_NO_TELEMETRY)
     problems.install(app)
     for r in (ops.router, match.router, banks.router, admin.router, exchange.router):
         app.include_router(r)
