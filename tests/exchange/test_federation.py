@@ -337,3 +337,30 @@ def test_disputes_on_a_mirror_go_back_to_the_origin(peered: dict[str, FedNode]) 
         ("HK-POL", "dispute", "benign holiday photo, not CSAM")]
     assert ops[0]["value"] == vals[0]
     time.sleep(0)
+
+
+def test_rule_changes_resync_and_unshare_stops_the_feed(peered: dict[str, FedNode]) -> None:
+    sg, hk = peered["sg"], peered["hk"]
+    bank = f"sg-rule-{uid()}"
+    vals = md5s(3, "e1")
+    sg.bank(bank)
+    sg.add(bank, entries(vals, category=CAT, series="SG-S3"))
+    sg.cli("bank", "share", bank, "HK-POL")
+    sync(hk, "sg")
+    mirror = f"SG-SPF.{bank}"
+    with Session(hk.engine) as s:
+        assert set(s.scalars(select(Entry.series).join(Bank, Bank.id == Entry.bank_id)
+                             .where(Bank.name == mirror))) == {None}
+    sg.cli("bank", "share", bank, "HK-POL", "--labels", "category,series")  # widen the rule
+    sync(hk, "sg")
+    with Session(hk.engine) as s:
+        assert set(s.scalars(select(Entry.series).join(Bank, Bank.id == Entry.bank_id)
+                             .where(Bank.name == mirror))) == {"SG-S3"}
+    assert mirror_stats(hk, mirror)[:3] == (3, 3, 3)
+    sg.cli("bank", "unshare", bank, "HK-POL")
+    out = sync(hk, "sg")
+    assert f"SG-SPF/{bank} is no longer shared with us" in out.stderr
+    assert mirror_stats(hk, mirror)[0] == 3  # kept: nothing can be taken back remotely
+    with Session(hk.engine) as s:
+        f = s.scalar(select(Feed).where(Feed.descriptor.contains(bank)))
+        assert f is not None and not f.active and "no longer shares" in (f.error or "")

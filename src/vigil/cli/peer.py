@@ -181,6 +181,9 @@ def sync(
         for r in results:
             if r.error:
                 err.print(f"[red]{r.peer}: {r.error}[/red]", highlight=False)
+            for d in r.dropped:
+                err.print(f"[yellow]{r.peer}: {d} is no longer shared with us; the mirror "
+                          "is kept, no longer synced[/yellow]", highlight=False)
             for f in r.feeds:
                 line = (f"{r.peer}: {f.feed} -> {f.mirror}: seq {f.before} -> {f.after} of "
                         f"{f.head} (+{f.added} added, {f.updated} relabelled, "

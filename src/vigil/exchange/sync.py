@@ -76,6 +76,8 @@ class PeerSync:
     peer: str
     feeds: list[FeedSync] = field(default_factory=list)
     error: str | None = None
+    #: mirrors this peer no longer offers (unshared at the origin): kept, no longer synced
+    dropped: list[str] = field(default_factory=list)
 
     @property
     def ok(self) -> bool:
@@ -166,9 +168,11 @@ class PeerSyncer:
             r = client.get("/v1/feeds")
             if r.status_code != 200:
                 raise PeerError(f"{self.url}/v1/feeds answered {r.status_code}: {_problem(r)}")
-            for item in r.json()["feeds"]:
-                fs = self._sync_feed(client, item["bank"], Descriptor.parse(item["descriptor"]))
-                out.feeds.append(fs)
+            offered = [(item["bank"], Descriptor.parse(item["descriptor"]))
+                       for item in r.json()["feeds"]]
+            for bank, d in offered:
+                out.feeds.append(self._sync_feed(client, bank, d))
+            out.dropped = self._retire({d.text() for _, d in offered})
             self._pull_opinions(client)
         except (PeerError, FeedError, KeyError, ValueError) as exc:
             out.error = str(exc) if not isinstance(exc, KeyError) else f"malformed answer: {exc}"
@@ -187,6 +191,22 @@ class PeerSyncer:
                                       "error": (out.error or next(
                                           (f.error for f in out.feeds if f.error), None))})
         return out
+
+    def _retire(self, offered: set[str]) -> list[str]:
+        """Mark mirrors of this peer that it no longer offers: what was pulled stays (it
+        cannot be taken back over the network), but it is no longer kept current."""
+        gone = []
+        with Session(self.engine) as s, s.begin():
+            for f in s.scalars(select(Feed).where(Feed.peer == self.peer,
+                                                  Feed.mirror.is_(True),
+                                                  Feed.active.is_(True))):
+                if f.descriptor not in offered:
+                    d = Descriptor.parse(f.descriptor)
+                    f.active = False
+                    f.error = (f"{self.peer} no longer shares {d} with us; what was pulled "
+                               "before stays, no longer synced")
+                    gone.append(str(d))
+        return gone
 
     def _pull_opinions(self, client: _Client) -> None:
         """Opinions the peer recorded about this node's banks (disputes come back here)."""
@@ -348,7 +368,7 @@ def sync_all(engine: Engine, home: Path, **kw: Any) -> list[PeerSync]:
 
 def summary(ps: PeerSync) -> dict[str, Any]:
     """A sync result as plain data (CLI ``--json``, audit, API)."""
-    return {"peer": ps.peer, "ok": ps.ok, "error": ps.error,
+    return {"peer": ps.peer, "ok": ps.ok, "error": ps.error, "no_longer_shared": ps.dropped,
             "feeds": [{"feed": f.feed, "mirror": f.mirror, "from": f.before, "to": f.after,
                        "head": f.head, "added": f.added, "updated": f.updated,
                        "removed": f.removed, "error": f.error} for f in ps.feeds]}
