@@ -364,3 +364,6 @@ def test_rule_changes_resync_and_unshare_stops_the_feed(peered: dict[str, FedNod
     with Session(hk.engine) as s:
         f = s.scalar(select(Feed).where(Feed.descriptor.contains(bank)))
         assert f is not None and not f.active and "no longer shares" in (f.error or "")
+    shown = json.loads(hk.cli("bank", "show", mirror, "--json").stdout)["mirror"]
+    assert shown["origin"] == "SG-SPF" and shown["origin_bank"] == bank
+    assert shown["peer"] == "sg" and shown["active"] is False and shown["origin_seq"] == 3

@@ -131,17 +131,35 @@ def list_banks(as_json: Annotated[bool, typer.Option("--json", help="JSON output
 def show(name: Annotated[str, typer.Argument(help="Bank name.")],
          as_json: Annotated[bool, typer.Option("--json", help="JSON output.")] = False) -> None:
     """Counts per signal type, category and victim status. Never prints hashes."""
+    from vigil.exchange.rules import mirror_info
+
     with user_errors():
-        st = open_banks().stats(name)
+        banks = open_banks()
+        st = banks.stats(name)
+        mi = mirror_info(banks.engine, name)
     i = st.info
+    mirror = None if mi is None else {
+        "origin": mi.origin, "origin_bank": mi.origin_bank, "fields": list(mi.fields),
+        "reshare": mi.reshare, "peer": mi.peer, "origin_seq": mi.last_seq,
+        "synced_at": mi.synced_at.isoformat() if mi.synced_at else None,
+        "active": mi.active, "error": mi.error}
     if as_json:
         typer.echo(json.dumps({"name": i.name, "agency": i.agency, "entries": i.entries,
                                "removed": st.removed, "last_seq": i.last_seq,
                                "series": st.series, "by_signal_type": st.by_signal_type,
                                "by_category": st.by_category,
-                               "by_victim_status": st.by_victim_status}, indent=2))
+                               "by_victim_status": st.by_victim_status,
+                               "mirror": mirror}, indent=2))
         return
     typer.echo(f"bank {i.name!r} — agency {i.agency}; {i.description}".rstrip("; "))
+    if mi is not None:
+        when = f"{mi.synced_at:%Y-%m-%d %H:%M} UTC" if mi.synced_at else "never"
+        state = "" if mi.active else " (no longer synced)"
+        typer.echo(f"  read-only mirror of {mi.origin}/{mi.origin_bank} via peer {mi.peer}"
+                   f"{state}: origin seq {mi.last_seq:,}, last sync {when}; labels "
+                   f"{', '.join(mi.fields) or 'none'}")
+        if mi.error:
+            typer.echo(f"  last sync error: {mi.error}")
     typer.echo(f"  entries: {i.entries:,} live, {st.removed:,} removed; {i.last_seq:,} changes; "
                f"{st.series:,} series; updated {i.updated_at:%Y-%m-%d %H:%M} UTC")
     for title, counts in (("signal types", st.by_signal_type), ("categories", st.by_category),

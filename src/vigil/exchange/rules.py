@@ -114,3 +114,29 @@ def rules(engine: Engine, bank: str | None = None, agency: str | None = None,
             q = q.where(Bank.agency == owner)
         return [RuleInfo(b.name, r.agency, tuple(r.fields), r.reshare, r.created_at,
                          r.created_by) for r, b in s.execute(q)]
+
+
+@dataclass(frozen=True, slots=True)
+class MirrorInfo:
+    """Where a mirror bank comes from and how current it is."""
+
+    origin: str
+    origin_bank: str
+    fields: tuple[str, ...]
+    reshare: bool
+    peer: str | None
+    last_seq: int
+    synced_at: datetime | None
+    active: bool
+    error: str | None
+
+
+def mirror_info(engine: Engine, bank: str) -> MirrorInfo | None:
+    """The provenance and sync state of mirror bank ``bank`` (None for a local bank)."""
+    with Session(engine) as s:
+        f = mirror_feed(s, _bank(s, bank).id)
+        if f is None:
+            return None
+        d = Descriptor.parse(f.descriptor)
+        return MirrorInfo(d.origin, d.bank, d.fields, d.reshare, f.peer, f.last_seq,
+                          f.synced_at, f.active, f.error)
