@@ -22,7 +22,7 @@ from sqlalchemy.engine import URL, make_url
 
 MIGRATIONS = Path(__file__).with_name("migrations")
 #: PostgreSQL connections a process keeps, and how many more it may open under load
-POOL_SIZE, POOL_OVERFLOW = 10, 10
+POOL_SIZE, POOL_OVERFLOW = 20, 10
 
 
 def vigil_home() -> Path:
@@ -61,11 +61,12 @@ def make_engine(url: str | URL | None = None) -> Engine:
     # No server-side prepared statements: psycopg prepares a query after 5 runs, and the
     # generic plan made while a bank was still empty (a sequential scan) then stayed in use
     # for the whole import, making every batch slower than the last.
-    # Pool: a server worker runs requests in up to 40 threads (anyio's default), but few
-    # hold a connection at once: tokens and banks are cached, the audit log is written by
-    # one thread per worker, and a match reads the store only to resolve its hits (well
-    # under a millisecond). 10 kept + 10 more under bursts per process; 2 workers then use
-    # at most 40 of PostgreSQL's default 100 connections.
+    # Pool: a server worker runs requests in up to 40 threads (anyio's default); most touch
+    # the store only to resolve a match's hits (tokens and banks are cached, the audit log
+    # is written by one thread). Keep enough connections for that: an overflow connection
+    # is closed when returned, and opening PostgreSQL connections under load cost ~8% of a
+    # worker's CPU with 10 kept (bench/RESULTS.md). 20 kept + 10 under bursts per process:
+    # 2 workers use at most 60 of PostgreSQL's default 100 connections.
     return create_engine(url, pool_pre_ping=True, pool_size=POOL_SIZE,
                          max_overflow=POOL_OVERFLOW, pool_timeout=30,
                          connect_args={"prepare_threshold": None})
