@@ -110,7 +110,10 @@ def test_shared_bank_reaches_peers_without_notes_and_unshared_stays_home(
         assert peer.post("/v1/match", json={"signals": sigs(secret_vals)}).status_code == 403
     with sg.client(sg.analyst_token) as analyst:  # a local analyst is not a peer
         assert analyst.get(f"/v1/feeds/{main}").status_code == 403
-    with hk.client() as c:  # mirrors are read-only
+    with hk.client() as c:  # mirrors are listed as such, and read-only
+        listed = {b["name"]: b for b in c.get("/v1/banks").json()}
+        assert listed[f"SG-SPF.{main}"]["mirror_of"] == f"SG-SPF/{main}"
+        assert c.get(f"/v1/banks/SG-SPF.{main}").json()["mirror_of"] == f"SG-SPF/{main}"
         r = c.post(f"/v1/banks/SG-SPF.{main}/entries", json={"entries": entries(md5s(1, "c3"))})
         assert r.status_code == 409 and "read-only mirror" in r.json()["detail"], r.text
     with sg.client() as c:  # every feed read is audited on the origin

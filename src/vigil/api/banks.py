@@ -30,6 +30,7 @@ from vigil.api.problems import ERROR_RESPONSES, ApiError
 from vigil.api.streams import BodyReader, stream_writer
 from vigil.banks import ApplyResult, BankError, BankInfo, ReadOnlyBankError, StoredEntry
 from vigil.entry import EntryRecord, Labels
+from vigil.exchange.rules import mirror_names
 from vigil.formats import FORMATS, FormatError
 from vigil.node import PrincipalInfo
 from vigil.schemes import parse_category
@@ -50,10 +51,11 @@ def _own(request: Request, caller: PrincipalInfo, name: str) -> None:
         raise ApiError(404, f"no bank named {name!r}", "name")
 
 
-def _out(b: BankInfo) -> BankOut:
+def _out(b: BankInfo, mirrors: dict[str, str] | None = None) -> BankOut:
     return BankOut(name=b.name, agency=b.agency, description=b.description,
                    default_scheme=b.default_scheme, entries=b.entries, last_seq=b.last_seq,
-                   created_at=b.created_at, updated_at=b.updated_at)
+                   created_at=b.created_at, updated_at=b.updated_at,
+                   mirror_of=(mirrors or {}).get(b.name))
 
 
 def _labels(li: LabelsIn, base: Labels | None = None) -> Labels:
@@ -93,7 +95,9 @@ def _apply(request: Request, caller: PrincipalInfo, name: str, action: str,
 
 @router.get("", response_model=list[BankOut], summary="Your agency's banks")
 def list_banks(request: Request, caller: Reader) -> list[BankOut]:
-    return [_out(b) for b in request.app.state.node.banks(caller.label).list()
+    node = request.app.state.node
+    mirrors = mirror_names(node.engine)
+    return [_out(b, mirrors) for b in node.banks(caller.label).list()
             if b.agency == caller.agency]
 
 
@@ -114,7 +118,8 @@ def create_bank(body: BankCreate, request: Request, caller: Writer) -> BankOut:
 def bank_stats(name: str, request: Request, caller: Reader) -> BankStatsOut:
     _own(request, caller, name)
     st = request.app.state.node.banks(caller.label).stats(name)
-    return BankStatsOut(**_out(st.info).model_dump(), by_signal_type=st.by_signal_type,
+    base = _out(st.info, mirror_names(request.app.state.node.engine))
+    return BankStatsOut(**base.model_dump(), by_signal_type=st.by_signal_type,
                         by_category=st.by_category, by_victim_status=st.by_victim_status,
                         series=st.series, removed=st.removed)
 

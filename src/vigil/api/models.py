@@ -169,6 +169,8 @@ class BankOut(BaseModel):
     last_seq: int
     created_at: Timestamp
     updated_at: Timestamp
+    #: for a read-only mirror of a peer's bank: ``ORIGIN/bank``
+    mirror_of: str | None = None
 
 
 class BankStatsOut(BankOut):

@@ -140,3 +140,11 @@ def mirror_info(engine: Engine, bank: str) -> MirrorInfo | None:
         d = Descriptor.parse(f.descriptor)
         return MirrorInfo(d.origin, d.bank, d.fields, d.reshare, f.peer, f.last_seq,
                           f.synced_at, f.active, f.error)
+
+
+def mirror_names(engine: Engine) -> dict[str, str]:
+    """Local mirror bank name -> ``ORIGIN/bank`` it mirrors."""
+    with Session(engine) as s:
+        rows = s.execute(select(Bank.name, Feed.descriptor)
+                         .join(Feed, (Feed.bank_id == Bank.id) & Feed.mirror.is_(True))).all()
+    return {name: str(Descriptor.parse(d)) for name, d in rows}
