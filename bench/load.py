@@ -153,10 +153,11 @@ def fill_bank_sql(url: str, entries: int, planted: int,
     labels = json.dumps({"category_scheme": "us", "category": "0", "series": None,
                          "victim_status": "unknown", "tags": [], "note": None})
     first, last = info.last_seq + 1, info.last_seq + entries - planted
-    for lo in range(first, last + 1, chunk):
+    starts = range(first, last + 1, chunk)
+    for k, lo in enumerate(starts):
         hi = min(last, lo + chunk - 1)
-        with engine.begin() as conn:
-            conn.execute(text("SELECT setseed(:s)"), {"s": (lo % 1000) / 1000})
+        with engine.begin() as conn:  # a seed of its own per chunk: reproducible, distinct
+            conn.execute(text("SELECT setseed(:s)"), {"s": (k + 1) / (len(starts) + 1)})
             conn.execute(text(
                 "INSERT INTO entries (bank_id, signal_type, value, quality, category_scheme,"
                 " category, series, victim_status, tags, note, origin_agency, source,"
