@@ -18,6 +18,7 @@ Why each piece:
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import fcntl
 import hashlib
@@ -118,11 +119,15 @@ class _GroupCommitter:
         threading.Thread(target=self._run, name="vigil-audit", daemon=True).start()
 
     def submit(self, rec: dict[str, Any]) -> AuditEntry:
+        return self.enqueue(rec).result()
+
+    def enqueue(self, rec: dict[str, Any]) -> Future[AuditEntry]:
+        """Queue a record; the future is done once it is committed."""
         fut: Future[AuditEntry] = Future()
         with self._cv:
             self._queue.append((rec, fut))
             self._cv.notify()
-        return fut.result()
+        return fut
 
     def _run(self) -> None:
         while True:
@@ -170,14 +175,31 @@ class AuditLog:
         Returns only once the record is committed. With group commit on, concurrent
         callers of this process share one transaction (see ``_GroupCommitter``).
         """
-        if outcome not in OUTCOMES:
-            raise ValueError(f"outcome must be one of {', '.join(OUTCOMES)}")
-        rec = {"at": utcnow(), "agency": agency, "actor": actor, "action": action,
-               "outcome": outcome, "target": target, "remote": remote,
-               "detail": json.loads(_canonical(detail or {}))}  # plain JSON, as read back
+        rec = self._record(action, outcome, agency, actor, target, remote, detail)
         if self._committer is not None:
             return self._committer.submit(rec)
         return self._append_many([rec])[0]
+
+    async def append_async(self, action: str, *, outcome: str = "ok",
+                           agency: str | None = None, actor: str | None = None,
+                           target: str | None = None, remote: str | None = None,
+                           detail: dict[str, Any] | None = None) -> AuditEntry:
+        """``append`` for async code: waits for the commit without holding a thread
+        (with group commit on; otherwise the append runs in a worker thread)."""
+        rec = self._record(action, outcome, agency, actor, target, remote, detail)
+        if self._committer is not None:
+            return await asyncio.wrap_future(self._committer.enqueue(rec))
+        return (await asyncio.to_thread(self._append_many, [rec]))[0]
+
+    @staticmethod
+    def _record(action: str, outcome: str, agency: str | None, actor: str | None,
+                target: str | None, remote: str | None,
+                detail: dict[str, Any] | None) -> dict[str, Any]:
+        if outcome not in OUTCOMES:
+            raise ValueError(f"outcome must be one of {', '.join(OUTCOMES)}")
+        return {"at": utcnow(), "agency": agency, "actor": actor, "action": action,
+                "outcome": outcome, "target": target, "remote": remote,
+                "detail": json.loads(_canonical(detail or {}))}  # plain JSON, as read back
 
     def _append_many(self, recs: list[dict[str, Any]]) -> list[AuditEntry]:
         """Chain and commit records in one transaction, then move the anchor once.

@@ -324,3 +324,29 @@ def test_new_bank_is_usable_at_once_in_every_worker(node: Node, role: str) -> No
         wait_for(lambda: any(m["bank"] == name for m in
                              c.post("/v1/match", json=unfiltered).json()["results"][0][
                                  "matches"]))
+
+
+# ---- the audit log from async code -----------------------------------------------------------
+
+
+@pytest.mark.parametrize("group_commit", [True, False])
+def test_audit_append_async_commits_and_chains(engine: Engine, tmp_path: Path,
+                                               group_commit: bool) -> None:
+    import asyncio
+
+    from vigil.audit import AuditLog
+
+    log = AuditLog(engine, b"k" * 32, tmp_path / "audit", group_commit=group_commit)
+
+    async def many() -> list[int]:
+        return [e.id for e in await asyncio.gather(*(
+            log.append_async("auth.failure", outcome="denied", target="/v1/match",
+                             detail={"reason": f"r{i}"}) for i in range(20)))]
+
+    ids = asyncio.run(many())
+    assert sorted(ids) == list(range(1, 21))
+    assert [r.detail["reason"] for r in log.records(limit=100)] != []
+    rep = log.verify()
+    assert rep.ok and rep.records == 20, rep.problems
+    with pytest.raises(ValueError):
+        asyncio.run(log.append_async("x", outcome="maybe"))

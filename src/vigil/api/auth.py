@@ -9,7 +9,6 @@ revocation bounds in ``vigil.api.state``); refused tokens are looked up every ti
 from __future__ import annotations
 
 from collections.abc import Callable, Coroutine
-from functools import partial
 from typing import Annotated, Any
 
 from fastapi import Depends, Request
@@ -73,16 +72,15 @@ def require(permission: str) -> Callable[..., Coroutine[Any, Any, PrincipalInfo]
                 principal, reason = await run_in_threadpool(node.authenticate,
                                                             creds.credentials)
         if principal is None:
-            await run_in_threadpool(partial(
-                node.audit.append, "auth.failure", outcome="denied", target=path,
-                remote=remote_of(request), detail={"reason": reason}))
+            await node.audit.append_async("auth.failure", outcome="denied", target=path,
+                                          remote=remote_of(request), detail={"reason": reason})
             raise ApiError(401, f"authorization: {reason}",
                            headers={"WWW-Authenticate": 'Bearer realm="vigil"'})
         if not allowed(principal, permission):
-            await run_in_threadpool(partial(
-                node.audit.append, "auth.denied", outcome="denied", agency=principal.agency,
+            await node.audit.append_async(
+                "auth.denied", outcome="denied", agency=principal.agency,
                 actor=principal.label, target=path, remote=remote_of(request),
-                detail={"permission": permission, "roles": list(principal.roles)}))
+                detail={"permission": permission, "roles": list(principal.roles)})
             raise ApiError(403, f"your roles ({', '.join(principal.roles)}) do not grant "
                                 f"{permission}")
         request.state.principal = principal
