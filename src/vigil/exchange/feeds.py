@@ -127,12 +127,14 @@ def materialise(engine: Engine, key: Ed25519PrivateKey, bank_name: str, d: Descr
                      .where(Change.bank_id == bank.id, Change.seq > f.last_seq,
                             Change.seq <= end).order_by(Change.seq))
                 rows, seq, prev = [], f.last_seq, f.last_hash
+                iso: dict[datetime, str] = {}  # a bulk change shares one timestamp
                 for cseq, op, labels, at, st, value, quality, extra in s.execute(q):
                     if cseq != seq + 1:  # the change log is gap-free; anything else is a bug
                         raise RuntimeError(f"bank {bank_name}: change {seq + 1} missing")
                     body = make_body(cseq, prev, op, st, value, quality,
                                      None if op == "remove" else
-                                     filter_labels(labels or {}, d.fields), _iso(at),
+                                     filter_labels(labels or {}, d.fields),
+                                     iso.get(at) or iso.setdefault(at, _iso(at)),
                                      (extra or {}).get("vpdq") if st == "vpdq" and op != "remove"
                                      else None)
                     h = record_hash(body)

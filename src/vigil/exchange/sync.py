@@ -99,8 +99,13 @@ def _labels(body: dict[str, Any]) -> Labels:
 
 def to_entry_records(d: Descriptor, records: list[tuple[dict[str, Any], WireRecord]],
                      ) -> list[EntryRecord]:
-    """Feed records as bank records; a record that is not a valid entry names its seq."""
+    """Feed records as bank records; a record that is not a valid entry names its seq.
+
+    Records with the same labels share one ``Labels`` object: it is validated once, and
+    ``Banks.apply`` derives (and serialises) its columns once per object, not per record.
+    """
     out = []
+    labels: dict[tuple[Any, ...], Labels] = {}
     for body, _ in records:
         try:
             if body["op"] == "remove":
@@ -109,9 +114,14 @@ def to_entry_records(d: Descriptor, records: list[tuple[dict[str, Any], WireReco
                 extra = {"origin_seq": body["seq"]}
                 if body.get("frames"):
                     extra["vpdq"] = body["frames"]
-                out.append(EntryRecord(body["type"], body["value"], _labels(body),
+                key = tuple(sorted((k, tuple(v) if isinstance(v, list) else v)
+                                   for k, v in (body.get("labels") or {}).items()))
+                lab = labels.get(key)
+                if lab is None:
+                    lab = labels[key] = _labels(body)
+                out.append(EntryRecord(body["type"], body["value"], lab,
                                        body.get("quality"), extra=extra))
-        except (ValueError, KeyError, TypeError) as exc:
+        except (ValueError, KeyError, TypeError, AttributeError) as exc:
             raise FeedError(f"feed {d} record seq {body.get('seq')}: not a valid entry "
                             f"({exc})") from None
     return out
