@@ -99,6 +99,10 @@ def test_shared_bank_reaches_peers_without_notes_and_unshared_stays_home(
             notes = s.scalars(select(Entry.note).join(Bank, Bank.id == Entry.bank_id)
                               .where(Bank.name == mirror)).all()
             assert notes and all(n is None for n in notes)
+            prov = s.execute(select(Entry.origin_agency, Entry.source_id)
+                             .join(Bank, Bank.id == Entry.bank_id)
+                             .where(Bank.name == mirror).order_by(Entry.id)).all()
+            assert prov == [("SG-SPF", f"SG-SPF/{main}#{i}") for i in range(1, 6)]
             assert not s.scalars(select(Bank.name).where(Bank.name.contains(secret))).all()
         assert node.match(sigs(secret_vals))["matched"] == 0
     with httpx.Client(base_url=sg.url, headers={

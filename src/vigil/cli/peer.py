@@ -144,7 +144,8 @@ def list_(as_json: Annotated[bool, typer.Option("--json", help="JSON output.")] 
 @peer_app.command("sync")
 def sync(
     name: Annotated[str | None, typer.Argument(help="Peer to sync (default: all).")] = None,
-    page_size: Annotated[int, typer.Option(help="Records per request.")] = 5000,
+    page_size: Annotated[int, typer.Option(help="Records per request (at most 20,000).")
+                         ] = 10_000,
     as_json: Annotated[bool, typer.Option("--json", help="JSON output.")] = False,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress lines.")] = False,
 ) -> None:

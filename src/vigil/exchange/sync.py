@@ -49,7 +49,8 @@ from vigil.store.models import Bank, utcnow
 from vigil.store.models_exchange import Feed, FeedRecord, Peer
 
 log = logging.getLogger("vigil.exchange")
-DEFAULT_PAGE = 5000
+_NO_EXTRA: dict[str, Any] = {}
+DEFAULT_PAGE = 10_000
 
 
 @dataclass(slots=True)
@@ -105,22 +106,24 @@ def to_entry_records(d: Descriptor, records: list[tuple[dict[str, Any], WireReco
     ``Banks.apply`` derives (and serialises) its columns once per object, not per record.
     """
     out = []
+    prefix = f"{d}#"
     labels: dict[tuple[Any, ...], Labels] = {}
     for body, _ in records:
         try:
             if body["op"] == "remove":
                 out.append(EntryRecord(body["type"], body["value"], op="remove"))
             else:
-                extra = {"origin_seq": body["seq"]}
-                if body.get("frames"):
-                    extra["vpdq"] = body["frames"]
+                # provenance: the origin's sequence number is the entry's id in its source
+                # (a shared empty ``extra``: nothing to serialise per entry)
+                extra = {"vpdq": body["frames"]} if body.get("frames") else _NO_EXTRA
                 key = tuple(sorted((k, tuple(v) if isinstance(v, list) else v)
                                    for k, v in (body.get("labels") or {}).items()))
                 lab = labels.get(key)
                 if lab is None:
                     lab = labels[key] = _labels(body)
                 out.append(EntryRecord(body["type"], body["value"], lab,
-                                       body.get("quality"), extra=extra))
+                                       body.get("quality"), source_id=f"{prefix}{body['seq']}",
+                                       extra=extra))
         except (ValueError, KeyError, TypeError, AttributeError) as exc:
             raise FeedError(f"feed {d} record seq {body.get('seq')}: not a valid entry "
                             f"({exc})") from None

@@ -8,7 +8,8 @@ call: ``executemany`` on SQLite, ``COPY … FROM STDIN`` on PostgreSQL (the fast
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from operator import itemgetter
 from typing import Any
 
 from sqlalchemy import Connection, Table
@@ -28,22 +29,7 @@ def bulk_insert(conn: Connection, table: Table, rows: Sequence[dict[str, Any]]) 
     if copy:
         procs = [p if c.type._type_affinity.__name__ == "JSON" else None  # type: ignore[attr-defined]
                  for p, c in zip(procs, cols, strict=True)]
-    # Imports repeat the same objects (one timestamp, one labels object per distinct label
-    # set): convert each object once. Keys are ids of objects the rows keep alive.
-    memo: list[dict[int, Any]] = [{} for _ in names]
-
-    def convert(i: int, v: Any) -> Any:
-        p = procs[i]
-        if p is None or v is None:
-            return v
-        m = memo[i]
-        k = id(v)
-        if k not in m:
-            m[k] = p(v)
-        return m[k]
-
-    idx = list(enumerate(names))
-    tuples = [tuple([convert(i, r[n]) for i, n in idx]) for r in rows]
+    tuples = _tuples(rows, names, procs)
     raw = conn.connection.driver_connection
     quoted = ", ".join(dialect.identifier_preparer.quote(n) for n in names)
     name = dialect.identifier_preparer.format_table(table)
@@ -58,3 +44,41 @@ def bulk_insert(conn: Connection, table: Table, rows: Sequence[dict[str, Any]]) 
         cur.executemany(f"INSERT INTO {name} ({quoted}) VALUES ({marks})", tuples)
     finally:
         cur.close()
+
+
+def _convert_column(p: Callable[[Any], Any], values: tuple[Any, ...]) -> list[Any]:
+    """Apply a bind processor to one column's values, once per distinct object.
+
+    Imports repeat the same objects (one timestamp per batch, one labels object per
+    distinct label set), so keys are the ids of objects the rows keep alive.
+    """
+    first = values[0]
+    if first is not None and values.count(first) == len(values):  # one timestamp, one label set
+        return [p(first)] * len(values)
+    memo: dict[int, Any] = {}
+    out = []
+    for v in values:
+        if v is None:
+            out.append(None)
+            continue
+        k = id(v)
+        r = memo.get(k, memo)
+        if r is memo:
+            r = memo[k] = p(v)
+        out.append(r)
+    return out
+
+
+def _tuples(rows: Sequence[dict[str, Any]], names: list[str],
+            procs: list[Callable[[Any], Any] | None]) -> list[tuple[Any, ...]]:
+    """Rows as tuples in ``names`` order, converted column by column (C loops where no
+    conversion is needed: itemgetter and zip, not a Python loop per value)."""
+    get = itemgetter(*names)
+    plain = [get(r) for r in rows] if len(names) > 1 else [(get(r),) for r in rows]
+    if all(p is None for p in procs):
+        return plain
+    columns: list[Any] = list(zip(*plain, strict=True))
+    for i, p in enumerate(procs):
+        if p is not None:
+            columns[i] = _convert_column(p, columns[i])
+    return list(zip(*columns, strict=True))
