@@ -110,6 +110,10 @@ def test_shared_bank_reaches_peers_without_notes_and_unshared_stays_home(
         r = peer.get(f"/v1/feeds/{secret}")
         assert r.status_code == 403 and r.headers["content-type"] == "application/problem+json"
         assert peer.get("/v1/feeds/no-such-bank").status_code == 403  # existence not disclosed
+        r = peer.get(f"/v1/feeds/SG-SPF.{main}")
+        assert r.status_code == 403
+        page = peer.get(f"/v1/feeds/{main}", params={"after": 0, "limit": 5})
+        assert page.headers["content-encoding"] == "gzip" and len(page.json()["records"]) == 5
         assert secret not in [f["bank"] for f in peer.get("/v1/feeds").json()["feeds"]]
         assert peer.post("/v1/match", json={"signals": sigs(secret_vals)}).status_code == 403
     with sg.client(sg.analyst_token) as analyst:  # a local analyst is not a peer
