@@ -143,13 +143,18 @@ class BankIndexes:
                 q = (select(Entry.id, Entry.value)
                      .where(Entry.signal_type == t, Entry.removed.is_(False))
                      .execution_options(yield_per=_CHUNK))
+                # read in chunks, build once: adding chunk by chunk re-indexed everything
+                # read so far at every add (509 s for 10M entries, measured)
+                codes, ids = [], []
                 for rows in s.execute(q).partitions(_CHUNK):
-                    ids = np.array([r[0] for r in rows], dtype=np.int64)
-                    self._index(t).add(_parse(t, [r[1] for r in rows]), ids)
-        if len(self.pdq):
-            self.pdq.compact()
-        for idx in self.exact.values():
-            idx.compact()
+                    ids.append(np.array([r[0] for r in rows], dtype=np.int64))
+                    codes.append(_parse(t, [r[1] for r in rows]))
+                if ids:
+                    idx = self._index(t)
+                    idx.add(np.concatenate(codes), np.concatenate(ids))
+                    del codes, ids
+                    if idx.pending():
+                        idx.compact()
         self.checkpoint = checkpoint
         self.save()
 

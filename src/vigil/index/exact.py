@@ -121,6 +121,10 @@ class ExactIndex:
     def __len__(self) -> int:
         return self._base.n_alive + self._delta.n_alive
 
+    def pending(self) -> int:
+        """Digests in the delta, not yet folded into the sorted base."""
+        return len(self._delta.ids)
+
     def _limit(self) -> int:
         if self.delta_limit is not None:
             return self.delta_limit

@@ -136,6 +136,10 @@ class HammingIndex:
         arrays = [b.codes, b.ids, b.alive, b.offsets, b.rows, self._dcodes, self._dids]
         return int(sum(a.nbytes for a in arrays if a is not None))
 
+    def pending(self) -> int:
+        """Codes in the delta, not yet folded into the indexed base."""
+        return len(self._dids)
+
     def _limit(self) -> int:
         if self.delta_limit is not None:
             return self.delta_limit
