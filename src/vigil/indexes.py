@@ -42,6 +42,8 @@ INDEXED_TYPES = ("pdq", *EXACT_SIZES)
 #: Write a new generation once this many changes have been replayed on top of the last.
 SAVE_AFTER = 50_000
 _CHUNK = 50_000
+#: replay a tail of up to this many changes (or the index's size, if larger); rebuild beyond
+REBUILD_AFTER = 1_000_000
 
 
 def store_fingerprint(engine: Engine) -> str:
@@ -172,7 +174,19 @@ class BankIndexes:
             yield [tuple(r) for r in part]  # type: ignore[misc]
 
     def sync(self) -> int:
-        """Replay changes after the checkpoint; returns how many were applied."""
+        """Replay changes after the checkpoint; returns how many were applied.
+
+        A tail longer than the index itself (a bulk import, a first mirror sync) is not
+        replayed chunk by chunk: building once from the store is several times cheaper.
+        """
+        with Session(self.engine) as s:
+            top = s.scalar(select(func.max(Change.id))) or 0
+        size = len(self.pdq) + sum(len(x) for x in self.exact.values())
+        if top - self.checkpoint > max(REBUILD_AFTER, size):
+            before = self.checkpoint
+            self._video = None
+            self.rebuild()
+            return self.checkpoint - before
         applied = 0
         with Session(self.engine) as s, s.begin():
             top = s.scalar(select(func.max(Change.id))) or 0

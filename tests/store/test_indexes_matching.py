@@ -104,3 +104,30 @@ def test_exact_and_opaque_signals_and_leads(engine: Engine, tmp_path: Path,
     assert out[2].matches == []
     with pytest.raises(ValueError, match="type:value"):
         parse_query("abc")
+
+
+def test_a_long_tail_is_rebuilt_not_replayed_with_the_same_result(
+        engine: Engine, tmp_path: Path, codes: list[str],
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    import vigil.indexes
+
+    banks = _bank(engine, codes)
+    replay = BankIndexes(engine, tmp_path / "a")
+    rebuilt = BankIndexes(engine, tmp_path / "b")
+    rng = np.random.default_rng(3)
+    more = hex_from_codes(rng.integers(0, 256, (60, 32), dtype=np.uint8))
+    banks.apply("hk", [EntryRecord("pdq", c) for c in more])
+    banks.apply("sg", [EntryRecord("pdq", c, op="remove") for c in codes[:10]])
+    assert replay.sync() == 70  # replayed change by change
+    monkeypatch.setattr(vigil.indexes, "REBUILD_AFTER", 10)
+    calls = []
+    monkeypatch.setattr(rebuilt, "rebuild", lambda f=rebuilt.rebuild: calls.append(1) or f())
+    assert rebuilt.sync() == 70 and calls == [1]  # 70 changes: more than its 51 entries
+    assert rebuilt.sizes() == replay.sizes() == {"pdq": 100, "md5": 1, "sha1": 0, "sha256": 0}
+    queries = np.concatenate([np.frombuffer(bytes.fromhex(c), np.uint8)[None]
+                              for c in codes + more])
+    a, b = replay.search_pdq(queries, 31), rebuilt.search_pdq(queries, 31)
+    assert np.array_equal(a.offsets, b.offsets) and len(a.ids) == len(queries) - 10
+    for i in range(len(queries)):
+        sa, sb = slice(a.offsets[i], a.offsets[i + 1]), slice(b.offsets[i], b.offsets[i + 1])
+        assert sorted(a.ids[sa].tolist()) == sorted(b.ids[sb].tolist())

@@ -173,13 +173,14 @@ def token_revoke(token_id: Annotated[int, typer.Argument(help="Token id (vigil t
                  ) -> None:
     """Revoke a token at once."""
     from vigil.audit import AuditLog
-    from vigil.node import audit_key, revoke_token, token_owner
+    from vigil.node import audit_key, epoch_file, revoke_token, token_owner
     from vigil.store import vigil_home
 
     engine = _engine()
     owner = token_owner(engine, token_id)
     if owner is None or not revoke_token(engine, token_id):
         fail(f"no live token with id {token_id}")
+    epoch_file(vigil_home()).bump("auth")  # running workers on this host drop it at once
     AuditLog(engine, audit_key(vigil_home()), vigil_home() / "audit").append(
         "token.revoke", agency=owner.agency, actor="cli", target=owner.label,
         detail={"token_id": token_id})
@@ -228,13 +229,15 @@ def user_list(agency: Annotated[str | None, typer.Option(help="Only this agency.
 def user_disable(user_id: Annotated[int, typer.Argument(help="User id (vigil user list).")],
                  ) -> None:
     """Disable a user or service and revoke all its tokens."""
-    from vigil.node import disable_principal, get_principal
+    from vigil.node import disable_principal, epoch_file, get_principal
+    from vigil.store import vigil_home
 
     engine = _engine()
     p = get_principal(engine, user_id)
     if p is None:
         fail(f"no user with id {user_id}")
     n = disable_principal(engine, user_id)
+    epoch_file(vigil_home()).bump("auth")  # running workers on this host drop its tokens now
     typer.echo(f"disabled {p.label}; {n} token(s) revoked")
 
 

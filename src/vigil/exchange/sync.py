@@ -43,7 +43,7 @@ from vigil.exchange.records import (
     public_key,
     verify_page,
 )
-from vigil.node import identity
+from vigil.node import epoch_file, identity
 from vigil.store.bulk import bulk_insert
 from vigil.store.models import Bank, utcnow
 from vigil.store.models_exchange import Feed, FeedRecord, Peer
@@ -277,7 +277,10 @@ class PeerSyncer:
             feed.peer, feed.active = self.peer, True
             s.flush()
             s.expunge(feed)
-            return feed, ""
+            created = bank.last_seq == 0 and feed.last_seq == 0
+        if created:  # running workers of this host see the new mirror bank at once
+            epoch_file(self.home).bump("banks")
+        return feed, ""
 
     def _sync_feed(self, client: _Client, remote_bank: str, d: Descriptor) -> FeedSync:
         feed, why = self._mirror(d)
