@@ -40,13 +40,13 @@ def test_new_entries_match_within_seconds_and_removed_stop(node: Node, bank: str
     sig = [{"type": "pdq", "value": _flip(pdq, 5)}, {"type": "md5", "value": md5}]
     with node.client("curator") as cur, node.client("analyst") as ana:
         assert _match(ana, sig)["matched"] == 0
-        t0 = time.monotonic()
         r = cur.post(f"/v1/banks/{bank}/entries", json={"entries": [
             {"type": "pdq", "value": pdq, "category": "us:1", "series": "S1",
              "note": "private note"},
             {"type": "md5", "value": md5, "category": "uk:A"}]})
         assert r.status_code == 200, r.text
         assert r.json()["added"] == 2
+        t0 = time.monotonic()  # the entries are committed: from here to their first match
 
         def both() -> bool:
             return _match(ana, sig)["matched"] == 2
