@@ -31,14 +31,15 @@ receiver ("HK-POL") pulling its shared bank over loopback:
 
 Bytes on the wire are counted by a TCP relay (threads, sockets, loopback) between the
 receivers and the origin: every byte of HTTP requests and responses, both ways, as sent
-(no compression: the node does not gzip). The syncing process also sums response bodies.
+(feed pages are gzip-compressed when the peer accepts it, as httpx does by default). The
+syncing process also sums the decompressed response bodies ("body B/record").
 
 The origin bank is filled directly through ``Banks.apply`` (timed, not counted). Nodes
 live in bench/out/fed-* homes (git-ignored), SQLite by default; with ``--url`` every node
 has its own PostgreSQL schema (``bench_fed_<node>_<entries>``, dropped and recreated).
 The machine is shared: the 1-minute load average is recorded next to every figure.
 
-Run: .venv/bin/python bench/federation.py [--entries 100000] [--page-size 5000]
+Run: .venv/bin/python bench/federation.py [--entries 100000] [--page-size 10000]
      [--changes 1000] [--rounds 4] [--profile] [--json FILE]
      [--url postgresql+psycopg://postgres@127.0.0.1:5432/test]
 """
@@ -584,7 +585,8 @@ def main() -> None:
     ap.add_argument("--entries", type=int, default=100_000)
     ap.add_argument("--md5-share", type=float, default=0.2,
                     help="share of MD5 entries (the rest are PDQ codes)")
-    ap.add_argument("--page-size", type=int, default=5000, help="records per feed request")
+    ap.add_argument("--page-size", type=int,
+                    help="records per feed request (default: the node's, sync.DEFAULT_PAGE)")
     ap.add_argument("--changes", type=int, default=1000, help="changes per incremental sync")
     ap.add_argument("--rounds", type=int, default=4, help="incremental sync rounds")
     ap.add_argument("--workers", type=int, help="origin server workers (vigil serve default)")
@@ -597,6 +599,10 @@ def main() -> None:
     if args.child:
         child_main(args.child)
         return
+    if args.page_size is None:
+        from vigil.exchange.sync import DEFAULT_PAGE
+
+        args.page_size = DEFAULT_PAGE
     OUT.mkdir(exist_ok=True)
     store = "postgresql" if args.url else "sqlite"
     res: dict[str, Any] = {"entries": args.entries, "store": store,
@@ -670,7 +676,8 @@ def main() -> None:
     res["load_end"] = os.getloadavg()
     if args.json:
         args.json.write_text(json.dumps(res, indent=1))
-    (OUT / f"fed-results-{args.entries}-{store}.json").write_text(json.dumps(res, indent=1))
+    (OUT / f"fed-results-{args.entries}-{store}-p{args.page_size}.json").write_text(
+        json.dumps(res, indent=1))
     report(res)
 
 
@@ -680,7 +687,7 @@ def report(res: dict[str, Any]) -> None:
     mat = res["materialise"]
     print(f"\n{n:,} entries, {res['store']}, page {res['page_size']}; load average at start "
           f"{res['load_start'][0]:.2f}, at end {res['load_end'][0]:.2f}\n")
-    rows = [["initial sync", "records", "sync s", "records/s", "MB down", "MB up",
+    rows = [["initial sync", "records", "sync s", "records/s", "wire MB down", "wire MB up",
              "body B/record", "receiver peak RSS MB", "receiver RSS start→50%→end MB",
              "origin RSS peak MB (start)", "load 1-min"]]
     for label, r in (("cold (origin materialises)", cold), ("warm (feed stored)", warm)):
