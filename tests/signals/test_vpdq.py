@@ -233,7 +233,9 @@ def _encode(
     options: dict[str, str] | None = None,
 ) -> Path:
     with av.open(str(path), "w", format=fmt) as out:
-        stream = out.add_stream(codec, rate=rate, options=options or {})
+        # one encoder thread: x264's frame threads make its output depend on scheduling,
+        # and tests compare two encodes of the same frames
+        stream = out.add_stream(codec, rate=rate, options={"threads": "1", **(options or {})})
         stream.width, stream.height, stream.pix_fmt = w, h, pix_fmt
         if pts is not None:
             stream.time_base = Fraction(1, 1000)

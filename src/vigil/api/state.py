@@ -33,7 +33,7 @@ from sqlalchemy.orm import Session
 from vigil.api.settings import Settings
 from vigil.audit import AuditLog
 from vigil.banks import BankInfo, Banks
-from vigil.index import SearchResult, codes_from_hex
+from vigil.index import ExactIndex, HammingIndex, SearchResult, codes_from_hex
 from vigil.indexes import EXACT_SIZES, BankIndexes
 from vigil.matching import Matcher
 from vigil.node import (
@@ -52,6 +52,22 @@ from vigil.store.models_node import Principal, Token
 log = logging.getLogger("vigil.api")
 #: how long a worker's bank directory may be used without a refresh, at most (seconds)
 BANKS_CACHE_SECONDS = 5.0
+
+
+def _compile_kernels() -> None:
+    """Run every search kernel once on a throwaway index (tables, scan, delta, exact), so
+    a fresh machine compiles them now and not under the first request that finds a hit."""
+    rng = np.random.default_rng(0)
+    codes = rng.integers(0, 256, (64, 32), dtype=np.uint8)
+    for strategy in ("tables", "scan"):
+        idx = HammingIndex(strategy=strategy)  # type: ignore[arg-type]
+        idx.add(codes, np.arange(64, dtype=np.int64))
+        idx.compact()
+        idx.add(codes[:1], np.array([64], dtype=np.int64))  # and one code in the delta
+        idx.search(codes[:2], 31)
+    ex = ExactIndex(16)
+    ex.add(codes[:4, :16], np.arange(4, dtype=np.int64))
+    ex.lookup(codes[:2, :16])
 
 
 class IndexService:
@@ -97,6 +113,7 @@ class IndexService:
             self.search_pdq(codes_from_hex(["0" * 64]), 31)
             for t, size in EXACT_SIZES.items():
                 self.lookup(t, ["0" * (2 * size)])
+            _compile_kernels()  # the served index may be empty: no kernel ran above
         except Exception as exc:  # never keep a worker from starting over a warm-up
             log.warning("index warm-up failed: %s", f"{type(exc).__name__}: {exc}"[:300])
 
