@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import os
+import signal
+import subprocess
 from pathlib import Path
 
 
@@ -17,3 +20,14 @@ def children(pid: int) -> list[int]:
             if ppid == pid:
                 out.append(int(d.name))
     return out
+
+
+def stop_server(proc: subprocess.Popen) -> None:  # type: ignore[type-arg]
+    """Stop a server started in its own process group (TERM, then KILL after 30 s)."""
+    if proc.poll() is None:
+        os.killpg(proc.pid, signal.SIGTERM)
+        try:
+            proc.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait(timeout=10)

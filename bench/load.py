@@ -41,7 +41,6 @@ import random
 import re
 import resource
 import shutil
-import signal
 import socket
 import statistics
 import subprocess
@@ -57,6 +56,7 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run as a script
 from bench._data import fresh_schema
 from bench._proc import children as _children
+from bench._proc import stop_server
 
 REPO = Path(__file__).resolve().parents[1]
 OUT = REPO / "bench" / "out"
@@ -477,14 +477,6 @@ def start_server(url: str, port: int, workers: int, timeout: float) -> tuple[sub
     raise SystemExit(f"server not ready after {timeout:.0f} s")
 
 
-def stop_server(proc: subprocess.Popen) -> None:
-    if proc.poll() is None:
-        os.killpg(proc.pid, signal.SIGTERM)
-        try:
-            proc.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait(timeout=10)
 
 
 # ---- freshness: add through the API, poll until it matches --------------------------------
