@@ -50,6 +50,8 @@ class Node:
     workers: int
     tokens: dict[tuple[str, str], str] = field(default_factory=dict)
     proc: subprocess.Popen[bytes] | None = None
+    #: the store's URL as `vigil serve` takes it (to start another server on this node)
+    db_url: str = ""
 
     def client(self, role: str | None = "admin", agency: str = SG,
                token: str | None = None) -> httpx.Client:
@@ -72,6 +74,35 @@ def _wait_ready(url: str, proc: subprocess.Popen[bytes], log: Path, timeout: flo
             pass
         time.sleep(0.2)
     raise RuntimeError(f"vigil serve not ready after {timeout} s:\n{log.read_text()}")
+
+
+def serve(home: Path, db_url: str, workers: int, name: str = "serve",
+          **env_extra: str) -> tuple[str, subprocess.Popen[bytes]]:
+    """Start `vigil serve` for the node in ``home`` on a free port; wait until it is ready."""
+    port = free_port()
+    url = f"http://127.0.0.1:{port}"
+    env = {**os.environ, "VIGIL_HOME": str(home), "VIGIL_DATABASE_URL": db_url,
+           "VIGIL_SYNC_INTERVAL": "0.2", "VIGIL_MAX_UPLOAD_BYTES": str(4 << 20), **env_extra}
+    log = home / f"{name}.log"
+    with open(log, "wb") as out:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "vigil", "serve", "--port", str(port), "--workers",
+             str(workers), "--log-level", "warning"], env=env, stdout=out, stderr=out)
+    try:
+        _wait_ready(url, proc, log)
+    except BaseException:
+        stop(proc)
+        raise
+    return url, proc
+
+
+def stop(proc: subprocess.Popen[bytes]) -> None:
+    proc.terminate()
+    try:
+        proc.wait(timeout=15)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
 
 
 @pytest.fixture(scope="session", params=_backends())
@@ -103,26 +134,12 @@ def node(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactor
                 continue
             p = create_principal(engine, agency, f"{role}-user", [role])
             n.tokens[(agency, role)] = issue_token(engine, p.id, 1)[0]
-    port = free_port()
-    n.url = f"http://127.0.0.1:{port}"
-    env = {**os.environ, "VIGIL_HOME": str(home),
-           "VIGIL_DATABASE_URL": url.render_as_string(hide_password=False),
-           "VIGIL_SYNC_INTERVAL": "0.2", "VIGIL_MAX_UPLOAD_BYTES": str(4 << 20)}
-    log = home / "serve.log"
-    with open(log, "wb") as out:
-        n.proc = subprocess.Popen(
-            [sys.executable, "-m", "vigil", "serve", "--port", str(port), "--workers",
-             str(workers), "--log-level", "warning"], env=env, stdout=out, stderr=out)
+    n.db_url = url.render_as_string(hide_password=False)
+    n.url, n.proc = serve(home, n.db_url, workers)
     try:
-        _wait_ready(n.url, n.proc, log)
         yield n
     finally:
-        n.proc.terminate()
-        try:
-            n.proc.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            n.proc.kill()
-            n.proc.wait()
+        stop(n.proc)
         engine.dispose()
         if admin_engine is not None:
             with admin_engine.begin() as conn:

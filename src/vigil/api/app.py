@@ -12,6 +12,7 @@ from sqlalchemy import Engine
 
 from vigil import __version__
 from vigil.api import admin, banks, exchange, match, ops, problems
+from vigil.api.fastmatch import FastMatch
 from vigil.api.limits import BodyLimits
 from vigil.api.metrics import RequestMetrics
 from vigil.api.settings import Settings
@@ -63,4 +64,6 @@ def create_app(engine: Engine | None = None, settings: Settings | None = None) -
         app.include_router(r)
     app.add_middleware(BodyLimits, settings=settings)
     app.add_middleware(RequestMetrics)
+    if settings.fast_match:  # outermost: what it passes on meets the app unchanged
+        app.add_middleware(FastMatch, max_json_bytes=settings.max_json_bytes)
     return app

@@ -26,6 +26,7 @@ from vigil.api.models import (
     SignalResult,
 )
 from vigil.api.problems import ERROR_RESPONSES, ApiError
+from vigil.api.state import NodeState
 from vigil.matching import (
     DEFAULT_MIN_QUALITY,
     DEFAULT_THRESHOLD,
@@ -64,17 +65,27 @@ def disagreement(o: Outcome) -> bool:
     return len(cats) > 1 and len(set().union(*cats.values())) > 1
 
 
-def _wanted(request: Request, caller: PrincipalInfo, banks: list[str] | None) -> set[str]:
-    own = request.app.state.node.own_banks(caller.agency)
+def wanted_banks(node: NodeState, caller: PrincipalInfo,
+                 banks: list[str] | None) -> set[str] | None:
+    """The banks to search: the caller's own, or those it named if all are its own
+    (None if not: the caller is told which are unknown)."""
+    own = node.own_banks(caller.agency)
     if banks is None:
         return own
-    unknown = sorted(set(banks) - own)
-    if unknown:  # another agency's bank is "unknown" too: its existence is not disclosed
+    return set(banks) if own.issuperset(banks) else None
+
+
+def _wanted(request: Request, caller: PrincipalInfo, banks: list[str] | None) -> set[str]:
+    node = request.app.state.node
+    wanted = wanted_banks(node, caller, banks)
+    if wanted is None:  # another agency's bank is "unknown" too: its existence is not disclosed
+        unknown = sorted(set(banks or ()) - node.own_banks(caller.agency))
         raise ApiError(404, f"no bank named {', '.join(map(repr, unknown[:5]))}", "banks")
-    return set(banks)
+    return wanted
 
 
-def _filter(o: Outcome, caller: PrincipalInfo, wanted: set[str]) -> None:
+def filter_outcome(o: Outcome, caller: PrincipalInfo, wanted: set[str]) -> None:
+    """Keep only the matches in the caller's agency's wanted banks."""
     o.matches = [m for m in o.matches
                  if m.entry.agency == caller.agency and m.entry.bank in wanted]
 
@@ -105,7 +116,7 @@ def match(req: MatchRequest, request: Request,
     full = allowed(caller, "labels.read")
     results = []
     for i, o in enumerate(outcomes):
-        _filter(o, caller, wanted)
+        filter_outcome(o, caller, wanted)
         leads = [_match_out(m, s, full) for m, s in o.leads()]
         results.append(SignalResult(index=i, skipped=o.skipped, matches=leads,
                                     disagreement=disagreement(o) or None))
@@ -145,7 +156,7 @@ async def match_file(
     queries = queries_of(r, dihedral)
     [o] = await run_in_threadpool(lambda: request.app.state.node.matcher.match(
         [queries], threshold=threshold, min_quality=min_quality))
-    _filter(o, caller, wanted)
+    filter_outcome(o, caller, wanted)
     full = allowed(caller, "labels.read")
     leads = [_match_out(m, s, full) for m, s in o.leads()]
     await run_in_threadpool(_audit_match, request, caller,

@@ -27,6 +27,8 @@ LATENCY = Histogram("vigil_http_request_duration_seconds", "HTTP request latency
                     ["route"], buckets=(.001, .0025, .005, .01, .025, .05, .1, .25, .5, 1,
                                         2.5, 5, 10))
 SIGNALS = Counter("vigil_match_signals_total", "Signals submitted for matching")
+FAST_MATCHES = Counter("vigil_match_fast_requests_total",
+                       "POST /v1/match requests answered on the lean path (vigil.api.fastmatch)")
 MATCHED = Counter("vigil_match_matched_total", "Submitted signals that matched")
 INDEX_SIZE = Gauge("vigil_index_entries", "Entries in the index", ["signal_type"],
                    multiprocess_mode="max")

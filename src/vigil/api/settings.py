@@ -21,6 +21,17 @@ def _int(name: str, default: int) -> int:
         raise ValueError(f"{name} must be an integer, got {raw!r}") from None
 
 
+def _bool(name: str, default: bool) -> bool:
+    raw = (os.environ.get(name) or "").strip().lower()
+    if not raw:
+        return default
+    if raw in ("1", "true", "yes", "on"):
+        return True
+    if raw in ("0", "false", "no", "off"):
+        return False
+    raise ValueError(f"{name} must be 1/0, true/false, yes/no or on/off, got {raw!r}")
+
+
 @dataclass(frozen=True, slots=True)
 class Settings:
     """Limits and places. Every limit answers a 4xx problem when crossed, never a 500."""
@@ -35,6 +46,9 @@ class Settings:
     max_signals: int = 10_000
     #: how often each worker tails the change log (seconds)
     sync_interval: float = 0.5
+    #: serve plain ``POST /v1/match`` requests on the lean path (``vigil.api.fastmatch``);
+    #: off (``VIGIL_FAST_MATCH=0``) every request goes through the FastAPI route
+    fast_match: bool = True
 
     @classmethod
     def from_env(cls) -> Settings:
@@ -44,6 +58,7 @@ class Settings:
             max_upload_bytes=_int("VIGIL_MAX_UPLOAD_BYTES", 64 * MiB),
             max_import_bytes=_int("VIGIL_MAX_IMPORT_BYTES", 4096 * MiB),
             sync_interval=float(os.environ.get("VIGIL_SYNC_INTERVAL") or 0.5),
+            fast_match=_bool("VIGIL_FAST_MATCH", True),
         )
 
     @property
