@@ -170,6 +170,38 @@ def _analyze_if_grown(engine: Engine, added: int) -> None:
     _GROWN[key] = 0
 
 
+def _cols(memo: dict[int, dict[str, Any]], labels: Labels) -> dict[str, Any]:
+    """A Labels object's entry columns, derived once per object in a batch."""
+    cols = memo.get(id(labels))
+    if cols is None:
+        cols = memo[id(labels)] = _label_columns(labels)
+    return cols
+
+
+class _Optimism:
+    """When ``apply(optimistic=True)`` tries the optimistic path: every batch while it
+    works; after a batch had to fall back (the bank held one of its values), the next
+    1, 3, 7 … (at most 63) batches take the full path, so a bank that holds most of
+    the values (a resync) pays for few failed attempts."""
+
+    def __init__(self) -> None:
+        self.skip = 0
+        self.backoff = 0
+
+    def now(self) -> bool:
+        if self.skip:
+            self.skip -= 1
+            return False
+        return True
+
+    def succeeded(self) -> None:
+        self.backoff = 0
+
+    def failed(self) -> None:
+        self.backoff = min(2 * self.backoff + 1, 63)
+        self.skip = self.backoff
+
+
 class _Seqs:
     """Hands out a bank's sequence numbers while ``apply`` holds the bank row's lock."""
 
@@ -263,7 +295,8 @@ class Banks:
     def apply(self, name: str, records: Iterable[EntryRecord], *, source: str | None = None,
               origin_agency: str | None = None, batch_size: int = BATCH_SIZE,
               progress: Callable[[int], None] | None = None, mirror: bool = False,
-              before_commit: Callable[[Session], None] | None = None) -> ApplyResult:
+              before_commit: Callable[[Session], None] | None = None,
+              optimistic: bool = False) -> ApplyResult:
         """Apply add/remove records to a bank in one transaction, logging every change.
 
         An ``add`` of a signal already in the bank replaces its labels (logged as
@@ -275,13 +308,29 @@ class Banks:
         A mirror bank (pulled from a peer) is read-only: only the feed sync writes to it
         (``mirror=True``), and ``before_commit`` lets it store its checkpoint in the same
         transaction as the entries, so a crash can never separate the two.
+
+        ``optimistic``: write each batch's adds as new entries without looking their values
+        up first (a savepoint; the unique (bank, type, value) constraint catches a value the
+        bank holds, and that batch then takes the full path). For a first mirror sync or an
+        import of new values: the lookups were a large part of their time. The result is
+        the same either way (tests compare the two); after a batch that had to fall back,
+        the next batches take the full path for a while (``_Optimism``).
         """
         result = ApplyResult()
+        fast = _Optimism() if optimistic else None
         with Session(self.engine) as s, s.begin():
             bank = self._bank(s, name)
             if not mirror:
                 self._check_writable(s, bank)
-            if s.get_bind().dialect.name == "postgresql":
+            dialect = s.get_bind().dialect.name
+            if dialect == "sqlite":
+                # Take SQLite's write lock now (the driver only begins a transaction before
+                # its first write): the reads below then see what this transaction writes
+                # over, and a savepoint of an optimistic batch is never the outermost one
+                # (releasing that would commit).
+                s.execute(text("UPDATE banks SET last_seq = last_seq WHERE id = :i"),
+                          {"i": bank.id})
+            if dialect == "postgresql":
                 # Change ids must commit in id order, or an index tailing the log could step
                 # over a change that commits late: all writers (every bank) queue here.
                 # SQLite has a single writer anyway.
@@ -298,12 +347,12 @@ class Banks:
             for rec in records:
                 batch.append(rec)
                 if len(batch) >= batch_size:
-                    self._apply_batch(s, bank, batch, source, agency, result, seqs)
+                    self._apply_batch(s, bank, batch, source, agency, result, seqs, fast)
                     if progress:
                         progress(len(batch))
                     batch = []
             if batch:
-                self._apply_batch(s, bank, batch, source, agency, result, seqs)
+                self._apply_batch(s, bank, batch, source, agency, result, seqs, fast)
                 if progress:
                     progress(len(batch))
             if result.changes:
@@ -334,10 +383,23 @@ class Banks:
                                                   Feed.mirror.is_(True))) is not None
 
     def _apply_batch(self, s: Session, bank: Bank, batch: list[EntryRecord], source: str | None,
-                     agency: str, result: ApplyResult, seqs: _Seqs) -> None:
+                     agency: str, result: ApplyResult, seqs: _Seqs,
+                     fast: _Optimism | None = None) -> None:
         final: dict[tuple[str, str], EntryRecord] = {}
         for rec in batch:  # within a batch, the last record for a signal wins
             final[(rec.signal_type, rec.value)] = rec
+        now = utcnow()
+        label_cols: dict[int, dict[str, Any]] = {}  # per distinct Labels object
+        if fast is not None and fast.now():
+            adds = [(k, r) for k, r in final.items() if r.op == "add"]
+            if adds and self._insert_new(s, bank, adds, source, agency, result, seqs, now,
+                                         label_cols):
+                fast.succeeded()
+                final = {k: r for k, r in final.items() if r.op != "add"}
+                if not final:
+                    return
+            elif adds:
+                fast.failed()
         existing: dict[tuple[str, str], Any] = {}
         for t in {t for t, _ in final}:
             values = sorted(v for tt, v in final if tt == t)
@@ -350,15 +412,10 @@ class Banks:
                 for row in s.execute(q).scalars():
                     if row.bank_id == bank.id:
                         existing[(row.signal_type, row.value)] = row
-        now = utcnow()
-        inserts: list[dict[str, Any]] = []
-        snapshots: list[dict[str, Any]] = []  # the labels each insert's change carries
+        new: list[tuple[tuple[str, str], EntryRecord]] = []
         updates: list[tuple[str, Entry, dict[str, Any]]] = []
-        label_cols: dict[int, dict[str, Any]] = {}  # per distinct Labels object
         for key, rec in final.items():
-            cols = label_cols.get(id(rec.labels))
-            if cols is None:
-                cols = label_cols[id(rec.labels)] = _label_columns(rec.labels)
+            cols = _cols(label_cols, rec.labels)
             row = existing.get(key)
             if rec.op == "remove":
                 if row is None or row.removed:
@@ -367,16 +424,7 @@ class Banks:
                     updates.append(("remove", row, {"removed": True}))
                 continue
             if row is None:
-                snap = label_cols.get(-id(rec.labels))
-                if snap is None:
-                    snap = label_cols[-id(rec.labels)] = _snapshot(cols)
-                snapshots.append(snap)
-                inserts.append({**cols, "signal_type": rec.signal_type, "value": rec.value,
-                                "quality": rec.quality, "origin_agency": agency,
-                                "source": source, "source_id": rec.source_id,
-                                "added_by": self.user, "added_at": now, "updated_at": now,
-                                "removed": False, "extra": rec.extra or _EMPTY,
-                                "bank_id": bank.id})
+                new.append((key, rec))
             elif row.removed:
                 updates.append(("add", row, {**cols, "removed": False, "quality": rec.quality,
                                              "source": source, "source_id": rec.source_id,
@@ -385,25 +433,15 @@ class Banks:
                 updates.append(("update", row, cols))
             else:
                 result.unchanged += 1
-        n = len(inserts) + len(updates)
+        n = len(new) + len(updates)
         if not n:
             return
         seq = seqs.take(n)
         changes: list[dict[str, Any]] = []
-        if inserts:
-            for i, d in enumerate(inserts):
-                d["seq"] = seq + i
-            # Core executemany (no RETURNING) is several times faster on SQLite; the new
-            # ids are then read back by their sequence numbers, unique within the bank.
-            bulk_insert(s.connection(), Entry.__table__, inserts)
-            ids = dict(s.execute(select(Entry.seq, Entry.id).where(
-                Entry.bank_id == bank.id, Entry.seq.between(seq, seq + len(inserts) - 1))).all())
-            for d, snap in zip(inserts, snapshots, strict=True):
-                changes.append({"bank_id": bank.id, "seq": d["seq"], "op": "add",
-                                "entry_id": ids[d["seq"]], "signal_type": d["signal_type"],
-                                "at": now, "by": self.user, "labels": snap})
-            result.added += len(inserts)
-            seq += len(inserts)
+        if new:
+            changes = self._insert(s, bank, new, source, agency, seq, now, label_cols)
+            result.added += len(new)
+            seq += len(new)
         if updates:
             rows = []
             for i, (op, row, cols) in enumerate(updates):
@@ -420,6 +458,52 @@ class Banks:
                     result.updated += 1
             s.execute(update(Entry), rows)
         bulk_insert(s.connection(), Change.__table__, changes)
+
+    def _insert(self, s: Session, bank: Bank, new: list[tuple[tuple[str, str], EntryRecord]],
+                source: str | None, agency: str, seq: int, now: datetime,
+                label_cols: dict[int, dict[str, Any]]) -> list[dict[str, Any]]:
+        """Insert ``new`` as entries with sequence numbers from ``seq``; returns their
+        change rows (the caller inserts them, with any others of the batch)."""
+        inserts: list[dict[str, Any]] = []
+        snapshots: list[dict[str, Any]] = []  # the labels each insert's change carries
+        for i, (_, rec) in enumerate(new):
+            cols = _cols(label_cols, rec.labels)
+            snap = label_cols.get(-id(rec.labels))
+            if snap is None:
+                snap = label_cols[-id(rec.labels)] = _snapshot(cols)
+            snapshots.append(snap)
+            inserts.append({**cols, "signal_type": rec.signal_type, "value": rec.value,
+                            "quality": rec.quality, "origin_agency": agency,
+                            "source": source, "source_id": rec.source_id,
+                            "added_by": self.user, "added_at": now, "updated_at": now,
+                            "removed": False, "extra": rec.extra or _EMPTY,
+                            "bank_id": bank.id, "seq": seq + i})
+        # Core executemany (no RETURNING) is several times faster on SQLite; the new
+        # ids are then read back by their sequence numbers, unique within the bank.
+        bulk_insert(s.connection(), Entry.__table__, inserts)
+        ids = dict(s.execute(select(Entry.seq, Entry.id).where(
+            Entry.bank_id == bank.id, Entry.seq.between(seq, seq + len(inserts) - 1))).all())
+        return [{"bank_id": bank.id, "seq": d["seq"], "op": "add", "entry_id": ids[d["seq"]],
+                 "signal_type": d["signal_type"], "at": now, "by": self.user, "labels": snap}
+                for d, snap in zip(inserts, snapshots, strict=True)]
+
+    def _insert_new(self, s: Session, bank: Bank, adds: list[tuple[tuple[str, str], EntryRecord]],
+                    source: str | None, agency: str, result: ApplyResult, seqs: _Seqs,
+                    now: datetime, label_cols: dict[int, dict[str, Any]]) -> bool:
+        """The optimistic path: insert ``adds`` as new entries in a savepoint; False (and
+        nothing written) if the bank already holds one of the values."""
+        first = seqs.next
+        dbapi_error = getattr(s.get_bind().dialect.dbapi, "IntegrityError", IntegrityError)
+        try:
+            with s.begin_nested():
+                changes = self._insert(s, bank, adds, source, agency, seqs.take(len(adds)),
+                                       now, label_cols)
+                bulk_insert(s.connection(), Change.__table__, changes)
+        except (IntegrityError, dbapi_error):
+            seqs.next = first
+            return False
+        result.added += len(adds)
+        return True
 
     # ---- reads ---------------------------------------------------------------------------
 

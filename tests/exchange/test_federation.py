@@ -283,7 +283,9 @@ def test_sync_killed_midway_resumes_without_duplicates_or_loss(
     sg.cli("bank", "share", bank, "KR-KNPA")
     mirror = f"SG-SPF.{bank}"
     proc = subprocess.Popen([sys.executable, "-m", "vigil", "peer", "sync", "sg",
-                             "--page-size", "25", "-q"], env=kr.env,
+                             "--page-size", "25", "-q"],
+                            # a commit every 8 pages (200 records): several before the kill
+                            env={**kr.env, "VIGIL_SYNC_TXN_RECORDS": "200"},
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
 
     def progressed() -> bool:
