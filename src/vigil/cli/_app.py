@@ -31,6 +31,11 @@ app = typer.Typer(
     rich_markup_mode="rich",
 )
 err = Console(stderr=True)
+# here, not in ``bank``: ``peer`` adds the sharing commands to it without importing ``bank``
+# (and its hashing stack)
+bank_app = typer.Typer(help="Create, fill, inspect and export hash banks.", no_args_is_help=True,
+                       rich_markup_mode="rich")
+app.add_typer(bank_app, name="bank")
 
 
 def _version(value: bool) -> None:

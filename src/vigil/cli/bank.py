@@ -12,17 +12,13 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from vigil.cli._app import app, err, fail, open_banks, progress, user_errors
+from vigil.cli._app import bank_app, err, fail, open_banks, progress, user_errors
 from vigil.cli._files import default_jobs, hash_paths
 from vigil.entry import VICTIM_STATUSES, EntryRecord, Labels
 from vigil.matching import parse_query
 from vigil.schemes import SCHEMES, parse_category
 from vigil.signals import FileSignals, HashOptions
 from vigil.signals.vpdq import vpdq_digest, write_vpdq
-
-bank_app = typer.Typer(help="Create, fill, inspect and export hash banks.", no_args_is_help=True,
-                       rich_markup_mode="rich")
-app.add_typer(bank_app, name="bank")
 
 FORMAT_NAMES = "csv, vics, ncmec, stopncii, pdq-list, vpdq"
 #: Formats that can only carry some signal types; export leaves the others out (and says so).

@@ -10,8 +10,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from vigil.cli._app import app, err, fail
-from vigil.cli.bank import bank_app
+from vigil.cli._app import app, bank_app, err, fail
 
 peer_app = typer.Typer(
     help="Peers: other agencies' nodes this node pulls shared banks from.\n\n"

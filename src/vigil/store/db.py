@@ -12,13 +12,14 @@ never runs against an old schema.
 from __future__ import annotations
 
 import os
+import re
+from functools import cache
 from pathlib import Path
 
-from alembic import command
-from alembic.config import Config
 from platformdirs import user_data_dir
-from sqlalchemy import Engine, create_engine, event
+from sqlalchemy import Engine, create_engine, event, text
 from sqlalchemy.engine import URL, make_url
+from sqlalchemy.exc import DBAPIError
 
 MIGRATIONS = Path(__file__).with_name("migrations")
 #: PostgreSQL connections a process keeps, and how many more it may open under load
@@ -72,8 +73,43 @@ def make_engine(url: str | URL | None = None) -> Engine:
                          connect_args={"prepare_threshold": None})
 
 
+@cache
+def head_revision() -> str | None:
+    """The latest migration's revision, read from the migration files' text (no Alembic:
+    importing it is a good part of a one-off command's start-up); None if unclear."""
+    revs, downs = set(), set()
+    for f in (MIGRATIONS / "versions").glob("*.py"):
+        src = f.read_text()
+        rev = re.search(r'^revision\s*=\s*["\']([^"\']+)["\']', src, re.M)
+        down = re.search(r'^down_revision\s*=\s*["\']([^"\']+)["\']', src, re.M)
+        if rev:
+            revs.add(rev.group(1))
+        if down:
+            downs.add(down.group(1))
+    heads = revs - downs
+    return heads.pop() if len(heads) == 1 else None
+
+
+def _at_head(engine: Engine) -> bool:
+    head = head_revision()
+    if head is None:
+        return False
+    try:
+        with engine.connect() as conn:
+            return conn.execute(text("SELECT version_num FROM alembic_version")).scalars().all() \
+                == [head]
+    except DBAPIError:  # no such table yet: a new store
+        return False
+
+
 def migrate(engine: Engine) -> None:
-    """Bring the schema to the latest migration (idempotent)."""
+    """Bring the schema to the latest migration (idempotent). A store already at the
+    latest one is recognised without loading Alembic."""
+    if _at_head(engine):
+        return
+    from alembic import command
+    from alembic.config import Config
+
     cfg = Config()
     cfg.set_main_option("script_location", str(MIGRATIONS))
     with engine.begin() as conn:
