@@ -19,8 +19,33 @@ def bulk_insert(conn: Connection, table: Table, rows: Sequence[dict[str, Any]]) 
     """Insert ``rows`` (dicts keyed by column name, all with the same keys) into ``table``."""
     if not rows:
         return
-    dialect = conn.dialect
     names = list(rows[0])
+    get = itemgetter(*names)
+    plain = [get(r) for r in rows] if len(names) > 1 else [(get(r),) for r in rows]
+    _insert(conn, table, names, lambda procs: _convert(plain, procs))
+
+
+def bulk_insert_columns(conn: Connection, table: Table, columns: dict[str, list[Any]]) -> None:
+    """Insert rows given column by column (``name -> values``, all of one length).
+
+    The same as ``bulk_insert`` without building a dict per row: callers whose values are
+    columns already (a page of feed records) skip the per-row work (tests compare the two).
+    """
+    names = list(columns)
+    if not names or not columns[names[0]]:
+        return
+
+    def tuples(procs: list[Callable[[Any], Any] | None]) -> list[tuple[Any, ...]]:
+        cols = [columns[n] if p is None else _convert_column(p, tuple(columns[n]))
+                for n, p in zip(names, procs, strict=True)]
+        return list(zip(*cols, strict=True))
+
+    _insert(conn, table, names, tuples)
+
+
+def _insert(conn: Connection, table: Table, names: list[str],
+            make: Callable[[list[Callable[[Any], Any] | None]], list[tuple[Any, ...]]]) -> None:
+    dialect = conn.dialect
     cols = [table.c[n] for n in names]
     copy = dialect.name == "postgresql"
     # COPY takes Python values (psycopg adapts them); executemany needs the bind
@@ -29,7 +54,7 @@ def bulk_insert(conn: Connection, table: Table, rows: Sequence[dict[str, Any]]) 
     if copy:
         procs = [p if c.type._type_affinity.__name__ == "JSON" else None  # type: ignore[attr-defined]
                  for p, c in zip(procs, cols, strict=True)]
-    tuples = _tuples(rows, names, procs)
+    tuples = make(procs)
     raw = conn.connection.driver_connection
     quoted = ", ".join(dialect.identifier_preparer.quote(n) for n in names)
     name = dialect.identifier_preparer.format_table(table)
@@ -69,12 +94,10 @@ def _convert_column(p: Callable[[Any], Any], values: tuple[Any, ...]) -> list[An
     return out
 
 
-def _tuples(rows: Sequence[dict[str, Any]], names: list[str],
-            procs: list[Callable[[Any], Any] | None]) -> list[tuple[Any, ...]]:
-    """Rows as tuples in ``names`` order, converted column by column (C loops where no
-    conversion is needed: itemgetter and zip, not a Python loop per value)."""
-    get = itemgetter(*names)
-    plain = [get(r) for r in rows] if len(names) > 1 else [(get(r),) for r in rows]
+def _convert(plain: list[tuple[Any, ...]],
+             procs: list[Callable[[Any], Any] | None]) -> list[tuple[Any, ...]]:
+    """Row tuples converted column by column (C loops where no conversion is needed:
+    zip, not a Python loop per value)."""
     if all(p is None for p in procs):
         return plain
     columns: list[Any] = list(zip(*plain, strict=True))
