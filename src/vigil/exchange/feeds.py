@@ -12,11 +12,12 @@ node received, unchanged, with the origin's signatures; pages end on a signed re
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
-from sqlalchemy import Engine, select, text, update
+from sqlalchemy import Engine, Text, cast, select, text, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -24,14 +25,15 @@ from vigil.exchange.records import (
     SIGN_EVERY,
     Descriptor,
     WireRecord,
+    canonical,
     filter_labels,
     genesis,
-    make_body,
+    make_body_fast,
     record_hash,
     sign_checkpoint,
 )
 from vigil.exchange.rules import mirror_feed
-from vigil.store.bulk import bulk_insert
+from vigil.store.bulk import bulk_insert_columns
 from vigil.store.models import Bank, Change, Entry
 from vigil.store.models_exchange import Feed, FeedRecord, ShareRule
 
@@ -127,29 +129,47 @@ def materialise(engine: Engine, key: Ed25519PrivateKey, bank_name: str, d: Descr
                 end = min(upto, bank.last_seq, f.last_seq + MATERIALISE_CHUNK)
                 if end <= f.last_seq:
                     return f.last_seq
-                q = (select(Change.seq, Change.op, Change.labels, Change.at, Entry.signal_type,
-                            Entry.value, Entry.quality, Entry.extra)
+                # labels and extra as their stored JSON text: decoded once per distinct
+                # text (a bank has few label sets), extra only for video entries
+                q = (select(Change.seq, Change.op, cast(Change.labels, Text), Change.at,
+                            Entry.signal_type, Entry.value, Entry.quality,
+                            cast(Entry.extra, Text))
                      .join(Entry, Entry.id == Change.entry_id)
                      .where(Change.bank_id == bank.id, Change.seq > f.last_seq,
                             Change.seq <= end).order_by(Change.seq))
-                rows, seq, prev = [], f.last_seq, f.last_hash
+                seqs: list[int] = []
+                bodies: list[str] = []
+                hashes: list[str] = []
+                sigs: list[str | None] = []
+                seq, prev = f.last_seq, f.last_hash
                 iso: dict[datetime, str] = {}  # a bulk change shares one timestamp
+                labels_json: dict[str | None, str | None] = {}
                 for cseq, op, labels, at, st, value, quality, extra in s.execute(q):
                     if cseq != seq + 1:  # the change log is gap-free; anything else is a bug
                         raise RuntimeError(f"bank {bank_name}: change {seq + 1} missing")
-                    body = make_body(cseq, prev, op, st, value, quality,
-                                     None if op == "remove" else
-                                     filter_labels(labels or {}, d.fields),
-                                     iso.get(at) or iso.setdefault(at, _iso(at)),
-                                     (extra or {}).get("vpdq") if st == "vpdq" and op != "remove"
-                                     else None)
+                    if op == "remove":
+                        lab = None
+                    elif labels in labels_json:
+                        lab = labels_json[labels]
+                    else:
+                        filtered = filter_labels((json.loads(labels) if labels else None) or {},
+                                                 d.fields)
+                        lab = labels_json[labels] = canonical(filtered) if filtered else None
+                    at_json = iso.get(at) or iso.setdefault(at, canonical(_iso(at)))
+                    frames = (json.loads(extra) or {}).get("vpdq") \
+                        if st == "vpdq" and op != "remove" and extra else None
+                    body = make_body_fast(cseq, prev, op, st, value, quality, lab, at_json,
+                                          frames)
                     h = record_hash(body)
-                    sig = sign_checkpoint(key, d, cseq, h) \
-                        if cseq % SIGN_EVERY == 0 or cseq == end else None
-                    rows.append({"feed_id": f.id, "seq": cseq, "body": body, "hash": h,
-                                 "sig": sig})
+                    seqs.append(cseq)
+                    bodies.append(body)
+                    hashes.append(h)
+                    sigs.append(sign_checkpoint(key, d, cseq, h)
+                                if cseq % SIGN_EVERY == 0 or cseq == end else None)
                     seq, prev = cseq, h
-                bulk_insert(s.connection(), FeedRecord.__table__, rows)
+                bulk_insert_columns(s.connection(), FeedRecord.__table__, {
+                    "feed_id": [f.id] * len(seqs), "seq": seqs, "body": bodies,
+                    "hash": hashes, "sig": sigs})
                 s.execute(update(Feed).where(Feed.id == f.id)
                           .values(last_seq=seq, last_hash=prev))
                 if seq >= min(upto, bank.last_seq):

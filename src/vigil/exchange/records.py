@@ -136,6 +136,36 @@ def make_body(seq: int, prev: str, op: str, signal_type: str, value: str,
     return canonical(body)
 
 
+def _jstr(s: str) -> str:
+    """A JSON string as ``canonical`` writes it: letters and digits (every hex signal)
+    need no escaping; anything else goes through ``json``."""
+    return f'"{s}"' if s.isalnum() else json.dumps(s, ensure_ascii=False)
+
+
+def make_body_fast(seq: int, prev: str, op: str, signal_type: str, value: str,
+                   quality: int | None, labels_json: str | None, at_json: str,
+                   frames: str | None = None) -> str:
+    """``make_body`` from a fixed template, byte-identical to it (tests compare the two on
+    random data): the materialising origin builds a million of these, and ``canonical``
+    (a sorted ``json.dumps`` per record) was most of its time.
+
+    ``labels_json`` is ``canonical(labels)`` (or None when there are none) and ``at_json``
+    is ``canonical(at)``: both are the same for many records, so callers make them once.
+    The keys below are in sorted order, as ``canonical`` sorts them.
+    """
+    if type(quality) is not int and quality is not None:  # bool, numpy ints: the reference
+        return make_body(seq, prev, op, signal_type, value, quality,
+                         None if labels_json is None else json.loads(labels_json),
+                         json.loads(at_json), frames)
+    return "".join((
+        '{"at":', at_json,
+        ',"frames":' + _jstr(frames) if frames else "",
+        ',"labels":' + labels_json if labels_json else "",
+        ',"op":', _jstr(op), ',"prev":', _jstr(prev),
+        "" if quality is None else f',"quality":{quality}',
+        f',"seq":{int(seq)},"type":', _jstr(signal_type), ',"value":', _jstr(value), "}"))
+
+
 def filter_labels(snapshot: dict[str, Any], fields: tuple[str, ...]) -> dict[str, Any]:
     """The labels of a change (as the change log keeps them) a feed with ``fields`` carries."""
     out: dict[str, Any] = {}
