@@ -74,3 +74,21 @@ def test_materialised_bodies_equal_the_reference(engine: Engine, tmp_path: Path)
                 select(FeedRecord.seq, FeedRecord.body, FeedRecord.hash)
                 .where(FeedRecord.feed_id == fid).order_by(FeedRecord.seq))]
         assert got == _reference(engine, "csam", d) and len(got) > 100
+
+
+def test_sharing_builds_the_whole_feed(engine: Engine, tmp_path: Path) -> None:
+    from vigil.exchange import rules
+
+    init_node(engine, tmp_path, "SG-SPF", "Singapore Police Force", "SG")
+    b = Banks(engine, user="t")
+    b.create("csam", "SG-SPF")
+    b.apply("csam", [EntryRecord("md5", f"{i:032x}", LABELS[0]) for i in range(250)])
+    rules.share(engine, "csam", "HK-POL", ["category"])
+    assert feeds.materialise_shared(engine, signing_key(tmp_path), "SG-SPF", "csam",
+                                    "HK-POL") == 250
+    d = Descriptor("SG-SPF", "csam", ("category",), False)
+    with Session(engine) as s:
+        assert s.scalar(select(Feed.last_seq).where(Feed.descriptor == d.text())) == 250
+    # the first page is then read, not built
+    p = feeds.page(engine, signing_key(tmp_path), "SG-SPF", "HK-POL", "csam", 0, 100)
+    assert len(p.records) == 100 and p.head == 250

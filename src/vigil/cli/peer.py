@@ -217,21 +217,39 @@ def share(
         help="Label fields that go along, comma-separated, from: category, series, "
              "victim_status, tags, note. Default: category.")] = None,
     reshare: Annotated[bool, typer.Option(help="Let the peer pass the bank on.")] = False,
+    materialise: Annotated[bool, typer.Option(
+        help="Build the signed feed now (the peer's first sync then reads it stored); "
+             "--no-materialise leaves it to the first pull.")] = True,
 ) -> None:
     """Share a bank with a peer agency: its signals, and only the label fields named.
 
     Nothing is shared by default. The peer pulls the bank as a signed feed (`vigil peer
     grant` gives it a token); replacing a rule with other fields makes peers resync.
     """
+    import time
+
     from vigil.banks import current_user
+    from vigil.exchange.feeds import materialise_shared
     from vigil.exchange.rules import share as do_share
+    from vigil.node import identity, signing_key
+    from vigil.store import vigil_home
 
     with _guard():
         fields = [f.strip() for f in labels.split(",")] if labels is not None else None
-        r = do_share(_engine(), bank, agency, fields, reshare, by=current_user())
+        engine = _engine()
+        r = do_share(engine, bank, agency, fields, reshare, by=current_user())
     err.print(f"bank {r.bank} shared with {r.agency}: signals + "
               f"{', '.join(r.fields) or 'no labels'}"
               f"{'; may be passed on' if r.reshare else ''}", highlight=False)
+    ident = identity(engine)
+    if materialise and ident is not None:
+        t = time.perf_counter()
+        with _guard():
+            n = materialise_shared(engine, signing_key(vigil_home()), ident.agency, r.bank,
+                                   r.agency)
+        if n:
+            err.print(f"feed built: {n:,} signed records in {time.perf_counter() - t:.1f} s",
+                      highlight=False)
 
 
 @bank_app.command("unshare")

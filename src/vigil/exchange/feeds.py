@@ -178,6 +178,19 @@ def materialise(engine: Engine, key: Ed25519PrivateKey, bank_name: str, d: Descr
             continue  # another worker materialised the same records: read theirs
 
 
+def materialise_shared(engine: Engine, key: Ed25519PrivateKey, local: str, bank: str,
+                       agency: str) -> int:
+    """Materialise now the whole feed ``agency`` will pull of ``bank`` (``vigil bank share``
+    does this), so the first pull reads stored records instead of having the origin build
+    them page by page while serving it: on one 2-core box a cold first sync of 1M records
+    took ~50 s longer than a warm one. Returns the feed's end (0 for a mirror passed on:
+    its records are the ones received, nothing to build)."""
+    with Session(engine) as s:
+        b, rule = rule_for(s, bank, agency)
+        d, head, mirror = _target(s, b, rule, local)
+    return 0 if mirror else materialise(engine, key, bank, d, head)
+
+
 def rule_for(s: Session, bank: str, agency: str) -> tuple[Bank, ShareRule]:
     b = s.scalar(select(Bank).where(Bank.name == bank))
     rule = None if b is None else s.scalar(
