@@ -458,12 +458,13 @@ def _get(port: int, path: str, timeout: float = 5.0) -> int:
         return 0
 
 
-def start_server(url: str, port: int, workers: int, timeout: float) -> tuple[subprocess.Popen,
-                                                                              float]:
+def start_server(url: str, port: int, workers: int, timeout: float,
+                 **env_extra: str) -> tuple[subprocess.Popen, float]:
     log = open(OUT / "load-serve.log", "w")  # noqa: SIM115 (kept open for the child)
     t = time.perf_counter()
     proc = subprocess.Popen([_vigil(), "serve", "--workers", str(workers), "--port", str(port),
-                             "--log-level", "warning"], env=_env(url), stdout=log,
+                             "--log-level", "warning"], env={**_env(url), **env_extra},
+                            stdout=log,
                             stderr=subprocess.STDOUT, start_new_session=True)
     ok = 0
     while time.perf_counter() - t < timeout:
@@ -477,6 +478,24 @@ def start_server(url: str, port: int, workers: int, timeout: float) -> tuple[sub
     raise SystemExit(f"server not ready after {timeout:.0f} s")
 
 
+
+
+def load_run(name: str, url: str, port: int, workers: list[int], bodies: Path,
+             concurrency: int, args: argparse.Namespace) -> dict[str, object]:
+    """One timed load run, with the CPU each party used during it."""
+    print(f"load: {name} ...", file=sys.stderr, flush=True)
+    with CpuSampler(url, workers) as cpu:
+        r = run_client(port, bodies, concurrency, args.duration, args.warmup, 2_000_000)
+    r.update(wall_s=cpu.wall, worker_cpu_share=cpu.worker_cpu / cpu.wall,
+             pg_cpu_share=cpu.pg_cpu / cpu.wall,
+             client_cpu_share=float(r["client_cpu_s"]) / float(r["client_wall_s"]),
+             machine_cpu_share=cpu.machine_cpu / cpu.wall,
+             cores=cpu.machine_total / cpu.wall, loadavg=os.getloadavg()[0])
+    r["other_cpu_share"] = max(0.0, float(r["machine_cpu_share"]) - float(
+        r["worker_cpu_share"]) - float(r["pg_cpu_share"]) - float(r["client_cpu_share"]))
+    print(f"  {r['per_s']:.0f}/s p50 {r['p50_ms']:.1f} p99 {r['p99_ms']:.1f} ms "
+          f"statuses {r['statuses']}", file=sys.stderr, flush=True)
+    return r
 
 
 # ---- freshness: add through the API, poll until it matches --------------------------------
@@ -741,6 +760,9 @@ def main() -> None:
     ap.add_argument("--quick", action="store_true",
                     help="only the single-signal runs and one batch run: no freshness, "
                          "profile or breakdown (for comparing changes)")
+    ap.add_argument("--compare-route", action="store_true",
+                    help="then run the same load with the lean match path off "
+                         "(VIGIL_FAST_MATCH=0: every request through the FastAPI route)")
     ap.add_argument("--client", help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.client:
@@ -787,19 +809,15 @@ def main() -> None:
         plan = [("single c=8", bodies1, 8), ("single c=64", bodies1, 64),
                 ("batch1000 c=1", bodies1k, 1), ("batch1000 c=4", bodies1k, 4)]
         for name, path, conc in plan[:3] if args.quick else plan:
-            print(f"load: {name} ...", file=sys.stderr, flush=True)
-            with CpuSampler(url, workers) as cpu:
-                r = run_client(port, path, conc, args.duration, args.warmup, 2_000_000)
-            r.update(wall_s=cpu.wall, worker_cpu_share=cpu.worker_cpu / cpu.wall,
-                     pg_cpu_share=cpu.pg_cpu / cpu.wall,
-                     client_cpu_share=float(r["client_cpu_s"]) / float(r["client_wall_s"]),
-                     machine_cpu_share=cpu.machine_cpu / cpu.wall,
-                     cores=cpu.machine_total / cpu.wall, loadavg=os.getloadavg()[0])
-            r["other_cpu_share"] = max(0.0, float(r["machine_cpu_share"]) - float(
-                r["worker_cpu_share"]) - float(r["pg_cpu_share"]) - float(r["client_cpu_share"]))
-            runs[name] = r
-            print(f"  {r['per_s']:.0f}/s p50 {r['p50_ms']:.1f} p99 {r['p99_ms']:.1f} ms "
-                  f"statuses {r['statuses']}", file=sys.stderr, flush=True)
+            runs[name] = load_run(name, url, port, workers, path, conc, args)
+        if args.compare_route:  # the anchor: the same server with every request on the route
+            stop_server(proc)
+            print("restarting vigil serve with VIGIL_FAST_MATCH=0 ...", file=sys.stderr,
+                  flush=True)
+            proc, _ = start_server(url, port, args.workers, timeout=3600, VIGIL_FAST_MATCH="0")
+            workers = worker_pids(proc.pid)
+            for name, path, conc in plan[:3]:
+                runs[f"route: {name}"] = load_run(name, url, port, workers, path, conc, args)
         res["runs"] = runs
         res["memory_after_load"] = {str(p): memory(p) for p in workers}
 
@@ -863,7 +881,7 @@ def report_runs(runs: dict) -> None:
     rows = [["run", "req/s", "signals/s", "p50 ms", "p99 ms", "non-200", "workers CPU",
              "PG CPU", "client CPU", "other CPU", "load avg 1 min"]]
     for name, r in runs.items():
-        per = 1000 if name.startswith("batch") else 1
+        per = 1000 if "batch" in name else 1
         bad = sum(v for k, v in r["statuses"].items() if k != "200")
         rows.append([name, f"{r['per_s']:.1f}", f"{r['per_s'] * per:,.0f}",
                      f"{r['p50_ms']:.1f}", f"{r['p99_ms']:.1f}", str(bad),

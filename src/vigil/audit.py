@@ -146,6 +146,14 @@ class _GroupCommitter:
                 fut.set_result(entry)
 
 
+_PG_LOCK_HEAD = ("UPDATE audit_head SET last_id = last_id WHERE id = 1 "
+                 "RETURNING last_id, last_hash")
+_PG_INSERT = ("INSERT INTO audit_log (id, at, agency, actor, action, outcome, target, remote, "
+              "detail, prev_hash, hash) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s::json, %s, "
+              "%s)")
+_PG_SET_HEAD = "UPDATE audit_head SET last_id = %s, last_hash = %s WHERE id = 1"
+
+
 class AuditLog:
     """Appends to and reads the audit log of one store with one node key."""
 
@@ -156,6 +164,7 @@ class AuditLog:
         self._digest_key = _derive(key, b"signals")
         self.anchor_dir = anchor_dir
         self._committer = _GroupCommitter(self._append_many) if group_commit else None
+        self._pg = engine.dialect.name == "postgresql" and engine.dialect.driver == "psycopg"
 
     # ---- writing ---------------------------------------------------------------------------
 
@@ -204,11 +213,29 @@ class AuditLog:
     def _append_many(self, recs: list[dict[str, Any]]) -> list[AuditEntry]:
         """Chain and commit records in one transaction, then move the anchor once.
 
-        Core statements, four round trips whatever the number of records: under load
-        this runs for every group commit, and its time is what each request waits for.
+        On PostgreSQL this takes the driver's own path (``_append_many_pg``: two round
+        trips); elsewhere, and as its reference, ``_append_many_core``.
         """
+        if self._pg:
+            return self._append_many_pg(recs)
+        return self._append_many_core(recs)
+
+    def _chain(self, recs: list[dict[str, Any]], last_id: int, last_hash: str,
+               ) -> list[AuditEntry]:
+        """The records as entries after (last_id, last_hash), each with its MAC."""
         out: list[AuditEntry] = []
-        rows: list[dict[str, Any]] = []
+        for r in recs:
+            entry = AuditEntry(last_id + 1, r["at"], r["agency"], r["actor"], r["action"],
+                               r["outcome"], r["target"], r["remote"], r["detail"],
+                               last_hash, "")
+            mac = self.mac(entry)
+            last_id, last_hash = entry.id, mac
+            out.append(replace(entry, hash=mac))
+        return out
+
+    def _append_many_core(self, recs: list[dict[str, Any]]) -> list[AuditEntry]:
+        """The reference append: SQLAlchemy Core, four round trips whatever the number of
+        records (the head row's lock, one executemany insert, the head, the commit)."""
         with self.engine.begin() as conn:
             # Writing the head row first takes its lock (row lock on PostgreSQL, the write
             # lock on SQLite) and returns it as it is now: appends queue here, one chain,
@@ -218,23 +245,47 @@ class AuditLog:
                                 .returning(AuditHead.last_id, AuditHead.last_hash)).first()
             if head is None:
                 raise RuntimeError("audit_head row missing: the store is not migrated")
-            last_id, last_hash = head
-            for r in recs:
-                entry = AuditEntry(last_id + 1, r["at"], r["agency"], r["actor"], r["action"],
-                                   r["outcome"], r["target"], r["remote"], r["detail"],
-                                   last_hash, "")
-                mac = self.mac(entry)
-                rows.append({"id": entry.id, "at": entry.at, "agency": entry.agency,
-                             "actor": entry.actor, "action": entry.action,
-                             "outcome": entry.outcome, "target": entry.target,
-                             "remote": entry.remote, "detail": entry.detail,
-                             "prev_hash": last_hash, "hash": mac})
-                last_id, last_hash = entry.id, mac
-                out.append(replace(entry, hash=mac))
-            conn.execute(insert(AuditRecord), rows)
+            out = self._chain(recs, *head)
+            conn.execute(insert(AuditRecord), [
+                {"id": e.id, "at": e.at, "agency": e.agency, "actor": e.actor,
+                 "action": e.action, "outcome": e.outcome, "target": e.target,
+                 "remote": e.remote, "detail": e.detail, "prev_hash": e.prev_hash,
+                 "hash": e.hash} for e in out])
             conn.execute(update(AuditHead).where(AuditHead.id == 1)
-                         .values(last_id=last_id, last_hash=last_hash))
-        self._anchor(last_id, last_hash)
+                         .values(last_id=out[-1].id, last_hash=out[-1].hash))
+        self._anchor(out[-1].id, out[-1].hash)
+        return out
+
+    def _append_many_pg(self, recs: list[dict[str, Any]]) -> list[AuditEntry]:
+        """The same append on psycopg directly, pipelined: the head row's lock in one round
+        trip, then the insert, the head and the commit together in a second one.
+
+        Why: a server appends one record per request, in small group-commit batches, and
+        through SQLAlchemy each batch cost ~1.1 ms of CPU (statement building and a
+        psycopg round trip per statement), as much as the rest of a match request.
+        Same rows, same chain, same lock order as ``_append_many_core``.
+        """
+        raw = self.engine.raw_connection()
+        try:
+            pg = raw.driver_connection
+            try:
+                with pg.pipeline(), pg.cursor() as cur:
+                    cur.execute(_PG_LOCK_HEAD)
+                    head = cur.fetchone()
+                    if head is None:
+                        raise RuntimeError("audit_head row missing: the store is not migrated")
+                    out = self._chain(recs, *head)
+                    cur.executemany(_PG_INSERT, [
+                        (e.id, e.at, e.agency, e.actor, e.action, e.outcome, e.target,
+                         e.remote, json.dumps(e.detail), e.prev_hash, e.hash) for e in out])
+                    cur.execute(_PG_SET_HEAD, (out[-1].id, out[-1].hash))
+                    pg.commit()
+            except BaseException:
+                pg.rollback()
+                raise
+        finally:
+            raw.close()  # back to the pool
+        self._anchor(out[-1].id, out[-1].hash)
         return out
 
     def _anchor(self, last_id: int, mac: str) -> None:

@@ -25,7 +25,7 @@ import io
 import json
 import os
 import shutil
-from collections.abc import Iterator
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 
 import numpy as np
@@ -69,6 +69,9 @@ class BankIndexes:
         self.pdq = HammingIndex()
         self.exact = {t: ExactIndex(n) for t, n in EXACT_SIZES.items()}
         self._video: VideoIndex | None = None
+        #: told the ids of the entries each replayed change touched (None: possibly all,
+        #: after a rebuild), so a cache of entries (``vigil.api.entries``) can drop them
+        self.on_touched: Callable[[Iterable[int] | None], None] | None = None
         if not self._load():
             self.rebuild()
         self.sync()
@@ -167,8 +170,7 @@ class BankIndexes:
         q = (select(Change.id, Change.op, Change.entry_id, Entry.signal_type, Entry.value,
                     Entry.removed)
              .join(Entry, Entry.id == Change.entry_id)
-             .where(Change.id > self.checkpoint, Change.op.in_(("add", "remove")),
-                    Change.signal_type.in_(INDEXED_TYPES))
+             .where(Change.id > self.checkpoint, Change.signal_type.in_(INDEXED_TYPES))
              .order_by(Change.id).execution_options(yield_per=_CHUNK))
         for part in s.execute(q).partitions(_CHUNK):
             yield [tuple(r) for r in part]  # type: ignore[misc]
@@ -186,6 +188,8 @@ class BankIndexes:
             before = self.checkpoint
             self._video = None
             self.rebuild()
+            if self.on_touched is not None:
+                self.on_touched(None)
             return self.checkpoint - before
         applied = 0
         with Session(self.engine) as s, s.begin():
@@ -198,9 +202,13 @@ class BankIndexes:
             for part in self._tail(s):
                 # The joined entry row is its state now (the truth), so every entry touched
                 # in the tail is taken out of its index and put back if it is live.
+                # A relabel ("update") changes no code: it only concerns entry caches.
                 touched: dict[str, dict[int, tuple[str, bool]]] = {t: {} for t in INDEXED_TYPES}
-                for _cid, _op, entry_id, t, value, removed in part:
-                    touched[t][entry_id] = (value, removed)
+                for _cid, op, entry_id, t, value, removed in part:
+                    if op != "update":
+                        touched[t][entry_id] = (value, removed)
+                if self.on_touched is not None:
+                    self.on_touched([row[2] for row in part])
                 for t, items in touched.items():
                     if not items:
                         continue

@@ -30,6 +30,7 @@ import numpy as np
 from sqlalchemy import Engine, func, select
 from sqlalchemy.orm import Session
 
+from vigil.api.entries import CachedBanks, EntryCache
 from vigil.api.settings import Settings
 from vigil.audit import AuditLog
 from vigil.banks import BankInfo, Banks
@@ -296,7 +297,10 @@ class NodeState:
             epoch=self.epochs.reader("banks"))
         self.refresher = CacheRefresher(engine, settings.sync_interval, self.auth_cache,
                                         self.directory)
-        self.matcher = Matcher(Banks(engine), self.index,  # type: ignore[arg-type]
+        self.entries = EntryCache()
+        self.index.indexes.on_touched = self.entries.drop
+        self.matcher = Matcher(CachedBanks(engine, self.entries),
+                               self.index,  # type: ignore[arg-type]
                                bank_directory=self.directory.by_id)
 
     def start(self) -> None:
