@@ -12,7 +12,7 @@ import threading
 from typing import Any
 
 import pytest
-from sqlalchemy import Engine
+from sqlalchemy import Engine, text
 
 from vigil.audit import AuditLog
 
@@ -98,3 +98,18 @@ def test_every_backend_appends_through_its_default_path(engine: Engine) -> None:
     out += log._append_many(_recs(log, rng, 4))
     assert [e.id for e in out] == list(range(1, 10))
     assert log.verify().ok
+
+
+def test_the_driver_path_survives_a_dropped_connection(engine: Engine) -> None:
+    """The kept connection is ended by the server (a restart, an idle timeout): the next
+    append opens another and nothing is lost."""
+    _pg_only(engine)
+    log = AuditLog(engine, KEY)
+    rng = random.Random(1)
+    log._append_many_pg(_recs(log, rng, 2))
+    pid = log._pg_local.conn.info.backend_pid
+    with engine.connect() as conn:
+        conn.execute(text("SELECT pg_terminate_backend(:p)"), {"p": pid})
+    log._append_many_pg(_recs(log, rng, 2))
+    assert log._pg_local.conn.info.backend_pid != pid
+    assert [e.id for e in log.iter_all()] == [1, 2, 3, 4] and log.verify().ok
