@@ -239,7 +239,10 @@ def main() -> None:
     ap.add_argument("--page-size", type=int, default=10_000)
     ap.add_argument("--no-analyze", action="store_true")
     ap.add_argument("--drop-index", help=argparse.SUPPRESS)  # experiment: index cost
+    ap.add_argument("--unsorted", action="store_true", help=argparse.SUPPRESS)
     args = ap.parse_args()
+    if args.unsorted:
+        vb.SORTED_INSERTS = False
     if args.no_analyze:
         vb.ANALYZE_MIN_ROWS = 10**12
     home = OUT / f"mirror-apply-{uuid.uuid4().hex[:8]}"

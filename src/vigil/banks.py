@@ -170,6 +170,8 @@ def _analyze_if_grown(engine: Engine, added: int) -> None:
     _GROWN[key] = 0
 
 
+#: the optimistic path inserts a batch's entries sorted by (type, value) (see _insert_columns)
+SORTED_INSERTS = True
 _LABEL_KEYS = ("category_scheme", "category", "series", "victim_status", "tags", "note")
 
 
@@ -509,8 +511,15 @@ class Banks:
         (no dict per row, no read-back): what the optimistic path writes. Same rows as
         ``_insert`` + the change rows of ``_apply_batch`` (tests compare the two paths)."""
         n = len(new)
-        recs = [r for _, r in new]
+        # Entries go in in (type, value) order, ids ascending in that order, so the table
+        # and both (type, value) indexes are written front to back instead of at random
+        # places; the change log keeps the records' order (its seqs and entry ids).
+        order = sorted(range(n), key=lambda i: new[i][0]) if SORTED_INSERTS else range(n)
+        recs = [new[i][1] for i in order]
         ids = _new_entry_ids(s, n)
+        entry_of = [0] * n
+        for k, i in enumerate(order):
+            entry_of[i] = ids[k]
         labs: dict[int, tuple[Any, ...]] = {}
         snaps: dict[int, dict[str, Any]] = {}
         for r in recs:
@@ -521,19 +530,17 @@ class Banks:
         by_rec = [labs[id(r.labels)] for r in recs]
         label_columns = dict(zip(_LABEL_KEYS, (list(c) for c in zip(*by_rec, strict=True)),
                                  strict=True))
-        types = [r.signal_type for r in recs]
-        seqs = list(range(seq, seq + n))
         bulk_insert_columns(s.connection(), Entry.__table__, {
-            "id": ids, "bank_id": [bank.id] * n, "signal_type": types,
+            "id": ids, "bank_id": [bank.id] * n, "signal_type": [r.signal_type for r in recs],
             "value": [r.value for r in recs], "quality": [r.quality for r in recs],
             **label_columns, "origin_agency": [agency] * n, "source": [source] * n,
             "source_id": [r.source_id for r in recs], "added_by": [self.user] * n,
-            "added_at": [now] * n, "updated_at": [now] * n, "seq": seqs,
+            "added_at": [now] * n, "updated_at": [now] * n, "seq": [seq + i for i in order],
             "removed": [False] * n, "extra": [r.extra or _EMPTY for r in recs]})
         bulk_insert_columns(s.connection(), Change.__table__, {
-            "bank_id": [bank.id] * n, "seq": seqs, "op": ["add"] * n, "entry_id": ids,
-            "signal_type": types, "at": [now] * n, "by": [self.user] * n,
-            "labels": [snaps[id(r.labels)] for r in recs]})
+            "bank_id": [bank.id] * n, "seq": list(range(seq, seq + n)), "op": ["add"] * n,
+            "entry_id": entry_of, "signal_type": [k[0] for k, _ in new], "at": [now] * n,
+            "by": [self.user] * n, "labels": [snaps[id(r.labels)] for _, r in new]})
 
     def _insert_new(self, s: Session, bank: Bank, adds: list[tuple[tuple[str, str], EntryRecord]],
                     source: str | None, agency: str, result: ApplyResult, seqs: _Seqs,

@@ -67,8 +67,8 @@ DEFAULT_PAGE = 10_000
 #: records per write transaction of a sync (whole pages; at least one page), unless
 #: ``VIGIL_SYNC_TXN_RECORDS`` says otherwise; and the longest one transaction stays open
 #: (a slow link still moves the checkpoint: a kill loses at most this much work)
-TXN_RECORDS = 100_000
-TXN_SECONDS = 20.0
+TXN_RECORDS = 250_000
+TXN_SECONDS = 30.0
 #: pages verified ahead of the writes (memory: this many pages, plus the one being written)
 AHEAD = 2
 
