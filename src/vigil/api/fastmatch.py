@@ -174,19 +174,22 @@ class FastMatch:
         body, pending = await _read(receive, length)
         replay = _replayer(body, pending, receive)
         try:
-            payload = None if pending else await self._answer(scope, caller, body)
+            answer = None if pending else await self._answer(scope, caller, body)
         except Exception as exc:  # the route will answer (and log) properly
             log.warning("fast match fell back to the route: %s",
                         f"{type(exc).__name__}: {exc}"[:200])
-            payload = None
-        if payload is None:
+            answer = None
+        if answer is None:
             await self.app(scope, replay, send)
             return
+        payload, signals, matched = answer
         await send({"type": "http.response.start", "status": 200,
                     "headers": [*_HEADERS, (b"content-length", str(len(payload)).encode())]})
         await send({"type": "http.response.body", "body": payload})
         self._requests.inc()
         metrics.FAST_MATCHES.inc()
+        metrics.SIGNALS.inc(signals)
+        metrics.MATCHED.inc(matched)
         self._latency.observe(time.perf_counter() - start)
 
     def _caller(self, scope: Scope) -> tuple[PrincipalInfo | None, int]:
@@ -213,7 +216,9 @@ class FastMatch:
             return None, length
         return p, length
 
-    async def _answer(self, scope: Scope, caller: PrincipalInfo, body: bytes) -> bytes | None:
+    async def _answer(self, scope: Scope, caller: PrincipalInfo, body: bytes,
+                      ) -> tuple[bytes, int, int] | None:
+        """The response body, signals and matched count; None: the route is to answer."""
         req = parse(body)
         if req is None:
             return None
@@ -228,7 +233,9 @@ class FastMatch:
                                       min_quality=req.min_quality)
 
         # Small batches are matched right here (a thread hand-off costs more than the
-        # search); big ones, or while the index is being synced, in a thread.
+        # search; an entry not in the worker's cache is read from the store right here
+        # too, a fraction of a millisecond); big ones, or while the index is being
+        # synced, in a thread.
         if len(items) <= INLINE_SIGNALS and not node.index.lock.locked():
             outcomes = run()
         else:
@@ -241,8 +248,12 @@ class FastMatch:
             r = result(i, o, full)
             matched += bool(r["matches"])
             results.append(r)
+        payload = orjson.dumps({"signals": len(results), "matched": matched,
+                                "results": results})
         signals = [(q.signal_type, q.value) for q in req.queries]
         client = scope.get("client")
+        # Last, so that nothing after it can fail and send the request to the route (which
+        # would audit it a second time): once audited, it is answered.
         await node.audit.append_async(
             "match", agency=caller.agency, actor=caller.label,
             remote=client[0] if client else None,
@@ -250,9 +261,7 @@ class FastMatch:
                     "digest": node.audit.digest_signals(signals),
                     "threshold": req.threshold,
                     "dihedral": any(q.variants for q in req.queries)})
-        metrics.SIGNALS.inc(len(signals))
-        metrics.MATCHED.inc(matched)
-        return orjson.dumps({"signals": len(results), "matched": matched, "results": results})
+        return payload, len(signals), matched
 
 
 async def _read(receive: Receive, length: int) -> tuple[bytes, list[Message]]:
