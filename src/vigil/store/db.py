@@ -105,16 +105,38 @@ def _at_head(engine: Engine) -> bool:
 def migrate(engine: Engine) -> None:
     """Bring the schema to the latest migration (idempotent). A store already at the
     latest one is recognised without loading Alembic."""
-    if _at_head(engine):
-        return
+    if not _at_head(engine):
+        run_alembic(engine, "upgrade", "head")
+
+
+def run_alembic(engine: Engine, action: str, revision: str) -> None:
+    """``alembic upgrade|downgrade REVISION`` on ``engine``, in one transaction (on SQLite
+    with foreign keys off, checked before the commit)."""
     from alembic import command
     from alembic.config import Config
 
     cfg = Config()
     cfg.set_main_option("script_location", str(MIGRATIONS))
-    with engine.begin() as conn:
-        cfg.attributes["connection"] = conn
-        command.upgrade(cfg, "head")
+    with engine.connect() as conn:
+        sqlite = conn.dialect.name == "sqlite"
+        if sqlite:
+            # SQLite rebuilds a table to change its constraints (migration 0004): foreign
+            # keys must be off for that, and the pragma only takes effect outside a
+            # transaction. Checked before committing; back on afterwards.
+            conn.exec_driver_sql("PRAGMA foreign_keys=OFF")
+            conn.commit()
+        try:
+            with conn.begin():
+                cfg.attributes["connection"] = conn
+                getattr(command, action)(cfg, revision)
+                if sqlite:
+                    bad = conn.exec_driver_sql("PRAGMA foreign_key_check").all()
+                    if bad:
+                        raise RuntimeError(f"migration left broken references: {bad[:5]}")
+        finally:
+            if sqlite:
+                conn.exec_driver_sql("PRAGMA foreign_keys=ON")
+                conn.commit()
 
 
 def describe(url: URL) -> str:

@@ -59,8 +59,9 @@ class Entry(Base):
 
     __tablename__ = "entries"
     __table_args__ = (
-        UniqueConstraint("bank_id", "signal_type", "value", name="uq_entry_signal"),
-        Index("ix_entries_signal", "signal_type", "value"),
+        # (type, value) first: one index keeps an entry unique per bank and serves every
+        # lookup by signal across banks (migration 0004 merged two indexes into it)
+        UniqueConstraint("signal_type", "value", "bank_id", name="uq_entry_signal"),
         Index("ix_entries_bank_seq", "bank_id", "seq"),
     )
 
