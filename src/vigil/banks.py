@@ -178,12 +178,16 @@ _LABEL_KEYS = ("category_scheme", "category", "series", "victim_status", "tags",
 def _new_entry_ids(s: Session, n: int) -> list[int]:
     """``n`` ids for new entries, taken before inserting them (so none are read back).
     SQLite: after the largest (``apply`` holds the write lock, so no one else inserts);
-    PostgreSQL: from the table's sequence."""
+    PostgreSQL: a block of the table's sequence in one statement (``apply`` holds the
+    change-log lock every writer takes; anyone else taking an id inside the block makes
+    the insert fail on the primary key, and the batch takes the full path)."""
     if s.get_bind().dialect.name == "sqlite":
         start = (s.execute(text("SELECT max(id) FROM entries")).scalar() or 0) + 1
         return list(range(start, start + n))
-    return list(s.execute(text("SELECT nextval(pg_get_serial_sequence('entries', 'id')) "
-                               "FROM generate_series(1, :n)"), {"n": n}).scalars())
+    last = s.execute(text("SELECT setval(pg_get_serial_sequence('entries', 'id'), "
+                          "nextval(pg_get_serial_sequence('entries', 'id')) + :n - 1)"),
+                     {"n": n}).scalar_one()
+    return list(range(last - n + 1, last + 1))
 
 
 def _cols(memo: dict[int, dict[str, Any]], labels: Labels) -> dict[str, Any]:

@@ -8,6 +8,7 @@ call: ``executemany`` on SQLite, ``COPY … FROM STDIN`` on PostgreSQL (the fast
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable, Sequence
 from operator import itemgetter
 from typing import Any
@@ -52,8 +53,12 @@ def _insert(conn: Connection, table: Table, names: list[str],
     # processors (JSON serialisation, SQLite's datetime strings, booleans).
     procs = [c.type.dialect_impl(dialect).bind_processor(dialect) for c in cols]
     if copy:
-        procs = [p if c.type._type_affinity.__name__ == "JSON" else None  # type: ignore[attr-defined]
-                 for p, c in zip(procs, cols, strict=True)]
+        # JSON as its text, made once per distinct object (see _convert_column): the
+        # dialect's processor wraps values for psycopg, which then serialised every row
+        # again (a third of a 1M mirror sync's client time on PostgreSQL)
+        text = getattr(dialect, "_json_serializer", None) or json.dumps
+        procs = [text if c.type._type_affinity.__name__ == "JSON" else None  # type: ignore[attr-defined]
+                 for c in cols]
     tuples = make(procs)
     raw = conn.connection.driver_connection
     quoted = ", ".join(dialect.identifier_preparer.quote(n) for n in names)
