@@ -169,3 +169,36 @@ def test_save_over_itself_while_mapped(tmp_path) -> None:  # type: ignore[no-unt
     q = make_queries(codes, 10, rng)
     assert same(h2.search(q, 40), h3.search(q, 40))
     assert len(h3) == 205
+
+
+@SETTINGS
+@given(
+    seed=st.integers(0, 2**32 - 1),
+    kind=st.sampled_from(KINDS),
+    n=st.integers(1, 3000),
+    nq=st.integers(128, 700),
+    threads=st.integers(2, 5),
+    strategy=st.sampled_from(["tables", "scan"]),
+)
+def test_a_batch_split_over_threads_equals_one_call_and_the_reference(
+    seed: int, kind: str, n: int, nq: int, threads: int, strategy: str
+) -> None:
+    """Big batches are searched in slices on several threads: same result as one thread,
+    and as brute force, whatever the slice boundaries."""
+    rng = np.random.default_rng(seed)
+    codes = make_codes(kind, n, rng)
+    ids = rng.choice(10**12, size=n, replace=False).astype(np.int64)
+    h = HammingIndex(strategy=strategy)  # type: ignore[arg-type]
+    h.add(codes, ids)
+    h.compact()
+    extra = make_codes("random", 5, rng)
+    h.add(extra, np.arange(10**12, 10**12 + 5))  # and a delta
+    ref = BruteForceIndex()
+    ref.add(codes, ids)
+    ref.add(extra, np.arange(10**12, 10**12 + 5))
+    queries = make_queries(codes, nq, rng)
+    for r in (0, 31, 64):
+        one = h.search(queries, r, threads=1)
+        assert same(h.search(queries, r, threads=threads), one), f"radius {r}"
+        assert same(one, ref.search(queries, r)), f"radius {r}"
+

@@ -15,6 +15,11 @@ Not thread-safe for concurrent writers; concurrent searches on an unchanging ind
 
 from __future__ import annotations
 
+import itertools
+import os
+import threading
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
@@ -48,6 +53,44 @@ def _readonly(arr: np.ndarray | None) -> np.ndarray:
     view = np.asarray(arr).view()
     view.flags.writeable = False
     return view
+
+
+#: threads a big batch of queries is split over (the kernels release the GIL); 1: never
+SEARCH_THREADS = max(1, min(4, int(os.environ.get("VIGIL_SEARCH_THREADS") or os.cpu_count() or 1)))
+#: batches smaller than this are searched in the calling thread (a hand-off costs more)
+PARALLEL_MIN_QUERIES = 128
+_pool: ThreadPoolExecutor | None = None
+_pool_lock = threading.Lock()
+
+
+def _executor() -> ThreadPoolExecutor:
+    global _pool
+    with _pool_lock:
+        if _pool is None:
+            _pool = ThreadPoolExecutor(SEARCH_THREADS, thread_name_prefix="vigil-search")
+        return _pool
+
+
+def _split(kernel: Callable[[np.ndarray], tuple[np.ndarray, np.ndarray, np.ndarray]],
+           qw: np.ndarray, threads: int | None = None,
+           ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Run a search kernel over the query words, in slices on several threads when the
+    batch is big: a 1,000-signal match request then uses the cores the other worker
+    leaves idle. Hits are (query index, row, distance), query indexes shifted back to the
+    whole batch; ``SearchResult.from_hits`` sorts them, so the result is the same as one
+    call's (tested)."""
+    threads = SEARCH_THREADS if threads is None else threads
+    nq = len(qw)
+    if threads <= 1 or nq < PARALLEL_MIN_QUERIES:
+        return kernel(qw)
+    bounds = np.linspace(0, nq, threads + 1).astype(np.int64)
+    slices = [(int(a), int(b)) for a, b in itertools.pairwise(bounds) if b > a]
+    futures = [_executor().submit(kernel, np.ascontiguousarray(qw[a:b])) for a, b in slices]
+    starts = [a for a, _ in slices]
+    parts = [f.result() for f in futures]
+    return (np.concatenate([hq + a for (hq, _, _), a in zip(parts, starts, strict=True)]),
+            np.concatenate([hr for _, hr, _ in parts]),
+            np.concatenate([hd for _, _, hd in parts]))
 
 
 @dataclass
@@ -209,8 +252,12 @@ class HammingIndex:
 
     # -- search ---------------------------------------------------------------------------
 
-    def search(self, queries: np.ndarray, radius: int = 31) -> SearchResult:
-        """Every stored code within ``radius`` (0..256) of each query, with exact distances."""
+    def search(self, queries: np.ndarray, radius: int = 31,
+               threads: int | None = None) -> SearchResult:
+        """Every stored code within ``radius`` (0..256) of each query, with exact distances.
+
+        ``threads``: how many threads a big batch is split over (default
+        ``SEARCH_THREADS``; the result does not depend on it)."""
         queries = check_codes(queries)
         r = check_radius(radius)
         nq = len(queries)
@@ -224,12 +271,14 @@ class HammingIndex:
                 assert base.layout is not None
                 tvec = np.array(split_radius(r, base.layout.chunks), dtype=np.int64)
                 masks, upto = _masks(base.layout.width, int(max(0, tvec.max())))
-                hq, hr, hd = k.mih_search(
-                    _readonly(base.words), _readonly(base.alive), base.layout.width,
-                    _readonly(base.offsets), _readonly(base.rows), tvec, masks, upto, qw, r,
-                )  # fmt: skip
+                words, alive = _readonly(base.words), _readonly(base.alive)
+                offsets, rows = _readonly(base.offsets), _readonly(base.rows)
+                width = base.layout.width
+                hq, hr, hd = _split(lambda q: k.mih_search(
+                    words, alive, width, offsets, rows, tvec, masks, upto, q, r), qw, threads)
             else:
-                hq, hr, hd = k.scan(_readonly(base.words), _readonly(base.alive), qw, r)
+                words, alive = _readonly(base.words), _readonly(base.alive)
+                hq, hr, hd = _split(lambda q: k.scan(words, alive, q, r), qw, threads)
             parts_q.append(hq)
             parts_id.append(np.asarray(base.ids)[hr])
             parts_d.append(hd)
