@@ -176,8 +176,9 @@ class FastMatch:
         try:
             answer = None if pending else await self._answer(scope, caller, body)
         except Exception as exc:  # the route will answer (and log) properly
+            first = (str(exc).splitlines() or [""])[0]  # not the statement's parameters
             log.warning("fast match fell back to the route: %s",
-                        f"{type(exc).__name__}: {exc}"[:200])
+                        f"{type(exc).__name__}: {first}"[:200])
             answer = None
         if answer is None:
             await self.app(scope, replay, send)
