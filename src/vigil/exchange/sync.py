@@ -65,10 +65,12 @@ log = logging.getLogger("vigil.exchange")
 _NO_EXTRA: dict[str, Any] = {}
 DEFAULT_PAGE = 10_000
 #: records per write transaction of a sync (whole pages; at least one page), unless
-#: ``VIGIL_SYNC_TXN_RECORDS`` says otherwise; and the longest one transaction stays open
-#: (a slow link still moves the checkpoint: a kill loses at most this much work)
+#: ``VIGIL_SYNC_TXN_RECORDS`` says otherwise; and the longest one transaction stays open:
+#: a slow link still moves the checkpoint (a kill loses at most this much work), and other
+#: writers of the node, which queue behind a sync's transaction (SQLite's write lock,
+#: PostgreSQL's change-log lock), wait well within SQLite's 30 s busy timeout
 TXN_RECORDS = 250_000
-TXN_SECONDS = 30.0
+TXN_SECONDS = 15.0
 #: pages verified ahead of the writes (memory: this many pages, plus the one being written)
 AHEAD = 2
 
