@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable, Sequence
-from datetime import datetime
 from operator import itemgetter
 from typing import Any
 
@@ -66,17 +65,8 @@ def _insert(conn: Connection, table: Table, names: list[str],
     name = dialect.identifier_preparer.format_table(table)
     if copy:
         with raw.cursor() as cur, cur.copy(f"COPY {name} ({quoted}) FROM STDIN") as cp:  # type: ignore[union-attr]
-            data = None
-            if COPY_AS_TEXT:
-                try:
-                    data = copy_text(tuples)
-                except TypeError:  # a value of another type: psycopg adapts it
-                    data = None
-            if data is not None:
-                cp.write(data)
-            else:  # the reference: psycopg adapts each value
-                for t in tuples:
-                    cp.write_row(t)
+            for t in tuples:
+                cp.write_row(t)
         return
     marks = ", ".join("?" for _ in names)
     cur = raw.cursor()  # type: ignore[union-attr]
@@ -84,49 +74,6 @@ def _insert(conn: Connection, table: Table, names: list[str],
         cur.executemany(f"INSERT INTO {name} ({quoted}) VALUES ({marks})", tuples)
     finally:
         cur.close()
-
-
-#: COPY rows as text made here column by column (``copy_text``), not by psycopg row by row
-#: (``write_row`` was ~40% of a 1M mirror sync's client time on PostgreSQL)
-COPY_AS_TEXT = True
-_ESCAPE = str.maketrans({"\\": "\\\\", "\t": "\\t", "\n": "\\n", "\r": "\\r"})
-
-
-def _copy_field(v: Any) -> str:
-    """One value in COPY's text format (NULL is ``\\N``; backslash, tab, newline and
-    carriage return escaped)."""
-    if v is None:
-        return "\\N"
-    if isinstance(v, str):
-        return v.translate(_ESCAPE)
-    if isinstance(v, bool):
-        return "t" if v else "f"
-    if isinstance(v, int):
-        return str(v)
-    if isinstance(v, datetime):
-        return v.isoformat()
-    raise TypeError(f"no COPY text form for {type(v).__name__}")
-
-
-def _copy_column(values: tuple[Any, ...]) -> list[str]:
-    first = values[0]
-    if values.count(first) == len(values) and (first is None or type(first) in (str, int, bool,
-                                                                               datetime)):
-        return [_copy_field(first)] * len(values)
-    if all(type(v) is str for v in values):
-        return [v.translate(_ESCAPE) for v in values]
-    if all(type(v) is int for v in values):
-        return list(map(str, values))
-    return [_copy_field(v) for v in values]
-
-
-def copy_text(rows: list[tuple[Any, ...]]) -> str:
-    """Rows in PostgreSQL COPY text format, built column by column (a C-level join per row);
-    tests compare the stored rows with psycopg's own ``write_row``."""
-    if not rows:
-        return ""
-    columns = [_copy_column(c) for c in zip(*rows, strict=True)]
-    return "\n".join(map("\t".join, zip(*columns, strict=True))) + "\n"
 
 
 def _convert_column(p: Callable[[Any], Any], values: tuple[Any, ...]) -> list[Any]:
