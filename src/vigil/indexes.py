@@ -175,6 +175,12 @@ class BankIndexes:
         for part in s.execute(q).partitions(_CHUNK):
             yield [tuple(r) for r in part]  # type: ignore[misc]
 
+    def head(self) -> int:
+        """The newest change id in the store (the index is current when it equals
+        ``checkpoint``)."""
+        with self.engine.connect() as conn:
+            return conn.execute(select(func.max(Change.id))).scalar() or 0
+
     def sync(self) -> int:
         """Replay changes after the checkpoint; returns how many were applied.
 

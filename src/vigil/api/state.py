@@ -97,6 +97,12 @@ class IndexService:
 
     def sync(self) -> int:
         try:
+            if self.indexes.head() == self.indexes.checkpoint:
+                # Nothing new (the usual tick): no lock. Holding it across the store's
+                # round trips, while request threads hold the GIL, kept it taken for
+                # milliseconds twice a second and sent searches to the thread pool.
+                self.last_sync, self.last_error = time.monotonic(), None
+                return 0
             with self.lock:
                 n = self.indexes.sync()
             self.last_sync, self.last_error = time.monotonic(), None
