@@ -58,6 +58,19 @@ def _canonical(d: dict[str, Any]) -> bytes:
     return json.dumps(d, sort_keys=True, separators=(",", ":"), ensure_ascii=True).encode()
 
 
+_SCALARS = (str, int, bool, type(None))
+
+
+def _plain(detail: dict[str, Any]) -> dict[str, Any]:
+    """The detail as plain JSON, as it reads back from the store (tuples become lists, and
+    so on). A flat dict of strings, integers, booleans and nulls — every match request's
+    detail — is that already: a copy without the JSON round trip (5% of a lean match
+    request's CPU)."""
+    if all(type(k) is str and type(v) in _SCALARS for k, v in detail.items()):
+        return dict(detail)
+    return json.loads(_canonical(detail))  # type: ignore[no-any-return]
+
+
 @dataclass(frozen=True, slots=True)
 class AuditEntry:
     """An audit record as readers see it."""
@@ -216,7 +229,7 @@ class AuditLog:
             raise ValueError(f"outcome must be one of {', '.join(OUTCOMES)}")
         return {"at": utcnow(), "agency": agency, "actor": actor, "action": action,
                 "outcome": outcome, "target": target, "remote": remote,
-                "detail": json.loads(_canonical(detail or {}))}  # plain JSON, as read back
+                "detail": _plain(detail or {})}
 
     def _append_many(self, recs: list[dict[str, Any]]) -> list[AuditEntry]:
         """Chain and commit records in one transaction, then move the anchor once.

@@ -7,6 +7,7 @@ gap-free and ``verify`` clean; a failed batch leaves nothing behind.
 
 from __future__ import annotations
 
+import json
 import random
 import threading
 from typing import Any
@@ -113,3 +114,18 @@ def test_the_driver_path_survives_a_dropped_connection(engine: Engine) -> None:
     log._append_many_pg(_recs(log, rng, 2))
     assert log._pg_local.conn.info.backend_pid != pid
     assert [e.id for e in log.iter_all()] == [1, 2, 3, 4] and log.verify().ok
+
+
+def test_flat_details_skip_the_json_round_trip_but_read_back_equal() -> None:
+    """A flat detail is copied as is; anything else goes through JSON — both as the store
+    gives them back."""
+    from vigil.audit import _canonical, _plain
+
+    rng = random.Random(2)
+    for _ in range(500):
+        d: dict[str, Any] = {}
+        for k in range(rng.randrange(6)):
+            d[f"k{k}"] = rng.choice([1, -7, 2**40, True, False, None, "x", "é✓", "",
+                                     (1, 2), [1, "a"], {"n": 1}, 1.5])
+        out = _plain(d)
+        assert out == json.loads(_canonical(d)) and out is not d
