@@ -127,7 +127,8 @@ class _GroupCommitter:
 
     def __init__(self, flush: Callable[[list[dict[str, Any]]], list[AuditEntry]]) -> None:
         self._flush = flush
-        self._queue: list[tuple[dict[str, Any], Future[AuditEntry]]] = []
+        #: each record with its waiter: a thread's Future, or (event loop, asyncio future)
+        self._queue: list[tuple[dict[str, Any], Any]] = []
         self._cv = threading.Condition()
         threading.Thread(target=self._run, name="vigil-audit", daemon=True).start()
 
@@ -142,6 +143,17 @@ class _GroupCommitter:
             self._cv.notify()
         return fut
 
+    def enqueue_async(self, rec: dict[str, Any]) -> asyncio.Future[AuditEntry]:
+        """Queue a record from a coroutine; the asyncio future is done once it is
+        committed. The waiters of one event loop are woken together, once per batch (a
+        wake-up per record cost the loop a self-pipe write and a callback each)."""
+        loop = asyncio.get_running_loop()
+        fut: asyncio.Future[AuditEntry] = loop.create_future()
+        with self._cv:
+            self._queue.append((rec, (loop, fut)))
+            self._cv.notify()
+        return fut
+
     def _run(self) -> None:
         while True:
             with self._cv:
@@ -150,13 +162,34 @@ class _GroupCommitter:
                 batch = self._queue[:self.MAX_BATCH]
                 del self._queue[:self.MAX_BATCH]
             try:
-                entries = self._flush([r for r, _ in batch])
+                outcomes: list[Any] = self._flush([r for r, _ in batch])
+                ok = True
             except Exception as exc:  # every waiter learns its record was not written
-                for _, fut in batch:
-                    fut.set_exception(exc)
-                continue
-            for (_, fut), entry in zip(batch, entries, strict=True):
-                fut.set_result(entry)
+                outcomes, ok = [exc] * len(batch), False
+            by_loop: dict[Any, list[tuple[asyncio.Future[AuditEntry], Any]]] = {}
+            for (_, waiter), outcome in zip(batch, outcomes, strict=True):
+                if isinstance(waiter, Future):
+                    if ok:
+                        waiter.set_result(outcome)
+                    else:
+                        waiter.set_exception(outcome)
+                else:
+                    by_loop.setdefault(waiter[0], []).append((waiter[1], outcome))
+            for loop, items in by_loop.items():
+                # RuntimeError: that loop is closed, nobody waits any more
+                with contextlib.suppress(RuntimeError):
+                    loop.call_soon_threadsafe(_settle, items, ok)
+
+
+def _settle(items: list[tuple[asyncio.Future[AuditEntry], Any]], ok: bool) -> None:
+    """On the event loop: give each waiting coroutine its committed entry (or the error)."""
+    for fut, outcome in items:
+        if fut.cancelled():
+            continue
+        if ok:
+            fut.set_result(outcome)
+        else:
+            fut.set_exception(outcome)
 
 
 _PG_LOCK_HEAD = ("BEGIN; UPDATE audit_head SET last_id = last_id WHERE id = 1 "
@@ -218,7 +251,7 @@ class AuditLog:
         (with group commit on; otherwise the append runs in a worker thread)."""
         rec = self._record(action, outcome, agency, actor, target, remote, detail)
         if self._committer is not None:
-            return await asyncio.wrap_future(self._committer.enqueue(rec))
+            return await self._committer.enqueue_async(rec)
         return (await asyncio.to_thread(self._append_many, [rec]))[0]
 
     @staticmethod
