@@ -83,4 +83,5 @@ def extra_dicts(values=json_scalars):
 
 
 def sort_key(r: EntryRecord) -> tuple:
-    return (r.source_id or "", r.signal_type, r.value, r.quality or -1, repr(r.labels))
+    return (r.source_id or "", r.signal_type, r.value,
+            -1 if r.quality is None else r.quality, repr(r.labels))
