@@ -7,6 +7,7 @@ import io
 import os
 import uuid
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -38,18 +39,21 @@ def _backends() -> list[str]:
     return ["sqlite", "postgresql"] if os.environ.get("VIGIL_TEST_DATABASE_URL") else ["sqlite"]
 
 
-@pytest.fixture(params=_backends())
-def engine(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Engine]:
-    """A migrated, empty store: SQLite always; PostgreSQL too when VIGIL_TEST_DATABASE_URL is set.
+@contextmanager
+def store_engine(backend: str, tmp_path: Path, migrated: bool = True) -> Iterator[Engine]:
+    """An empty store on ``backend`` ("sqlite" or "postgresql"), migrated or not.
 
-    Each PostgreSQL test gets a schema of its own (dropped afterwards), so tests never see
+    On PostgreSQL it lives in a schema of its own (dropped afterwards), so tests never see
     each other's rows.
     """
-    if request.param == "sqlite":
+    if backend == "sqlite":
         eng = make_engine(f"sqlite:///{tmp_path / 'vigil.db'}")
-        migrate(eng)
-        yield eng
-        eng.dispose()
+        try:
+            if migrated:
+                migrate(eng)
+            yield eng
+        finally:
+            eng.dispose()
         return
     base = make_url(os.environ["VIGIL_TEST_DATABASE_URL"])
     schema = f"t_{uuid.uuid4().hex[:12]}"
@@ -58,10 +62,18 @@ def engine(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Engine]:
         conn.execute(text(f'CREATE SCHEMA "{schema}"'))
     eng = make_engine(base.update_query_dict({"options": f"-csearch_path={schema}"}))
     try:
-        migrate(eng)
+        if migrated:
+            migrate(eng)
         yield eng
     finally:
         eng.dispose()
         with admin.begin() as conn:
             conn.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
         admin.dispose()
+
+
+@pytest.fixture(params=_backends())
+def engine(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Engine]:
+    """A migrated, empty store: SQLite always; PostgreSQL too with VIGIL_TEST_DATABASE_URL."""
+    with store_engine(request.param, tmp_path) as eng:
+        yield eng

@@ -4,47 +4,28 @@ entry unique per bank; the cross-bank lookup by value uses the new index."""
 
 from __future__ import annotations
 
-import os
-import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from sqlalchemy import Engine, text
-from sqlalchemy.engine import make_url
 from sqlalchemy.exc import IntegrityError
 
+from tests.conftest import _backends, store_engine
 from vigil.banks import Banks
 from vigil.entry import EntryRecord, Labels
-from vigil.store.db import make_engine, run_alembic
+from vigil.store.db import run_alembic
 
 
 def _alembic(engine: Engine, target: str, down: bool = False) -> None:
     run_alembic(engine, "downgrade" if down else "upgrade", target)
 
 
-@pytest.fixture(params=["sqlite", "postgresql"] if os.environ.get("VIGIL_TEST_DATABASE_URL")
-                else ["sqlite"])
+@pytest.fixture(params=_backends())
 def bare(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Engine]:
     """An unmigrated store."""
-    if request.param == "sqlite":
-        eng = make_engine(f"sqlite:///{tmp_path / 'vigil.db'}")
+    with store_engine(request.param, tmp_path, migrated=False) as eng:
         yield eng
-        eng.dispose()
-        return
-    base = make_url(os.environ["VIGIL_TEST_DATABASE_URL"])
-    schema = f"t_{uuid.uuid4().hex[:12]}"
-    admin = make_engine(base)
-    with admin.begin() as c:
-        c.execute(text(f'CREATE SCHEMA "{schema}"'))
-    eng = make_engine(base.update_query_dict({"options": f"-csearch_path={schema}"}))
-    try:
-        yield eng
-    finally:
-        eng.dispose()
-        with admin.begin() as c:
-            c.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
-        admin.dispose()
 
 
 def _dump(engine: Engine) -> tuple[list[tuple[object, ...]], list[tuple[object, ...]]]:
