@@ -12,7 +12,7 @@ from sqlalchemy import Engine, delete, select, text, update
 from sqlalchemy.orm import Session
 from typer.testing import CliRunner
 
-from vigil.audit import AuditLog
+from vigil.audit import ANCHOR_BYTES, AuditLog, read_anchor
 from vigil.cli import app
 from vigil.node import NodeError, audit_key, init_node
 from vigil.store.models_node import AuditHead, AuditRecord, Token
@@ -77,6 +77,25 @@ def test_truncation_is_detected_by_head_and_anchor(log: AuditLog) -> None:
         assert last is not None
         s.execute(update(AuditHead).values(last_id=4, last_hash=last.hash))
     assert "anchor file names record 6" in _problems(log)
+
+
+def test_anchor_is_written_in_place_and_never_goes_back(log: AuditLog, tmp_path: Path,
+                                                       engine: Engine) -> None:
+    """Two logs on one folder stand for two worker processes: the anchor only moves
+    forward whoever writes it, and one written by an older Vigil (a longer file, as the
+    rename-based writer left) is overwritten whole, not left with a tail of old bytes."""
+    folder = tmp_path / "audit"
+    assert read_anchor(folder) == (6, log.records(after_id=5)[0].hash)
+    other = AuditLog(engine, audit_key(tmp_path), folder)
+    other._anchor(3, "b" * 64)  # an older batch committing late: ignored
+    assert read_anchor(folder) is not None and read_anchor(folder)[0] == 6  # type: ignore[index]
+    other._anchor(1_000_000_007, "c" * 64)
+    log._anchor(8, "d" * 64)  # this one had seen 6 only: it must read before writing
+    assert read_anchor(folder) == (1_000_000_007, "c" * 64)
+    (folder / "anchor.json").write_text('{"id": 9, "hash": "' + "e" * 64 + '"}' + " " * 500)
+    AuditLog(engine, audit_key(tmp_path), folder)._anchor(10, "f" * 64)
+    assert read_anchor(folder) == (10, "f" * 64)
+    assert (folder / "anchor.json").stat().st_size == ANCHOR_BYTES
 
 
 def test_forged_append_without_key_is_detected(log: AuditLog, tmp_path: Path) -> None:

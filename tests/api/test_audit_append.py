@@ -23,10 +23,12 @@ KEY = b"k" * 32
 def _recs(log: AuditLog, rng: random.Random, n: int) -> list[dict[str, Any]]:
     return [log._record(rng.choice(["match", "bank.add", "auth.failure"]),
                         rng.choice(["ok", "denied"]), rng.choice([None, "SG-SPF"]),
-                        rng.choice([None, "analyst-user", "ünïcode ✓"]),
+                        rng.choice([None, "analyst-user", "ünïcode ✓",
+                                    "o'brien \\ %s %(x)s '); DROP TABLE audit_log; --"]),
                         rng.choice([None, "/v1/match"]), rng.choice([None, "127.0.0.1"]),
                         {"signals": rng.randrange(10_000), "digest": f"{rng.getrandbits(256):064x}",
-                         "nested": {"a": [1, 2.5, None, "x"]}, "t": "é"})
+                         "nested": {"a": [1, 2.5, None, "x"]}, "t": "é",
+                         "quote": "it's \\'; \\\\ \n\t\"q\" $$ %%"})
             for _ in range(n)]
 
 

@@ -49,6 +49,8 @@ class SearchResult:
         cls, n_queries: int, queries: np.ndarray, ids: np.ndarray, distances: np.ndarray
     ) -> SearchResult:
         """Build from unordered (query index, id, distance) triples; sorts them canonically."""
+        if len(ids) == 0:  # the usual answer to a single query: nothing to sort
+            return cls.empty(n_queries)
         q = np.asarray(queries, dtype=np.int64)
         i = np.asarray(ids, dtype=np.int64)
         d = np.asarray(distances, dtype=np.int32)
