@@ -10,6 +10,7 @@ from typing import Any
 
 from fastapi import FastAPI
 from sqlalchemy import Engine
+from starlette.types import ASGIApp
 
 from vigil import __version__
 from vigil.api import admin, banks, exchange, match, ops, problems
@@ -35,7 +36,8 @@ _NO_TELEMETRY: dict[str, Any] = (
 
 
 def create_app(engine: Engine | None = None, settings: Settings | None = None) -> FastAPI:
-    """The app for one worker. The store must be migrated and the node initialised."""
+    """The app for one worker (every route; the lean match path is ``create_asgi``'s).
+    The store must be migrated and the node initialised."""
     settings = settings or Settings.from_env()
 
     @asynccontextmanager
@@ -70,6 +72,16 @@ def create_app(engine: Engine | None = None, settings: Settings | None = None) -
         app.include_router(r)
     app.add_middleware(BodyLimits, settings=settings)
     app.add_middleware(RequestMetrics)
-    if settings.fast_match:  # outermost: what it passes on meets the app unchanged
-        app.add_middleware(FastMatch, max_json_bytes=settings.max_json_bytes)
     return app
+
+
+def create_asgi() -> ASGIApp:
+    """What ``vigil serve``'s workers run: the app with the lean match path in front of
+    it, outside even Starlette's own middleware (error pages, body limits, the router),
+    which a plain match request would otherwise pass through twice (in and out) for
+    nothing. Anything the lean path does not answer goes to the app whole."""
+    settings = Settings.from_env()
+    app = create_app(settings=settings)
+    if not settings.fast_match:
+        return app
+    return FastMatch(app, max_json_bytes=settings.max_json_bytes)

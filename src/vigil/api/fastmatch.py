@@ -3,8 +3,8 @@
 Why: a single-signal match costs ~0.1 ms of index search, but through FastAPI it cost
 2–3 ms of worker CPU (routing, dependency solving, pydantic in and out, a thread hand-off;
 bench/RESULTS.md), which capped a 2-core node far below 2,000 requests/s. This ASGI
-middleware answers the requests it fully understands on the event loop: a cached token
-that grants ``match``, a JSON body of known hash types that it validates itself, the
+app, in front of the whole FastAPI app, answers on the event loop the requests it fully
+understands: a cached token that grants ``match``, a JSON body of known hash types that it validates itself, the
 caller's own banks. Everything else — a token not in this worker's cache, anything odd
 or invalid in the body (so every error message), an unknown bank, an exception — is
 handed, untouched (the body replayed), to the FastAPI route in ``vigil.api.match``, which
@@ -23,8 +23,9 @@ from dataclasses import dataclass
 from typing import Any
 
 import orjson
+from fastapi import FastAPI
 from starlette.concurrency import run_in_threadpool
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
+from starlette.types import Message, Receive, Scope, Send
 
 from vigil.api import metrics
 from vigil.api.auth import allowed, cached_principal
@@ -153,10 +154,11 @@ def result(i: int, o: Outcome, full: bool) -> dict[str, Any]:
 
 
 class FastMatch:
-    """Pure ASGI middleware in front of the app: serves what it can, passes on the rest."""
+    """A pure ASGI app in front of the FastAPI app (``create_asgi``): serves what it can,
+    passes the rest on."""
 
-    def __init__(self, app: ASGIApp, max_json_bytes: int) -> None:
-        self.app = app
+    def __init__(self, app: FastAPI, max_json_bytes: int) -> None:
+        self.app = app  # its lifespan sets ``app.state.node``
         self.max_json_bytes = max_json_bytes
         self._requests = metrics.REQUESTS.labels("POST", PATH, "200")
         self._latency = metrics.LATENCY.labels(PATH)
@@ -211,7 +213,7 @@ class FastMatch:
         scheme, _, cred = token.decode("latin-1").partition(" ")
         if scheme.lower() != "bearer":
             return None, length
-        node = scope["app"].state.node
+        node = self.app.state.node
         p = cached_principal(node.auth_cache, cred.strip())
         if p is None or not allowed(p, "match"):
             return None, length
@@ -223,7 +225,7 @@ class FastMatch:
         req = parse(body)
         if req is None:
             return None
-        node = scope["app"].state.node
+        node = self.app.state.node
         wanted = wanted_banks(node, caller, req.banks)
         if wanted is None:
             return None  # an unknown bank: the route says 404

@@ -114,8 +114,10 @@ def serve(
         shutil.rmtree(prom, ignore_errors=True)
         prom.mkdir(parents=True)
         os.environ["PROMETHEUS_MULTIPROC_DIR"] = str(prom)
-    uvicorn.run("vigil.api:create_app", factory=True, host=host, port=port, workers=n,
-                log_level=log_level, access_log=False, server_header=False)
+    # httptools with a response's head and body in one write (vigil.api.http)
+    uvicorn.run("vigil.api:create_asgi", factory=True, host=host, port=port, workers=n,
+                log_level=log_level, access_log=False, server_header=False,
+                http="vigil.api.http:CoalescingHttpToolsProtocol")
 
 
 # ---- tokens ------------------------------------------------------------------------------

@@ -1,0 +1,80 @@
+"""uvicorn's httptools protocol, with a response's writes made in one system call.
+
+Why: uvicorn writes a response's status line and headers as soon as the app sends
+``http.response.start``, and the body as a second write when ``http.response.body``
+follows. Over TCP that is two system calls and two segments for every small JSON answer;
+on loopback each one also runs the receiving side's network stack, and at thousands of
+match requests a second the pair was a tenth of a worker's CPU (py-spy, bench/RESULTS.md).
+
+``CoalescingTransport`` keeps what is written during one turn of the event loop and hands
+it to the real transport once, at the end of that turn (``loop.call_soon``), or at once
+before anything that must see it sent (close, EOF, a protocol switch). Order is kept, no
+byte is held longer than the current turn, and everything else is the real transport's.
+``vigil serve`` runs uvicorn with ``CoalescingHttpToolsProtocol``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
+
+
+class CoalescingTransport:
+    """A transport whose writes within one event-loop turn go out as one write."""
+
+    def __init__(self, transport: asyncio.Transport, loop: asyncio.AbstractEventLoop) -> None:
+        self._transport = transport
+        self._loop = loop
+        self._pending: list[bytes] = []
+
+    def write(self, data: bytes | bytearray | memoryview) -> None:
+        if not data:
+            return
+        if not self._pending:
+            self._loop.call_soon(self.flush)
+        self._pending.append(bytes(data))
+
+    def writelines(self, chunks: Any) -> None:
+        for chunk in chunks:
+            self.write(chunk)
+
+    def flush(self) -> None:
+        """Hand everything kept so far to the real transport (one write)."""
+        if not self._pending:
+            return
+        data = self._pending[0] if len(self._pending) == 1 else b"".join(self._pending)
+        self._pending = []
+        if not self._transport.is_closing():
+            self._transport.write(data)
+
+    def get_write_buffer_size(self) -> int:
+        return self._transport.get_write_buffer_size() + sum(map(len, self._pending))
+
+    def close(self) -> None:
+        self.flush()
+        self._transport.close()
+
+    def write_eof(self) -> None:
+        self.flush()
+        self._transport.write_eof()
+
+    def abort(self) -> None:
+        self._pending = []
+        self._transport.abort()
+
+    def set_protocol(self, protocol: asyncio.BaseProtocol) -> None:
+        self.flush()
+        self._transport.set_protocol(protocol)
+
+    def __getattr__(self, name: str) -> Any:
+        # is_closing, get_extra_info, pause_reading, resume_reading, ...: the real one's
+        return getattr(self._transport, name)
+
+
+class CoalescingHttpToolsProtocol(HttpToolsProtocol):
+    """uvicorn's httptools protocol on a ``CoalescingTransport``."""
+
+    def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
+        super().connection_made(CoalescingTransport(transport, self.loop))  # type: ignore[arg-type]
