@@ -6,10 +6,11 @@ follows. Over TCP that is two system calls and two segments for every small JSON
 on loopback each one also runs the receiving side's network stack, and at thousands of
 match requests a second the pair was a tenth of a worker's CPU (py-spy, bench/RESULTS.md).
 
-``CoalescingTransport`` keeps what is written during one turn of the event loop and hands
-it to the real transport once, at the end of that turn (``loop.call_soon``), or at once
-before anything that must see it sent (close, EOF, a protocol switch). Order is kept, no
-byte is held longer than the current turn, and everything else is the real transport's.
+``CoalescingTransport`` keeps a write back until the next one (a head until its body)
+and hands both to the real transport as one; a write nothing follows goes out when the
+current turn of the event loop ends (``loop.call_soon``), or before anything that must
+see it sent (close, EOF, a protocol switch). Order is kept, no byte is held longer than
+the current turn, and everything else is the real transport's.
 ``vigil serve`` runs uvicorn with ``CoalescingHttpToolsProtocol``.
 """
 
@@ -22,7 +23,7 @@ from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
 
 class CoalescingTransport:
-    """A transport whose writes within one event-loop turn go out as one write."""
+    """A transport that sends a response's head and body as one write."""
 
     def __init__(self, transport: asyncio.Transport, loop: asyncio.AbstractEventLoop) -> None:
         self._transport = transport
@@ -32,8 +33,11 @@ class CoalescingTransport:
     def write(self, data: bytes | bytearray | memoryview) -> None:
         if not data:
             return
-        if not self._pending:
-            self._loop.call_soon(self.flush)
+        if self._pending:  # a head, now with its body: out together, at once
+            self._pending.append(bytes(data))
+            self.flush()
+            return
+        self._loop.call_soon(self.flush)  # at the latest when this turn ends
         self._pending.append(bytes(data))
 
     def writelines(self, chunks: Any) -> None:
