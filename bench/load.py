@@ -60,7 +60,9 @@ from bench._proc import stop_server
 
 REPO = Path(__file__).resolve().parents[1]
 OUT = REPO / "bench" / "out"
-HOME = OUT / "load-home"
+#: the bench node's VIGIL_HOME: one per bank size (``main`` sets it), so a 1M run does not
+#: re-initialise the node of a 10M bank and lose it for ``--reuse``
+HOME = Path(os.environ.get("VIGIL_BENCH_HOME") or OUT / "load-home")
 DEFAULT_URL = "postgresql+psycopg://postgres@127.0.0.1:5432/test"
 APP_NAME = "vigil_load"  # application_name of the server's PostgreSQL connections
 HOST = "127.0.0.1"
@@ -769,6 +771,9 @@ def main() -> None:
         client_main(args.client)
         return
     OUT.mkdir(exist_ok=True)
+    global HOME
+    HOME = OUT / f"load-home-{args.entries}"
+    os.environ["VIGIL_BENCH_HOME"] = str(HOME)  # for the client processes
     schema = f"bench_load_{args.entries}"
     res: dict[str, object] = {"entries": args.entries, "planted": args.planted,
                               "flip": args.flip, "hit_rate": args.hit_rate,

@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import random
 import threading
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -153,3 +154,58 @@ def test_async_appends_from_many_coroutines_share_commits(engine: Engine) -> Non
     assert sorted(e.detail["n"] for e in out) == list(range(200))
     ids = sorted(e.id for e in out + sync_out)
     assert ids == list(range(1, 231)) and log.verify().ok
+
+
+def test_one_trip_appends_share_a_host_hint_and_yield_to_any_other_writer(
+        engine: Engine, tmp_path: Path) -> None:
+    """Two logs on one folder stand for two workers of a host: each usually finds the
+    head where the other left it (one round trip); a Core append (a CLI command) or a
+    log without the folder (another host) moves the head behind their back, and the
+    next append notices and takes the two-trip path. One chain throughout."""
+    _pg_only(engine)
+    a, b = AuditLog(engine, KEY, tmp_path), AuditLog(engine, KEY, tmp_path)
+    other_host = AuditLog(engine, KEY)
+    rng = random.Random(11)
+    written = []
+    for k in range(60):
+        if k % 10 == 9:
+            before = a.single_trips + b.single_trips
+            written += (a._append_many_core if k % 20 == 9 else other_host._append_many_pg)(
+                _recs(a, rng, 2))
+            written += (a if k % 3 else b)._append_many_pg(_recs(a, rng, 1))
+            assert a.single_trips + b.single_trips == before  # the hint was stale
+        else:
+            written += (a if k % 3 else b)._append_many_pg(_recs(a, rng, rng.choice([1, 3])))
+    assert a.single_trips + b.single_trips >= 40
+    assert [e.id for e in written] == list(range(1, len(written) + 1))
+    back = {e.id: e for e in a.iter_all()}
+    assert all(back[e.id].hash == e.hash and back[e.id].detail == e.detail for e in written)
+    report = a.verify()
+    assert report.ok, report.problems
+
+
+def test_a_one_trip_append_whose_answer_was_lost_is_not_written_twice(
+        engine: Engine, tmp_path: Path) -> None:
+    """The one-trip statement committed but its answer never came back (the connection
+    dropped): the two-trip path finds the head right after those records and returns
+    them instead of appending them again."""
+    from psycopg.pq import Escaping
+
+    from vigil.audit import _pg_conditional
+
+    _pg_only(engine)
+    log = AuditLog(engine, KEY, tmp_path)
+    rng = random.Random(12)
+    first = log._append_many_pg(_recs(log, rng, 2))
+    recs = _recs(log, rng, 3)
+    tried = log._chain(recs, first[-1].id, first[-1].hash)
+    pg = log._pg_connection()
+    with pg.cursor() as cur:  # what the lost attempt did
+        cur.execute(_pg_conditional(Escaping(pg.pgconn).escape_literal, tried,
+                                    (first[-1].id, first[-1].hash)))
+        assert cur.rowcount == 3
+    assert log._append_two_trips(recs, tried) == tried
+    assert [e.id for e in log.iter_all()] == [1, 2, 3, 4, 5] and log.verify().ok
+    (tmp_path / "head.hint").write_bytes(b"\x05" + b"\0" * 7 + b"f" * 64)  # a wrong hash
+    assert [e.id for e in log._append_many_pg(_recs(log, rng, 1))] == [6]
+    assert log.verify().ok
