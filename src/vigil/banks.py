@@ -282,6 +282,13 @@ class Banks:
         with Session(self.engine) as s:
             return self._info(s, self._bank(s, name))
 
+    def last_seq(self, name: str) -> int:
+        """The bank's newest change sequence number. Not ``get(name).last_seq``: ``get``
+        counts the bank's live entries, a scan of the whole bank (1.5 s at 10M entries,
+        10 s with cold pages; it made every single add through the API that slow)."""
+        with Session(self.engine) as s:
+            return self._bank(s, name).last_seq
+
     def names(self) -> set[str]:
         """Bank names only: cheap (``list`` counts every bank's entries)."""
         with Session(self.engine) as s:

@@ -82,7 +82,7 @@ def _apply(request: Request, caller: PrincipalInfo, name: str, action: str,
                           target=name, remote=remote_of(request),
                           detail={"error": str(exc)[:300], **extra})
         raise ApiError(422, str(exc), "body") from None
-    last = node.banks(caller.label).get(name).last_seq
+    last = node.banks(caller.label).last_seq(name)
     node.audit.append(action, agency=caller.agency, actor=caller.label, target=name,
                       remote=remote_of(request),
                       detail={"added": r.added, "updated": r.updated, "removed": r.removed,

@@ -4,11 +4,12 @@ Why: a single-signal match costs ~0.1 ms of index search, but through FastAPI it
 2–3 ms of worker CPU (routing, dependency solving, pydantic in and out, a thread hand-off;
 bench/RESULTS.md), which capped a 2-core node far below 2,000 requests/s. This ASGI
 app, in front of the whole FastAPI app, answers on the event loop the requests it fully
-understands: a cached token that grants ``match``, a JSON body of known hash types that it validates itself, the
-caller's own banks. Everything else — a token not in this worker's cache, anything odd
-or invalid in the body (so every error message), an unknown bank, an exception — is
-handed, untouched (the body replayed), to the FastAPI route in ``vigil.api.match``, which
-stays the reference: tests send the same requests to both and compare the bytes.
+understands: a cached token that grants ``match``, a JSON body of known hash types that
+it validates itself, the caller's own banks. Everything else — a token not in this
+worker's cache, anything odd or invalid in the body (so every error message), an unknown
+bank, an exception — is handed, untouched (the body replayed), to the FastAPI route in
+``vigil.api.match``, which stays the reference: tests send the same requests to both and
+compare the bytes.
 
 Matching, filtering, labels shown per role and the audit record are the same functions
 the route uses; only parsing and serialising differ (orjson, plain dicts built in the
