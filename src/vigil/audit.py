@@ -37,6 +37,7 @@ from sqlalchemy import Engine, insert, or_, select, update
 from sqlalchemy.orm import Session
 
 from vigil.audit_head import HeadHint
+from vigil.audit_pg import PgAppender
 from vigil.store.models import utcnow
 from vigil.store.models_node import AuditHead, AuditRecord
 
@@ -195,61 +196,6 @@ def _settle(items: list[tuple[asyncio.Future[AuditEntry], Any]], ok: bool) -> No
             fut.set_exception(outcome)
 
 
-_PG_LOCK_HEAD = ("BEGIN; UPDATE audit_head SET last_id = last_id WHERE id = 1 "
-                 "RETURNING last_id, last_hash")
-_PG_INSERT = (b"INSERT INTO audit_log (id, at, agency, actor, action, outcome, target, remote, "
-              b"detail, prev_hash, hash) VALUES ")
-
-
-def _pg_rows(quote: Callable[[bytes], bytes], out: list[AuditEntry]) -> list[bytes]:
-    """Each record as a ``VALUES`` row of SQL literals.
-
-    Every text value is quoted by libpq (``PQescapeLiteral``, which knows the
-    connection's encoding and string settings); ids are ``int`` by construction. Why not
-    psycopg's client-side binding: it re-parses the statement for every batch size,
-    about a third of the append's CPU (py-spy, bench/RESULTS.md)."""
-    def lit(v: str | None) -> bytes:
-        return b"NULL" if v is None else quote(v.encode())
-
-    return [b"(%d, %s::timestamptz, %s, %s, %s, %s, %s, %s, %s::json, %s, %s)" % (
-        int(e.id), quote(e.at.isoformat().encode()), lit(e.agency), lit(e.actor),
-        lit(e.action), lit(e.outcome), lit(e.target), lit(e.remote),
-        quote(json.dumps(e.detail).encode()), lit(e.prev_hash), lit(e.hash)) for e in out]
-
-
-def _pg_statements(quote: Callable[[bytes], bytes], out: list[AuditEntry]) -> bytes:
-    """The rows' insert, the head's update and ``COMMIT`` as one statement list (the
-    second trip of an append that locked the head row first)."""
-    last = out[-1]
-    return b"".join([_PG_INSERT, b", ".join(_pg_rows(quote, out)),
-                     b"; UPDATE audit_head SET last_id = %d, last_hash = %s WHERE id = 1; COMMIT"
-                     % (int(last.id), quote(last.hash.encode()))])
-
-
-def _pg_conditional(quote: Callable[[bytes], bytes], out: list[AuditEntry],
-                    head: tuple[int, str]) -> bytes:
-    """One statement that moves the head from ``head`` to the last record and inserts the
-    records, or, if the head is not at ``head`` any more, does nothing at all: the rows
-    are joined with the head update's result, which is one row or none."""
-    last = out[-1]
-    return b"".join([
-        b"WITH head AS (UPDATE audit_head SET last_id = %d, last_hash = %s "
-        b"WHERE id = 1 AND last_id = %d AND last_hash = %s RETURNING 1) "
-        % (int(last.id), quote(last.hash.encode()), int(head[0]), quote(head[1].encode())),
-        b"INSERT INTO audit_log (id, at, agency, actor, action, outcome, target, remote, "
-        b"detail, prev_hash, hash) SELECT v.* FROM (VALUES ",
-        b", ".join(_pg_rows(quote, out)),
-        b") AS v (id, at, agency, actor, action, outcome, target, remote, detail, prev_hash, "
-        b"hash), head"])
-
-
-def _pg_lock_head(pg: Any) -> tuple[int, str] | None:
-    with pg.cursor() as cur:
-        cur.execute(_PG_LOCK_HEAD)  # no parameters: one simple-protocol round trip
-        cur.nextset()
-        return cur.fetchone()  # type: ignore[no-any-return]
-
-
 class AuditLog:
     """Appends to and reads the audit log of one store with one node key."""
 
@@ -261,10 +207,8 @@ class AuditLog:
         self.anchor_dir = anchor_dir
         self._committer = _GroupCommitter(self._append_many) if group_commit else None
         self._pg = engine.dialect.name == "postgresql" and engine.dialect.driver == "psycopg"
-        self._pg_local = threading.local()
-        self._hint = HeadHint(anchor_dir)
-        #: appends that took one round trip (the hinted head was right)
-        self.single_trips = 0
+        self._pg_appender = (PgAppender(engine, HeadHint(anchor_dir), self._chain)
+                             if self._pg else None)
         #: the newest id this process knows the anchor file holds (it never goes back)
         self._anchored = 0
         self._anchor_fd: int | None = None
@@ -367,95 +311,11 @@ class AuditLog:
         return out
 
     def _append_many_pg(self, recs: list[dict[str, Any]]) -> list[AuditEntry]:
-        """The same append on psycopg directly, on a connection this thread keeps, in one
-        round trip when the head is where this host's last append left it (``HeadHint``),
-        in two otherwise.
-
-        One trip: chain after the hinted head, then one statement that inserts the rows
-        only if it moves the head from exactly there (``_pg_conditional``). Two trips:
-        ``BEGIN`` and the head row's lock, then the rows, the head and ``COMMIT``.
-        Why: a server appends one record per request in small group-commit batches;
-        through SQLAlchemy each batch cost ~1.1 ms of CPU, and the head's own round trip
-        was about half of the database's CPU for an append. Same rows, same chain as
-        ``_append_many_core``.
-        """
-        from psycopg import OperationalError
-        from psycopg.pq import Escaping
-
-        with self._hint.locked():
-            hint = self._hint.get()
-            tried: list[AuditEntry] | None = None
-            if hint is not None:
-                tried = self._chain(recs, *hint)
-                pg = self._pg_connection()
-                try:
-                    with pg.cursor() as cur:
-                        cur.execute(_pg_conditional(Escaping(pg.pgconn).escape_literal,
-                                                    tried, hint))
-                        done = cur.rowcount == len(tried)
-                except OperationalError:  # did it commit? the two-trip path finds out
-                    self._drop_pg(pg)
-                    done = False
-                except BaseException:
-                    self._drop_pg(pg)
-                    raise
-                if done:
-                    self.single_trips += 1
-                    out = tried
-                else:
-                    out = self._append_two_trips(recs, tried)
-            else:
-                out = self._append_two_trips(recs, None)
-            self._hint.set(out[-1].id, out[-1].hash)
+        """The PostgreSQL driver path (``vigil.audit_pg``), then the anchor."""
+        assert self._pg_appender is not None
+        out = self._pg_appender.append(recs)
         self._anchor(out[-1].id, out[-1].hash)
         return out
-
-    def _append_two_trips(self, recs: list[dict[str, Any]],
-                          tried: list[AuditEntry] | None) -> list[AuditEntry]:
-        """Lock and read the head row, then send the rows, the head and ``COMMIT``.
-
-        ``tried``: the records as a one-trip attempt chained them, if one failed without
-        an answer; if the head is found right after them, that attempt did commit."""
-        from psycopg import OperationalError
-        from psycopg.pq import Escaping
-
-        pg = self._pg_connection()
-        try:
-            try:
-                head = _pg_lock_head(pg)
-            except OperationalError:  # a kept connection the server dropped: once more
-                self._drop_pg(pg)
-                pg = self._pg_connection()
-                head = _pg_lock_head(pg)
-            if head is None:
-                raise RuntimeError("audit_head row missing: the store is not migrated")
-            if tried is not None and tuple(head) == (tried[-1].id, tried[-1].hash):
-                pg.execute("ROLLBACK")
-                return tried
-            out = self._chain(recs, *head)
-            with pg.cursor() as cur:  # no parameters: the simple protocol, one round trip
-                cur.execute(_pg_statements(Escaping(pg.pgconn).escape_literal, out))
-        except BaseException:
-            self._drop_pg(pg)  # whatever state it is in, it is not reused
-            raise
-        return out
-
-    def _drop_pg(self, pg: Any) -> None:
-        self._pg_local.conn = None
-        with contextlib.suppress(Exception):
-            pg.close()
-
-    def _pg_connection(self) -> Any:
-        """This thread's own connection for appends (out of the pool: no checkout, no
-        ping per batch), opened on first use and again after any failure."""
-        pg = getattr(self._pg_local, "conn", None)
-        if pg is None or pg.closed:
-            fairy = self.engine.raw_connection()
-            pg = fairy.driver_connection
-            fairy.detach()  # never handed back to the pool, even when this thread ends
-            pg.autocommit = True  # the transaction is spelled out: BEGIN ... COMMIT
-            self._pg_local.conn = pg
-        return pg
 
     def _anchor(self, last_id: int, mac: str) -> None:
         """Record the newest committed (id, MAC) outside the database, never going back.

@@ -111,11 +111,12 @@ def test_the_driver_path_survives_a_dropped_connection(engine: Engine) -> None:
     log = AuditLog(engine, KEY)
     rng = random.Random(1)
     log._append_many_pg(_recs(log, rng, 2))
-    pid = log._pg_local.conn.info.backend_pid
+    assert log._pg_appender is not None
+    pid = log._pg_appender.local.conn.info.backend_pid
     with engine.connect() as conn:
         conn.execute(text("SELECT pg_terminate_backend(:p)"), {"p": pid})
     log._append_many_pg(_recs(log, rng, 2))
-    assert log._pg_local.conn.info.backend_pid != pid
+    assert log._pg_appender.local.conn.info.backend_pid != pid
     assert [e.id for e in log.iter_all()] == [1, 2, 3, 4] and log.verify().ok
 
 
@@ -156,6 +157,11 @@ def test_async_appends_from_many_coroutines_share_commits(engine: Engine) -> Non
     assert ids == list(range(1, 231)) and log.verify().ok
 
 
+def _trips(log: AuditLog) -> int:
+    assert log._pg_appender is not None
+    return log._pg_appender.single_trips
+
+
 def test_one_trip_appends_share_a_host_hint_and_yield_to_any_other_writer(
         engine: Engine, tmp_path: Path) -> None:
     """Two logs on one folder stand for two workers of a host: each usually finds the
@@ -169,14 +175,14 @@ def test_one_trip_appends_share_a_host_hint_and_yield_to_any_other_writer(
     written = []
     for k in range(60):
         if k % 10 == 9:
-            before = a.single_trips + b.single_trips
+            before = _trips(a) + _trips(b)
             written += (a._append_many_core if k % 20 == 9 else other_host._append_many_pg)(
                 _recs(a, rng, 2))
             written += (a if k % 3 else b)._append_many_pg(_recs(a, rng, 1))
-            assert a.single_trips + b.single_trips == before  # the hint was stale
+            assert _trips(a) + _trips(b) == before  # the hint was stale
         else:
             written += (a if k % 3 else b)._append_many_pg(_recs(a, rng, rng.choice([1, 3])))
-    assert a.single_trips + b.single_trips >= 40
+    assert _trips(a) + _trips(b) >= 40
     assert [e.id for e in written] == list(range(1, len(written) + 1))
     back = {e.id: e for e in a.iter_all()}
     assert all(back[e.id].hash == e.hash and back[e.id].detail == e.detail for e in written)
@@ -191,20 +197,22 @@ def test_a_one_trip_append_whose_answer_was_lost_is_not_written_twice(
     them instead of appending them again."""
     from psycopg.pq import Escaping
 
-    from vigil.audit import _pg_conditional
+    from vigil.audit_pg import conditional
 
     _pg_only(engine)
     log = AuditLog(engine, KEY, tmp_path)
+    appender = log._pg_appender
+    assert appender is not None
     rng = random.Random(12)
     first = log._append_many_pg(_recs(log, rng, 2))
     recs = _recs(log, rng, 3)
     tried = log._chain(recs, first[-1].id, first[-1].hash)
-    pg = log._pg_connection()
+    pg = appender.connection()
     with pg.cursor() as cur:  # what the lost attempt did
-        cur.execute(_pg_conditional(Escaping(pg.pgconn).escape_literal, tried,
-                                    (first[-1].id, first[-1].hash)))
+        cur.execute(conditional(Escaping(pg.pgconn).escape_literal, tried,
+                                (first[-1].id, first[-1].hash)))
         assert cur.rowcount == 3
-    assert log._append_two_trips(recs, tried) == tried
+    assert appender.two_trips(recs, tried) == tried
     assert [e.id for e in log.iter_all()] == [1, 2, 3, 4, 5] and log.verify().ok
     (tmp_path / "head.hint").write_bytes(b"\x05" + b"\0" * 7 + b"f" * 64)  # a wrong hash
     assert [e.id for e in log._append_many_pg(_recs(log, rng, 1))] == [6]
