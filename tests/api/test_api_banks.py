@@ -98,3 +98,21 @@ def test_ops_endpoints(node: Node) -> None:
         assert 'route="/v1/match"' in text
         spec = c.get("/openapi.json").json()
         assert "/v1/match" in spec["paths"] and "HTTPBearer" in str(spec["components"])
+
+
+def test_changes_report_the_banks_last_seq(node: Node, bank: str) -> None:
+    """Each add, relabel and removal answers with the bank's sequence number after it
+    (read on its own, not through the bank's entry count), and it moves with every change."""
+    with node.client("curator") as c:
+        seqs = []
+        for i in range(3):
+            r = c.post(f"/v1/banks/{bank}/entries",
+                       json={"entries": [{"type": "md5", "value": md5(9000 + i)}]})
+            assert r.status_code == 200, r.text
+            seqs.append(r.json()["last_seq"])
+        r = c.patch(f"/v1/banks/{bank}/entries",
+                    json={"signals": [{"type": "md5", "value": md5(9000)}],
+                          "set": {"note": "seen"}})
+        seqs.append(r.json()["last_seq"])
+        assert seqs == sorted(set(seqs)) and seqs[-1] == c.get(f"/v1/banks/{bank}").json()[
+            "last_seq"]
