@@ -506,7 +506,7 @@ def hot_lines(path: Path, top: int = 14) -> dict[str, Any]:
         for f in frames:
             if "vigil/" in f and f not in seen:
                 seen.add(f)
-                incl[f.split("site-packages/")[-1].replace("/work/main/src/", "")] += k
+                incl[f.split("site-packages/")[-1].replace(f"{REPO}/src/", "")] += k
         self_[frames[-1].split("site-packages/")[-1]] += k
     total = total or 1
     return {"samples": total,

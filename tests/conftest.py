@@ -46,30 +46,26 @@ def store_engine(backend: str, tmp_path: Path, migrated: bool = True) -> Iterato
     On PostgreSQL it lives in a schema of its own (dropped afterwards), so tests never see
     each other's rows.
     """
+    admin: Engine | None = None
     if backend == "sqlite":
         eng = make_engine(f"sqlite:///{tmp_path / 'vigil.db'}")
-        try:
-            if migrated:
-                migrate(eng)
-            yield eng
-        finally:
-            eng.dispose()
-        return
-    base = make_url(os.environ["VIGIL_TEST_DATABASE_URL"])
-    schema = f"t_{uuid.uuid4().hex[:12]}"
-    admin = make_engine(base)
-    with admin.begin() as conn:
-        conn.execute(text(f'CREATE SCHEMA "{schema}"'))
-    eng = make_engine(base.update_query_dict({"options": f"-csearch_path={schema}"}))
+    else:
+        base = make_url(os.environ["VIGIL_TEST_DATABASE_URL"])
+        schema = f"t_{uuid.uuid4().hex[:12]}"
+        admin = make_engine(base)
+        with admin.begin() as conn:
+            conn.execute(text(f'CREATE SCHEMA "{schema}"'))
+        eng = make_engine(base.update_query_dict({"options": f"-csearch_path={schema}"}))
     try:
         if migrated:
             migrate(eng)
         yield eng
     finally:
         eng.dispose()
-        with admin.begin() as conn:
-            conn.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
-        admin.dispose()
+        if admin is not None:
+            with admin.begin() as conn:
+                conn.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
+            admin.dispose()
 
 
 @pytest.fixture(params=_backends())
