@@ -322,24 +322,40 @@ def authenticate(engine: Engine, token: str, cache: AuthCache | None = None,
         if hit is not None:
             return hit, "ok"
         generation = cache.generation()  # before the read: a revocation after it wins
-    with Session(engine) as s:
-        row = s.execute(select(Token.revoked_at, Token.expires_at, Principal)
-                        .join(Principal, Principal.id == Token.principal_id)
-                        .where(Token.token_hash == key)).first()
-    if row is None:
-        return None, "unknown token"
-    revoked_at, expires, p = row
-    if revoked_at is not None:
-        return None, "revoked token"
-    expires = expires if expires.tzinfo else expires.replace(tzinfo=UTC)
-    if expires <= utcnow():
-        return None, "expired token"
-    if p.disabled:
-        return None, "disabled principal"
-    info = _pinfo(p)
-    if cache is not None:
+    info, reason, expires = check_token_hashes(engine, [key])[key]
+    if info is not None and expires is not None and cache is not None:
         cache.put(key, info, expires, generation)
-    return info, "ok"
+    return info, reason
+
+
+def check_token_hashes(engine: Engine, keys: list[str],
+                       ) -> dict[str, tuple[PrincipalInfo | None, str, datetime | None]]:
+    """For each token hash: its principal (None if refused), why, and when it expires.
+
+    One query for all of them: the cache's refresher re-checks every token in use with it.
+    """
+    with Session(engine) as s:
+        rows = s.execute(select(Token.token_hash, Token.revoked_at, Token.expires_at, Principal)
+                         .join(Principal, Principal.id == Token.principal_id)
+                         .where(Token.token_hash.in_(keys))).all()
+    found = {row[0]: row[1:] for row in rows}
+    now = utcnow()
+    out: dict[str, tuple[PrincipalInfo | None, str, datetime | None]] = {}
+    for key in keys:
+        if key not in found:
+            out[key] = (None, "unknown token", None)
+            continue
+        revoked_at, expires, p = found[key]
+        expires = expires if expires.tzinfo else expires.replace(tzinfo=UTC)
+        if revoked_at is not None:
+            out[key] = (None, "revoked token", expires)
+        elif expires <= now:
+            out[key] = (None, "expired token", expires)
+        elif p.disabled:
+            out[key] = (None, "disabled principal", expires)
+        else:
+            out[key] = (_pinfo(p), "ok", expires)
+    return out
 
 
 # ---- caches of the hot path --------------------------------------------------------------
@@ -420,6 +436,36 @@ class AuthCache:
         with self._lock:
             self._entries.clear()
             self._generation += 1
+
+    def due(self, within: float) -> list[str]:
+        """The keys whose TTL ends within ``within`` seconds: to re-check before then."""
+        limit = self._clock() + within
+        return [k for k, (_, _, deadline) in list(self._entries.items()) if deadline <= limit]
+
+    def drop(self, key: str) -> None:
+        with self._lock:
+            self._entries.pop(key, None)
+
+    def revalidate(self, engine: Engine, within: float) -> int:
+        """Re-check in the store the tokens whose TTL ends within ``within`` seconds, and
+        keep those still valid for another TTL; the others go.
+
+        Why: an expired entry sent the next requests of a busy client — every one already
+        in flight — through the full authentication path at once, a stall every TTL
+        (150-220 ms at 64 clients, measured). Checked ahead, a token in use never lapses,
+        and every entry has still been confirmed by the store within the TTL. Returns how
+        many were re-checked.
+        """
+        keys = self.due(within)
+        if not keys:
+            return 0
+        generation = self.generation()  # before the read: a revocation after it wins
+        for key, (info, _, expires) in check_token_hashes(engine, keys).items():
+            if info is not None and expires is not None:
+                self.put(key, info, expires, generation)
+            else:
+                self.drop(key)
+        return len(keys)
 
 
 class EpochFile:

@@ -175,6 +175,49 @@ def test_refresh_thread_drops_tokens_revoked_elsewhere(engine: Engine) -> None:
     assert authenticate(engine, other, cache) == (None, "disabled principal")
 
 
+def test_revalidate_keeps_tokens_in_use_past_the_ttl_and_drops_refused_ones(
+        engine: Engine) -> None:
+    """The refresher re-checks a token before its TTL ends: a busy client never finds it
+    lapsed (every request in flight would take the slow path at once), yet each entry
+    was confirmed by the store within the TTL, and one refused there goes."""
+    ensure_agency(engine, SG)
+    p = create_principal(engine, SG, "ana", ["analyst"])
+    busy, _ = issue_token(engine, p.id, 1)
+    revoked, revoked_info = issue_token(engine, p.id, 1)
+    clock = Clock()
+    cache = AuthCache(ttl=5, clock=clock)
+    for t in (busy, revoked):
+        assert _id(authenticate(engine, t, cache)) == p.id
+    assert cache.revalidate(engine, within=2) == 0, "nothing due yet: no query"
+    revoke_token(engine, revoked_info.id)  # behind the cache's back
+    clock.t += 3.5  # 1.5 s left on both
+    seen = _statements(engine)
+    assert cache.revalidate(engine, within=2) == 2
+    assert len(seen) == 1, "one query for every token due"
+    clock.t += 3  # past the first TTL
+    assert _id(authenticate(engine, busy, cache)) == p.id
+    assert cache.get(hash_token(busy)) is not None, "re-checked: still cached"
+    assert cache.get(hash_token(revoked)) is None, "refused by the store: dropped"
+    assert authenticate(engine, revoked, cache) == (None, "revoked token")
+    clock.t += 3  # and never re-checked again: the TTL still bounds it
+    assert cache.get(hash_token(busy)) is None
+
+
+def test_refresh_tick_revalidates_tokens_about_to_lapse(engine: Engine) -> None:
+    ensure_agency(engine, SG)
+    p = create_principal(engine, SG, "ana", ["analyst"])
+    token, _ = issue_token(engine, p.id, 1)
+    clock = Clock()
+    cache = AuthCache(ttl=5, clock=clock)
+    refresher = CacheRefresher(engine, 0.5, cache, BankDirectory(engine))
+    refresher.tick()
+    assert _id(authenticate(engine, token, cache)) == p.id
+    for _ in range(40):  # 20 s of ticks, each 0.5 s apart: the entry never lapses
+        clock.t += 0.5
+        refresher.tick()
+        assert cache.get(hash_token(token)) is not None
+
+
 # ---- BankDirectory and by_ids ---------------------------------------------------------------
 
 

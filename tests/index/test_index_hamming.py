@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+
 import numpy as np
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -169,6 +171,29 @@ def test_save_over_itself_while_mapped(tmp_path) -> None:  # type: ignore[no-unt
     q = make_queries(codes, 10, rng)
     assert same(h2.search(q, 40), h3.search(q, 40))
     assert len(h3) == 205
+
+
+def test_big_files_dropped_from_the_cache_and_mapped_huge_read_back_the_same(
+        tmp_path, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    """The huge-page path (flush, fsync, drop from the page cache, MADV_HUGEPAGE on the
+    mapping) changes how the files are cached and mapped, never what is read."""
+    from vigil.index import _store
+
+    monkeypatch.setattr(_store, "DROP_CACHE_BYTES", 1)  # every array takes that path
+    dropped = []
+    real = os.posix_fadvise
+    monkeypatch.setattr(os, "posix_fadvise",
+                        lambda fd, *a: (dropped.append(fd), real(fd, *a))[1])
+    rng = np.random.default_rng(5)
+    codes = make_codes("clustered", 2000, rng)
+    h = HammingIndex(strategy="tables")
+    h.add(codes, np.arange(2000))
+    h.compact()
+    h.save(tmp_path / "ix")
+    assert dropped, "written files were dropped from the page cache"
+    h2 = HammingIndex.load(tmp_path / "ix")
+    q = make_queries(codes, 50, rng)
+    assert same(h.search(q, 31), h2.search(q, 31))
 
 
 @SETTINGS

@@ -263,6 +263,8 @@ class CacheRefresher:
             if sig != self.signature:
                 self.auth.invalidate()
                 self.signature = sig
+            # tokens in use are re-checked before their TTL ends (AuthCache.revalidate)
+            self.auth.revalidate(self.engine, within=4 * self.interval)
             self.banks.reload()
         except Exception as exc:  # the store may be briefly away; the TTLs bound staleness
             log.warning("cache refresh failed: %s", f"{type(exc).__name__}: {exc}"[:300])

@@ -89,8 +89,6 @@ def serve(
     then every worker maps the same index and tails the change log to stay current.
     Put a TLS-terminating proxy in front of it for anything but loopback.
     """
-    import uvicorn
-
     from vigil.node import identity
     from vigil.store import vigil_home
 
@@ -114,10 +112,13 @@ def serve(
         shutil.rmtree(prom, ignore_errors=True)
         prom.mkdir(parents=True)
         os.environ["PROMETHEUS_MULTIPROC_DIR"] = str(prom)
-    # httptools with a response's head and body in one write (vigil.api.http)
-    uvicorn.run("vigil.api:create_asgi", factory=True, host=host, port=port, workers=n,
-                log_level=log_level, access_log=False, server_header=False,
-                http="vigil.api.http:CoalescingHttpToolsProtocol")
+    # one accept queue per worker (vigil.api.workers); httptools with a response's head
+    # and body in one write (vigil.api.http)
+    from vigil.api import workers as api_workers
+
+    api_workers.run("vigil.api:create_asgi", n, factory=True, host=host, port=port,
+                    log_level=log_level, access_log=False, server_header=False,
+                    http="vigil.api.http:CoalescingHttpToolsProtocol")
 
 
 # ---- tokens ------------------------------------------------------------------------------
