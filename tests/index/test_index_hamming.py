@@ -173,6 +173,28 @@ def test_save_over_itself_while_mapped(tmp_path) -> None:  # type: ignore[no-unt
     assert len(h3) == 205
 
 
+def test_thousands_of_near_codes_for_one_query_match_the_reference() -> None:
+    """One query with thousands of codes within its radius (some removed): the kernel's
+    list of near candidates grows many times over and every hit is still reported once."""
+    rng = np.random.default_rng(1)
+    base = rng.integers(0, 256, (1, 32), dtype=np.uint8)
+    bits = np.unpackbits(np.repeat(base, 5000, axis=0), axis=1)
+    for r in range(5000):
+        bits[r, rng.choice(256, int(rng.integers(0, 40)), replace=False)] ^= 1
+    codes = np.vstack([np.packbits(bits, axis=1),
+                       rng.integers(0, 256, (20000, 32), dtype=np.uint8)])
+    h = HammingIndex(strategy="tables")
+    b = BruteForceIndex()
+    for ix in (h, b):
+        ix.add(codes, np.arange(len(codes)))
+    h.compact()
+    for ix in (h, b):
+        ix.remove(np.arange(0, 3000, 7))
+    got, want = h.search(base, 31), b.search(base, 31)
+    assert got.count(0) > 3000
+    assert same(got, want)
+
+
 def test_big_files_dropped_from_the_cache_and_mapped_huge_read_back_the_same(
         tmp_path, monkeypatch) -> None:  # type: ignore[no-untyped-def]
     """The huge-page path (flush, fsync, drop from the page cache, MADV_HUGEPAGE on the
