@@ -747,7 +747,10 @@ def main() -> None:
     ap.add_argument("--hit-rate", type=float, default=0.5,
                     help="share of queried signals that are planted near-duplicates")
     ap.add_argument("--duration", type=float, default=15.0, help="seconds per load run")
-    ap.add_argument("--warmup", type=float, default=2.0)
+    ap.add_argument("--warmup", type=float, default=10.0,
+                    help="seconds of load before each measured run: a worker reads each "
+                         "hit's entry from the store the first time it matches it (1,000 "
+                         "planted entries: ~7,000 hits per worker before all are cached)")
     ap.add_argument("--workers", type=int, default=2)
     ap.add_argument("--url", default=DEFAULT_URL)
     ap.add_argument("--reuse", action="store_true",

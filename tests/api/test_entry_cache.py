@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import threading
 
+import httpx
+
 from tests.api.conftest import Node, wait_for
 from vigil.api.entries import EntryCache
 from vigil.banks import StoredEntry
@@ -87,3 +89,59 @@ def test_relabel_and_removal_reach_matches_within_seconds(node: Node, bank: str)
         for _ in range(10):
             assert note() is None
 
+
+
+def test_cached_only_refuses_store_reads_in_its_thread_and_block_only(engine) -> None:  # type: ignore[no-untyped-def]
+    """What the lean match path relies on to keep store reads off the event loop."""
+    import pytest
+
+    from vigil.api.entries import CachedBanks, EntriesNotCached
+    from vigil.banks import Banks
+    from vigil.entry import EntryRecord
+
+    Banks(engine, user="t").create("a", "SG-SPF")
+    Banks(engine, user="t").apply("a", [EntryRecord("pdq", f"{i:064x}", Labels(), 90)
+                                        for i in (1, 2)])
+    ids = sorted(e.id for e in Banks(engine).entries("a"))
+    cache = EntryCache()
+    banks = CachedBanks(engine, cache)
+    with banks.cached_only():
+        with pytest.raises(EntriesNotCached):
+            banks.by_ids(ids)
+        other: dict[int, StoredEntry] = {}
+        t = threading.Thread(target=lambda: other.update(banks.by_ids(ids[:1])))
+        t.start()
+        t.join()
+        assert sorted(other) == ids[:1], "another thread (the thread pool) reads the store"
+        assert sorted(banks.by_ids(ids[:1])) == ids[:1], "cached by that read: no refusal"
+        with pytest.raises(EntriesNotCached):
+            banks.by_ids(ids)
+    assert sorted(banks.by_ids(ids)) == ids, "outside the block: read through"
+    with banks.cached_only():
+        assert sorted(banks.by_ids(ids)) == ids
+
+
+def test_a_hit_on_an_uncached_entry_is_matched_in_a_thread_the_same(node: Node,
+                                                                     bank: str) -> None:
+    """The lean path's answer does not depend on whether the entry was cached: the first
+    match (a store read, in a thread) and the next one (from the cache) are the same."""
+    import re
+
+    value = "d" * 60 + "1234"
+    with node.client("curator") as c:
+        r = c.post(f"/v1/banks/{bank}/entries", json={"entries": [
+            {"type": "pdq", "value": value, "category": "us:1"}]})
+        assert r.status_code in (200, 201), r.text
+    body = {"signals": [{"type": "pdq", "value": value}]}
+
+    def misses() -> float:
+        text = httpx.get(f"{node.url}/metrics", timeout=10).text
+        m = re.search(r"^vigil_match_fast_entry_misses_total ([0-9.e+]+)$", text, re.M)
+        return float(m.group(1)) if m else 0.0
+
+    with node.client("analyst") as c:
+        wait_for(lambda: c.post("/v1/match", json=body).json()["matched"] == 1, timeout=10)
+        answers = [c.post("/v1/match", json=body).json() for _ in range(6)]
+    assert all(a == answers[0] for a in answers)
+    assert answers[0]["results"][0]["matches"][0]["category"] == {"scheme": "us", "value": "1"}
+    assert misses() >= 1, "the first hit of each worker was matched again in a thread"

@@ -30,6 +30,7 @@ from starlette.types import Message, Receive, Scope, Send
 
 from vigil.api import metrics
 from vigil.api.auth import allowed, cached_principal
+from vigil.api.entries import EntriesNotCached
 from vigil.api.match import disagreement, filter_outcome, wanted_banks
 from vigil.api.models import MAX_SIGNALS
 from vigil.entry import check_signal
@@ -237,12 +238,17 @@ class FastMatch:
                                       min_quality=req.min_quality)
 
         # Small batches are matched right here (a thread hand-off costs more than the
-        # search; an entry not in the worker's cache is read from the store right here
-        # too, a fraction of a millisecond); big ones, or while the index is being
-        # synced, in a thread.
+        # search) as long as their hits' entries are in the worker's cache; big ones,
+        # those whose entries are to be read from the store (EntriesNotCached: the
+        # search runs again there), or while the index is being synced, in a thread.
+        outcomes = None
         if len(items) <= INLINE_SIGNALS and not node.index.lock.locked():
-            outcomes = run()
-        else:
+            try:
+                with node.cached_banks.cached_only():
+                    outcomes = run()
+            except EntriesNotCached:
+                metrics.FAST_ENTRY_MISSES.inc()
+        if outcomes is None:
             outcomes = await run_in_threadpool(run)
         full = allowed(caller, "labels.read")
         results = []

@@ -29,6 +29,10 @@ LATENCY = Histogram("vigil_http_request_duration_seconds", "HTTP request latency
 SIGNALS = Counter("vigil_match_signals_total", "Signals submitted for matching")
 FAST_MATCHES = Counter("vigil_match_fast_requests_total",
                        "POST /v1/match requests answered on the lean path (vigil.api.fastmatch)")
+FAST_ENTRY_MISSES = Counter(
+    "vigil_match_fast_entry_misses_total",
+    "Lean-path requests matched again in a thread: a hit's entry was not in the worker's "
+    "cache (vigil.api.entries.CachedBanks.cached_only)")
 MATCHED = Counter("vigil_match_matched_total", "Submitted signals that matched")
 INDEX_SIZE = Gauge("vigil_index_entries", "Entries in the index", ["signal_type"],
                    multiprocess_mode="max")

@@ -307,7 +307,9 @@ class NodeState:
                                         self.directory)
         self.entries = EntryCache()
         self.index.indexes.on_touched = self.entries.drop
-        self.matcher = Matcher(CachedBanks(engine, self.entries),
+        #: the matcher's banks: hits resolve through the entry cache
+        self.cached_banks = CachedBanks(engine, self.entries)
+        self.matcher = Matcher(self.cached_banks,
                                self.index,  # type: ignore[arg-type]
                                bank_directory=self.directory.by_id)
 
