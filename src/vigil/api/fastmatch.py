@@ -30,6 +30,7 @@ from starlette.types import Message, Receive, Scope, Send
 
 from vigil.api import metrics
 from vigil.api.auth import allowed, cached_principal
+from vigil.api.eager import EagerResponse
 from vigil.api.entries import EntriesNotCached
 from vigil.api.match import disagreement, filter_outcome, wanted_banks
 from vigil.api.models import MAX_SIGNALS
@@ -178,7 +179,8 @@ class FastMatch:
         body, pending = await _read(receive, length)
         replay = _replayer(body, pending, receive)
         try:
-            answer = None if pending else await self._answer(scope, caller, body)
+            answer = (None if pending
+                      else await self._answer(scope, caller, body, send))
         except Exception as exc:  # the route will answer (and log) properly
             first = (str(exc).splitlines() or [""])[0]  # not the statement's parameters
             log.warning("fast match fell back to the route: %s",
@@ -187,10 +189,10 @@ class FastMatch:
         if answer is None:
             await self.app(scope, replay, send)
             return
-        payload, signals, matched = answer
-        await send({"type": "http.response.start", "status": 200,
-                    "headers": [*_HEADERS, (b"content-length", str(len(payload)).encode())]})
-        await send({"type": "http.response.body", "body": payload})
+        response, signals, matched = answer
+        # Audited: answered from the commit's callback (or right now), never by the route.
+        response.start()
+        await response.done
         self._requests.inc()
         metrics.FAST_MATCHES.inc()
         metrics.SIGNALS.inc(signals)
@@ -221,9 +223,11 @@ class FastMatch:
             return None, length
         return p, length
 
-    async def _answer(self, scope: Scope, caller: PrincipalInfo, body: bytes,
-                      ) -> tuple[bytes, int, int] | None:
-        """The response body, signals and matched count; None: the route is to answer."""
+    async def _answer(self, scope: Scope, caller: PrincipalInfo, body: bytes, send: Send,
+                      ) -> tuple[EagerResponse, int, int] | None:
+        """The response (sent once the audit record is committed, from the commit's
+        callback: ``vigil.api.eager``), signals and matched count; None: the route is
+        to answer."""
         req = parse(body)
         if req is None:
             return None
@@ -260,6 +264,10 @@ class FastMatch:
             results.append(r)
         payload = orjson.dumps({"signals": len(results), "matched": matched,
                                 "results": results})
+        response = EagerResponse(send, [
+            {"type": "http.response.start", "status": 200,
+             "headers": [*_HEADERS, (b"content-length", str(len(payload)).encode())]},
+            {"type": "http.response.body", "body": payload}])
         signals = [(q.signal_type, q.value) for q in req.queries]
         client = scope.get("client")
         # Last, so that nothing after it can fail and send the request to the route (which
@@ -270,8 +278,9 @@ class FastMatch:
             detail={"signals": len(signals), "matched": matched,
                     "digest": node.audit.digest_signals(signals),
                     "threshold": req.threshold,
-                    "dihedral": any(q.variants for q in req.queries)})
-        return payload, len(signals), matched
+                    "dihedral": any(q.variants for q in req.queries)},
+            on_commit=response.start)
+        return response, len(signals), matched
 
 
 async def _read(receive: Receive, length: int) -> tuple[bytes, list[Message]]:
