@@ -131,8 +131,14 @@ class _GroupCommitter:
 
     MAX_BATCH = 500
 
-    def __init__(self, flush: Callable[[list[dict[str, Any]]], list[AuditEntry]]) -> None:
+    def __init__(self, flush: Callable[[list[dict[str, Any]]], list[AuditEntry]],
+                 hold: Callable[[], contextlib.AbstractContextManager[None]] | None = None,
+                 ) -> None:
         self._flush = flush
+        #: the lock appends take (the host's, on PostgreSQL): taken before the batch is,
+        #: so the records that arrived while another process committed go in this batch
+        #: rather than the next (fewer, bigger commits when the workers contend)
+        self._hold = hold or contextlib.nullcontext
         #: each record with its waiter: a thread's Future, or (event loop, asyncio future)
         self._queue: list[tuple[dict[str, Any], Any]] = []
         self._cv = threading.Condition()
@@ -168,17 +174,25 @@ class _GroupCommitter:
             self._cv.notify()
         return fut
 
+    def _take(self) -> list[tuple[dict[str, Any], Any]]:
+        with self._cv:
+            batch = self._queue[:self.MAX_BATCH]
+            del self._queue[:self.MAX_BATCH]
+        return batch
+
     def _run(self) -> None:
         while True:
             with self._cv:
                 while not self._queue:
                     self._cv.wait()
-                batch = self._queue[:self.MAX_BATCH]
-                del self._queue[:self.MAX_BATCH]
+            batch: list[tuple[dict[str, Any], Any]] = []
             try:
-                outcomes: list[Any] = self._flush([r for r, _ in batch])
+                with self._hold():
+                    batch = self._take()
+                    outcomes: list[Any] = self._flush([r for r, _ in batch])
                 ok = True
             except Exception as exc:  # every waiter learns its record was not written
+                batch = batch or self._take()
                 outcomes, ok = [exc] * len(batch), False
             by_loop: dict[Any, list[tuple[asyncio.Future[AuditEntry], Any, Any]]] = {}
             for (_, waiter), outcome in zip(batch, outcomes, strict=True):
@@ -227,10 +241,11 @@ class AuditLog:
         self._chain_key = _derive(key, b"chain")
         self._digest_key = _derive(key, b"signals")
         self.anchor_dir = anchor_dir
-        self._committer = _GroupCommitter(self._append_many) if group_commit else None
         self._pg = engine.dialect.name == "postgresql" and engine.dialect.driver == "psycopg"
         self._pg_appender = (PgAppender(engine, HeadHint(anchor_dir), self._chain)
                              if self._pg else None)
+        hold = self._pg_appender.hint.locked if self._pg_appender is not None else None
+        self._committer = _GroupCommitter(self._append_many, hold) if group_commit else None
         #: the newest id this process knows the anchor file holds (it never goes back)
         self._anchored = 0
         self._anchor_fd: int | None = None

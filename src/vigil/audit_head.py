@@ -33,7 +33,9 @@ class HeadHint:
 
     def __init__(self, folder: Path | None) -> None:
         self.folder = folder
-        self._thread_lock = threading.Lock()  # flock does not exclude this process's threads
+        # flock does not exclude this process's threads; re-entrant for the holding thread
+        self._thread_lock = threading.RLock()
+        self._depth = 0  # how deep the holding thread is in ``locked`` (flock at depth 1)
         self._fd: int | None = None
         self._local: tuple[int, str] | None = None
 
@@ -47,16 +49,23 @@ class HeadHint:
 
     @contextlib.contextmanager
     def locked(self) -> Iterator[None]:
-        """Hold the host-wide append lock (the hint is read and written under it)."""
+        """Hold the host-wide append lock (the hint is read and written under it).
+        Re-entrant in one thread: the group committer holds it around a whole flush."""
         with self._thread_lock:
-            if self.folder is None:
-                yield
+            if self.folder is None or self._depth:
+                self._depth += 1
+                try:
+                    yield
+                finally:
+                    self._depth -= 1
                 return
             fd = self._file()
             fcntl.flock(fd, fcntl.LOCK_EX)
+            self._depth = 1
             try:
                 yield
             finally:
+                self._depth = 0
                 fcntl.flock(fd, fcntl.LOCK_UN)
 
     def get(self) -> tuple[int, str] | None:
