@@ -156,13 +156,19 @@ def test_load_rejects_foreign_directory(tmp_path) -> None:  # type: ignore[no-un
         HammingIndex.load(tmp_path / "nothing")
 
 
-def test_save_over_itself_while_mapped(tmp_path) -> None:  # type: ignore[no-untyped-def]
-    rng = np.random.default_rng(3)
-    codes = make_codes("clustered", 300, rng)
+def _saved(path, n: int, seed: int):  # type: ignore[no-untyped-def]
+    """A compacted multi-index of ``n`` clustered codes saved at ``path``: (codes, index, rng)."""
+    rng = np.random.default_rng(seed)
+    codes = make_codes("clustered", n, rng)
     h = HammingIndex(strategy="tables")
-    h.add(codes, np.arange(300))
+    h.add(codes, np.arange(n))
     h.compact()
-    h.save(tmp_path / "ix")
+    h.save(path)
+    return codes, h, rng
+
+
+def test_save_over_itself_while_mapped(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    codes, _, rng = _saved(tmp_path / "ix", 300, 3)
     h2 = HammingIndex.load(tmp_path / "ix")
     h2.remove(np.arange(0, 300, 3))
     h2.add(codes[:5], np.arange(1000, 1005))
@@ -206,12 +212,7 @@ def test_big_files_dropped_from_the_cache_and_mapped_huge_read_back_the_same(
     real = os.posix_fadvise
     monkeypatch.setattr(os, "posix_fadvise",
                         lambda fd, *a: (dropped.append(fd), real(fd, *a))[1])
-    rng = np.random.default_rng(5)
-    codes = make_codes("clustered", 2000, rng)
-    h = HammingIndex(strategy="tables")
-    h.add(codes, np.arange(2000))
-    h.compact()
-    h.save(tmp_path / "ix")
+    codes, h, rng = _saved(tmp_path / "ix", 2000, 5)
     assert dropped, "written files were dropped from the page cache"
     h2 = HammingIndex.load(tmp_path / "ix")
     q = make_queries(codes, 50, rng)
