@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 from PIL import Image
 from sqlalchemy import Engine, text
-from sqlalchemy.engine import make_url
+from sqlalchemy.engine import URL, make_url
 
 from vigil.store import make_engine, migrate
 
@@ -40,32 +40,38 @@ def _backends() -> list[str]:
 
 
 @contextmanager
-def store_engine(backend: str, tmp_path: Path, migrated: bool = True) -> Iterator[Engine]:
-    """An empty store on ``backend`` ("sqlite" or "postgresql"), migrated or not.
-
-    On PostgreSQL it lives in a schema of its own (dropped afterwards), so tests never see
-    each other's rows.
-    """
-    admin: Engine | None = None
+def store_url(backend: str, folder: Path, prefix: str = "t_") -> Iterator[URL]:
+    """Where an empty store lives on ``backend`` ("sqlite" or "postgresql"): a file in
+    ``folder``, or a schema of its own (dropped afterwards) so tests never see each
+    other's rows."""
     if backend == "sqlite":
-        eng = make_engine(f"sqlite:///{tmp_path / 'vigil.db'}")
-    else:
-        base = make_url(os.environ["VIGIL_TEST_DATABASE_URL"])
-        schema = f"t_{uuid.uuid4().hex[:12]}"
-        admin = make_engine(base)
+        yield make_url(f"sqlite:///{folder / 'vigil.db'}")
+        return
+    base = make_url(os.environ["VIGIL_TEST_DATABASE_URL"])
+    schema = f"{prefix}{uuid.uuid4().hex[:12]}"
+    admin = make_engine(base)
+    try:
         with admin.begin() as conn:
             conn.execute(text(f'CREATE SCHEMA "{schema}"'))
-        eng = make_engine(base.update_query_dict({"options": f"-csearch_path={schema}"}))
-    try:
-        if migrated:
-            migrate(eng)
-        yield eng
+        yield base.update_query_dict({"options": f"-csearch_path={schema}"})
     finally:
-        eng.dispose()
-        if admin is not None:
-            with admin.begin() as conn:
-                conn.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
-            admin.dispose()
+        with admin.begin() as conn:
+            conn.execute(text(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE'))
+        admin.dispose()
+
+
+@contextmanager
+def store_engine(backend: str, tmp_path: Path, migrated: bool = True) -> Iterator[Engine]:
+    """An empty store on ``backend`` ("sqlite" or "postgresql"), migrated or not
+    (``store_url``)."""
+    with store_url(backend, tmp_path) as url:
+        eng = make_engine(url)
+        try:
+            if migrated:
+                migrate(eng)
+            yield eng
+        finally:
+            eng.dispose()
 
 
 @pytest.fixture(params=_backends())

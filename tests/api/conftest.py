@@ -20,17 +20,13 @@ from pathlib import Path
 
 import httpx
 import pytest
-from sqlalchemy import Engine, text
-from sqlalchemy.engine import make_url
+from sqlalchemy import Engine
 
+from tests.conftest import _backends, store_url
 from vigil.node import ROLES, create_principal, ensure_agency, init_node, issue_token
 from vigil.store import make_engine, migrate
 
 SG, HK = "SG-SPF", "HK-POL"
-
-
-def _backends() -> list[str]:
-    return ["sqlite", "postgresql"] if os.environ.get("VIGIL_TEST_DATABASE_URL") else ["sqlite"]
 
 
 def free_port() -> int:
@@ -109,42 +105,28 @@ def stop(proc: subprocess.Popen[bytes]) -> None:
 def node(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory,
          ) -> Iterator[Node]:
     home = tmp_path_factory.mktemp(f"node-{request.param}")
-    admin_engine = None
-    schema = None
-    if request.param == "sqlite":
-        url = make_url(f"sqlite:///{home / 'vigil.db'}")
-        workers = 1
-    else:
-        base = make_url(os.environ["VIGIL_TEST_DATABASE_URL"])
-        schema = f"t_api_{uuid.uuid4().hex[:10]}"
-        admin_engine = make_engine(base)
-        with admin_engine.begin() as conn:
-            conn.execute(text(f'CREATE SCHEMA "{schema}"'))
-        url = base.update_query_dict({"options": f"-csearch_path={schema}"})
-        workers = 2
-    engine = make_engine(url)
-    migrate(engine)
-    _, admin_token = init_node(engine, home, SG, "Singapore Police Force", "SG")
-    ensure_agency(engine, HK, "Hong Kong Police", "HK")
-    n = Node("", engine, home, request.param, workers)
-    n.tokens[(SG, "admin")] = admin_token
-    for agency in (SG, HK):
-        for role in ROLES:
-            if (agency, role) in n.tokens:
-                continue
-            p = create_principal(engine, agency, f"{role}-user", [role])
-            n.tokens[(agency, role)] = issue_token(engine, p.id, 1)[0]
-    n.db_url = url.render_as_string(hide_password=False)
-    n.url, n.proc = serve(home, n.db_url, workers)
-    try:
-        yield n
-    finally:
-        stop(n.proc)
-        engine.dispose()
-        if admin_engine is not None:
-            with admin_engine.begin() as conn:
-                conn.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
-            admin_engine.dispose()
+    workers = 1 if request.param == "sqlite" else 2
+    with store_url(request.param, home, prefix="t_api_") as url:
+        engine = make_engine(url)
+        migrate(engine)
+        _, admin_token = init_node(engine, home, SG, "Singapore Police Force", "SG")
+        ensure_agency(engine, HK, "Hong Kong Police", "HK")
+        n = Node("", engine, home, request.param, workers)
+        n.tokens[(SG, "admin")] = admin_token
+        for agency in (SG, HK):
+            for role in ROLES:
+                if (agency, role) in n.tokens:
+                    continue
+                p = create_principal(engine, agency, f"{role}-user", [role])
+                n.tokens[(agency, role)] = issue_token(engine, p.id, 1)[0]
+        n.db_url = url.render_as_string(hide_password=False)
+        try:
+            n.url, n.proc = serve(home, n.db_url, workers)
+            yield n
+        finally:
+            if n.proc is not None:
+                stop(n.proc)
+            engine.dispose()
 
 
 @pytest.fixture
