@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -169,3 +170,17 @@ def test_a_worker_that_cannot_start_stops_the_server(tmp_path: Path) -> None:
     assert p.returncode == 3, p.stderr[-2000:]
     assert "failed to start 3 times in a row" in p.stderr
     assert time.monotonic() - t < 90
+
+
+def test_sigterm_stops_the_workers_gracefully_and_frees_the_port(two_workers) -> None:  # type: ignore[no-untyped-def]
+    url, proc = two_workers
+    port = int(url.rsplit(":", 1)[1])
+    wait_for(lambda: len(_workers(proc.pid)) == 2, timeout=10)
+    workers = _workers(proc.pid)
+    proc.send_signal(signal.SIGTERM)
+    assert proc.wait(timeout=30) == 0
+    assert not [w for w in workers if Path(f"/proc/{w}").exists()
+                and "Z" not in Path(f"/proc/{w}/stat").read_text().rsplit(")", 1)[1][:3]]
+    with socket.socket() as s:  # nobody listens any more: the port can be bound again
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        s.bind(("127.0.0.1", port))
