@@ -117,6 +117,7 @@ class BalancedAcceptor:
         self._armed = False
         self._closed = False
         self._beat: asyncio.TimerHandle | None = None
+        self._tasks: set[asyncio.Task[None]] = set()  # hand-overs in flight (kept referenced)
 
     def count(self) -> int:
         return len(self.connections) + self._pending
@@ -144,7 +145,7 @@ class BalancedAcceptor:
 
     def _readable(self) -> None:
         now = time.monotonic()
-        if now - self._last_call > 10 * RECHECK:  # the last wait ended: a peer took it
+        if now - self._last_call > 5 * MAX_DEFER:  # the last wait ended: a peer took it
             self._deferred_at = None
         self._last_call = now
         mine = self.count()
@@ -171,7 +172,9 @@ class BalancedAcceptor:
             conn.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         self._pending += 1
         self.table.publish(self.slot, self.count(), now)
-        self.loop.create_task(self._connect(conn))
+        task = self.loop.create_task(self._connect(conn))
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
 
     async def _connect(self, conn: socket.socket) -> None:
         try:
