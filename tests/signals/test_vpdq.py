@@ -236,6 +236,10 @@ def _encode(
         # one encoder thread: x264's frame threads make its output depend on scheduling,
         # and tests compare two encodes of the same frames
         stream = out.add_stream(codec, rate=rate, options={"threads": "1", **(options or {})})
+        # PyAV opens the codec with its own thread count (0: one per core, slice threads),
+        # over the option above: the second encode of the same frames then differed now
+        # and then under load (CI, session 5)
+        stream.codec_context.thread_count = 1
         stream.width, stream.height, stream.pix_fmt = w, h, pix_fmt
         if pts is not None:
             stream.time_base = Fraction(1, 1000)
