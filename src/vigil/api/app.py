@@ -28,6 +28,15 @@ banks, curate banks, and read the audit trail. Authenticate with
 Errors are RFC 9457 `application/problem+json`."""
 
 
+#: the collector's thresholds in a worker (CPython's default: 700, 10, 10). Why: a match
+#: request briefly holds several hundred container objects, so at the default a young
+#: collection ran every ~30 requests (~50 a second per worker, 19 ms of each second) and
+#: a full one every ~2.5 s, up to 17 ms long, stalling the worker's every connection.
+#: With 10,000 objects net growth before a young collection: 2 collections in 12 s at 64
+#: clients, and 4 alternating pairs on the 10M bench gave +4% to +21% requests/s with a
+#: lower p99 each time (bench/RESULTS.md, session 6). Cycles are still collected.
+GC_THRESHOLDS = (10_000, 20, 100)
+
 #: (older FastAPI versions have no ``telemetry`` argument, and no such hooks)
 _NO_TELEMETRY: dict[str, Any] = (
     {"telemetry": {"tracing": False, "metrics": False, "logs": False,
@@ -53,9 +62,12 @@ def create_app(engine: Engine | None = None, settings: Settings | None = None) -
         # no longer walks ~150k objects (80-100 ms, measured) while requests wait.
         gc.collect()
         gc.freeze()
+        before = gc.get_threshold()
+        gc.set_threshold(*GC_THRESHOLDS)
         try:
             yield
         finally:
+            gc.set_threshold(*before)
             peers.stop()
             node.stop()
             if engine is None:
