@@ -33,8 +33,8 @@ Errors are RFC 9457 `application/problem+json`."""
 #: collection ran every ~30 requests (~50 a second per worker, 19 ms of each second) and
 #: a full one every ~2.5 s, up to 17 ms long, stalling the worker's every connection.
 #: With 10,000 objects net growth before a young collection: 2 collections in 12 s at 64
-#: clients, and 4 alternating pairs on the 10M bench gave +4% to +21% requests/s with a
-#: lower p99 each time (bench/RESULTS.md, session 6). Cycles are still collected.
+#: clients; 8 alternating pairs on the 10M bench: −8% to +22% requests/s (median +5%),
+#: p99 lower in 7 (bench/RESULTS.md, session 6). Cycles are still collected.
 GC_THRESHOLDS = (10_000, 20, 100)
 
 #: (older FastAPI versions have no ``telemetry`` argument, and no such hooks)
