@@ -16,7 +16,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.api.conftest import Node, free_port, serve, stop, wait_for
+from tests.api.conftest import SG, Node, free_port, serve, stop, wait_for
 from vigil.api.workers import MAX_DEFER, STALE_AFTER, ConnectionTable, should_accept
 
 # ---- the rule and the shared table ---------------------------------------------------------
@@ -184,3 +184,24 @@ def test_sigterm_stops_the_workers_gracefully_and_frees_the_port(two_workers) ->
     with socket.socket() as s:  # nobody listens any more: the port can be bound again
         s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         s.bind(("127.0.0.1", port))
+
+
+def _requests_counted(url: str, token: str) -> float:
+    text = httpx.get(f"{url}/metrics", timeout=10).text
+    return sum(float(line.rsplit(" ", 1)[1]) for line in text.splitlines()
+               if line.startswith("vigil_http_requests_total{") and '"/v1/me"' in line)
+
+
+def test_a_second_server_on_the_same_home_keeps_the_first_ones_metrics(
+        node: Node, two_workers) -> None:  # type: ignore[no-untyped-def]
+    """Each `vigil serve` keeps its workers' Prometheus files in a folder of its own:
+    starting another on the same home (the fixture's) must not wipe the running one's."""
+    token = node.tokens[(SG, "admin")]
+    before = _requests_counted(node.url, token)
+    for _ in range(3):
+        r = httpx.get(f"{node.url}/v1/me", headers={"Authorization": f"Bearer {token}"},
+                      timeout=10)
+        assert r.status_code == 200
+    assert _requests_counted(node.url, token) >= before + 3
+    runs = sorted(p.name for p in (node.home / "run").glob("metrics*"))
+    assert all(n.removeprefix("metrics-").isdigit() for n in runs), runs

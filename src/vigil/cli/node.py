@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+from pathlib import Path
 from typing import Annotated
 
 import typer
@@ -107,18 +108,44 @@ def serve(
     settings = Settings.from_env()
     BankIndexes(engine, settings.index_folder).save()  # one build/refresh, not one per worker
     engine.dispose()
-    if n > 1:
-        prom = vigil_home() / "run" / "metrics"
-        shutil.rmtree(prom, ignore_errors=True)
-        prom.mkdir(parents=True)
+    prom = _metrics_dir(vigil_home() / "run") if n > 1 else None
+    if prom is not None:
         os.environ["PROMETHEUS_MULTIPROC_DIR"] = str(prom)
     # one accept queue per worker (vigil.api.workers); httptools with a response's head
     # and body in one write (vigil.api.http)
     from vigil.api import workers as api_workers
 
-    api_workers.run("vigil.api:create_asgi", n, factory=True, host=host, port=port,
-                    log_level=log_level, access_log=False, server_header=False,
-                    http="vigil.api.http:CoalescingHttpToolsProtocol")
+    try:
+        api_workers.run("vigil.api:create_asgi", n, factory=True, host=host, port=port,
+                        log_level=log_level, access_log=False, server_header=False,
+                        http="vigil.api.http:CoalescingHttpToolsProtocol")
+    finally:
+        if prom is not None:
+            shutil.rmtree(prom, ignore_errors=True)
+
+
+def _metrics_dir(run: Path) -> Path:
+    """This server's own folder for its workers' Prometheus files (``metrics-<pid>``),
+    after removing those of servers no longer running. Why its own: a second
+    ``vigil serve`` on the same home (another port) wiped the first one's counters."""
+    run.mkdir(parents=True, exist_ok=True)
+    for old in run.glob("metrics*"):
+        pid = old.name.removeprefix("metrics-")
+        if not (pid.isdigit() and _alive(int(pid))):
+            shutil.rmtree(old, ignore_errors=True)
+    prom = run / f"metrics-{os.getpid()}"
+    prom.mkdir()
+    return prom
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # someone else's process: alive
+        return True
+    return True
 
 
 # ---- tokens ------------------------------------------------------------------------------
