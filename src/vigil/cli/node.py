@@ -86,10 +86,12 @@ def serve(
 ) -> None:
     """Run the node's HTTP API (FastAPI under uvicorn).
 
-    The store is migrated and the shared on-disk index brought up to date once, here;
-    then every worker maps the same index and tails the change log to stay current.
+    The store is migrated and the shared on-disk index brought up to date once, here; then every worker maps the same index and tails the change log to stay current.
+
     Put a TLS-terminating proxy in front of it for anything but loopback.
-    """
+
+    Settings come from the environment: VIGIL_HOME, VIGIL_DATABASE_URL (PostgreSQL for several workers), VIGIL_SYNC_INTERVAL, VIGIL_MAX_JSON_BYTES, VIGIL_MAX_UPLOAD_BYTES, VIGIL_MAX_IMPORT_BYTES. A guide to running a node (PostgreSQL, systemd, a TLS proxy, backups): docs/api.md.
+    """  # noqa: E501 (one paragraph per line: the help rewraps them)
     from vigil.node import identity
     from vigil.store import vigil_home
 
