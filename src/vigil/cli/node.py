@@ -141,12 +141,13 @@ def _metrics_dir(run: Path) -> Path:
 
 
 def _alive(pid: int) -> bool:
+    """Whether a process runs under that id (someone else's counts: PermissionError)."""
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
         return False
-    except PermissionError:  # someone else's process: alive
-        return True
+    except PermissionError:
+        pass
     return True
 
 
