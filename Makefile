@@ -26,8 +26,12 @@ demo: $(STAMP)
 test: $(STAMP)
 	$(BIN)/python -m pytest -q
 
+# ruff; mypy (strict on the engine, the match policy and the banks: pyproject.toml);
+# import-linter (the layers of DESIGN.md, no import cycles: pyproject.toml)
 lint: $(STAMP)
 	$(BIN)/ruff check src tests bench
+	$(BIN)/mypy
+	$(BIN)/lint-imports
 
 # The engine's benchmarks (issue 2) and video (issue 5); the slower workflow benchmarks
 # (imports, match_files, scan, load) are run one by one: see bench/RESULTS.md for commands.

@@ -140,7 +140,7 @@ def _hexes(a: np.ndarray) -> list[str]:
 def fill_origin(node: Node, entries: int, md5_share: float) -> dict[str, float]:
     """The origin's bank: random PDQ codes and MD5s, half category us:1, half us:2."""
     from vigil.banks import Banks
-    from vigil.entry import EntryRecord, Labels
+    from vigil.banks.entry import EntryRecord, Labels
     from vigil.store import make_engine
 
     engine = make_engine(node.db)
@@ -178,7 +178,7 @@ def make_changes(node: Node, n: int, round_: int) -> dict[str, float]:
     from sqlalchemy import select
 
     from vigil.banks import Banks
-    from vigil.entry import EntryRecord, Labels
+    from vigil.banks.entry import EntryRecord, Labels
     from vigil.store import make_engine
     from vigil.store.models import Bank, Entry
 
@@ -370,6 +370,7 @@ def child_main(spec_json: str) -> None:
     import httpx
 
     import vigil.exchange.sync as S
+    import vigil.exchange.verify as V
     from vigil.audit import AuditLog
     from vigil.node import audit_key
     from vigil.store import make_engine, migrate
@@ -388,10 +389,10 @@ def child_main(spec_json: str) -> None:
         return wrapper
 
     # verify, convert and page decoding run in the fetch thread (overlapped with writes)
-    S.verify_page = timed("verify", S.verify_page)
-    S.to_entry_records = timed("convert", S.to_entry_records)
-    S.orjson = types.SimpleNamespace(loads=timed("decode", S.orjson.loads),
-                                     dumps=S.orjson.dumps, OPT_SORT_KEYS=S.orjson.OPT_SORT_KEYS)
+    V.verify_page = timed("verify", V.verify_page)
+    V.to_entry_records = timed("convert", V.to_entry_records)
+    V.orjson = types.SimpleNamespace(loads=timed("decode", V.orjson.loads),
+                                     dumps=V.orjson.dumps, OPT_SORT_KEYS=V.orjson.OPT_SORT_KEYS)
     page = S._Client.page
 
     def counted_page(self: Any, *a: Any, **k: Any) -> httpx.Response:

@@ -4,12 +4,15 @@ Generates the files under bench/out/ (random hex only; reused when already there
 times ``read()`` of each in a fresh child process, consuming records without keeping
 them, and reports records/s and the child's peak RSS (VmHWM) above its start-up peak,
 so the figures show what the reader costs, not what earlier work in this process did.
+Each measurement runs ``--repeat`` times (default 3; every run a fresh process and, for a
+store, a fresh store), interleaved across rows; cells are min / median / max.
 
 With ``--store sqlite`` (or a PostgreSQL URL) each file is also imported into a bank of a
 fresh store through ``Banks.apply``: the whole ``vigil bank import`` path, in one
 transaction.
 
-Run: .venv/bin/python bench/imports.py [--count N] [--regen] [--store sqlite] [--store URL]
+Run: .venv/bin/python -m bench.imports [--count N] [--repeat N] [--regen] [--store sqlite]
+     [--store URL]
 """
 
 from __future__ import annotations
@@ -24,6 +27,11 @@ from pathlib import Path
 OUT = Path(__file__).resolve().parent / "out"
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run as a script
 from bench._data import fresh_schema  # noqa: E402
+from bench._spread import SPREAD_NOTE, Runs, add_repeat_argument, spread_cell  # noqa: E402
+
+# Target set by issue 3 (banks): 1M records imported in at most 60 s on one core, with
+# peak memory independent of the file's size.
+TARGET_S = 60.0
 
 CHILD = """
 import sys, time
@@ -96,36 +104,54 @@ def main() -> None:
     ap.add_argument("--store", action="append", default=[], metavar="URL",
                     help="also import into a bank of a fresh store at URL (repeatable; "
                     "'sqlite' = a new SQLite file under bench/out/)")
+    add_repeat_argument(ap)
     args = ap.parse_args()
     OUT.mkdir(exist_ok=True)
+    runs = Runs()
     jobs = [("csv", OUT / f"imports-{args.count}.csv", gen_csv),
             ("vics", OUT / f"imports-{args.count}.vics.json", gen_vics)]
-    rows = []
-    for fmt, path, gen in jobs:
+    for _fmt, path, gen in jobs:
         if args.regen or not path.exists():
             print(f"generating {path.name} ...", file=sys.stderr)
             gen(path, args.count)
-        for target in ["read only", *args.store]:
-            argv = [sys.executable, "-c", CHILD, fmt, str(path)]
-            if target != "read only":
-                url = target
-                if target == "sqlite":
-                    db = OUT / f"imports-{fmt}.db"
-                    for f in OUT.glob(f"imports-{fmt}.db*"):
-                        f.unlink()
-                    url = f"sqlite:///{db}"
-                elif target.startswith("postgresql"):
-                    url = fresh_schema(target, f"bench_imports_{fmt}")
-                argv.append(url)
-            out = subprocess.run(argv, check=True, capture_output=True, text=True).stdout.split()
-            n, secs, growth, peak = int(out[0]), float(out[1]), int(out[2]), int(out[3])
-            rows.append((fmt, target.split("@")[-1][:24], path.stat().st_size / 1e6, n, secs,
-                         n / secs, growth / 1e6, peak / 1e6))
-    print(f"{'format':<6} {'into':<24} {'file MB':>8} {'records':>10} {'seconds':>8} "
-          f"{'records/s':>10} {'peak +MB':>9} {'peak MB':>8}")
-    for fmt, into, mb, n, secs, rate, growth, peak in rows:
-        print(f"{fmt:<6} {into:<24} {mb:>8.0f} {n:>10,} {secs:>8.1f} {rate:>10,.0f} "
-              f"{growth:>9.1f} {peak:>8.1f}")
+    got: dict[tuple[str, str], list[tuple[int, float, int, int]]] = {}
+    for _ in range(args.repeat):
+        for fmt, path, _gen in jobs:
+            for target in ["read only", *args.store]:
+                argv = [sys.executable, "-c", CHILD, fmt, str(path)]
+                if target != "read only":
+                    argv.append(_fresh_store(fmt, target))
+                out = runs.record(lambda argv=argv: subprocess.run(
+                    argv, check=True, capture_output=True, text=True).stdout.split())
+                got.setdefault((fmt, target), []).append(
+                    (int(out[0]), float(out[1]), int(out[2]), int(out[3])))
+    sizes = {fmt: path.stat().st_size / 1e6 for fmt, path, _gen in jobs}
+    print(f"one core; {args.repeat} runs; {SPREAD_NOTE}\n")
+    print("| format | into | file MB | records | seconds | records/s | peak +MB | peak MB |")
+    print("|---|---|---|---|---|---|---|---|")
+    for (fmt, target), rs in got.items():
+        n = rs[0][0]
+        secs = [r[1] for r in rs]
+        print(f"| {fmt} | {target.split('@')[-1][:24]} | {sizes[fmt]:.0f} | {n:,} "
+              f"| {spread_cell(secs, '{:.1f}')} | {spread_cell([n / x for x in secs], '{:,.0f}')} "
+              f"| {spread_cell([r[2] / 1e6 for r in rs], '{:.1f}')} "
+              f"| {spread_cell([r[3] / 1e6 for r in rs], '{:.1f}')} |")
+    print()
+    print(runs.load_line())
+    print(f"\nTarget (issue 3): 1M records in <= {TARGET_S:g} s on one core, peak memory "
+          "independent of the file's size (compare 'peak +MB' across --count values).")
+
+
+def _fresh_store(fmt: str, target: str) -> str:
+    """The URL of an empty store for one import run."""
+    if target == "sqlite":
+        db = OUT / f"imports-{fmt}.db"
+        for f in OUT.glob(f"imports-{fmt}.db*"):
+            f.unlink()
+        return f"sqlite:///{db}"
+    if target.startswith("postgresql"):
+        return fresh_schema(target, f"bench_imports_{fmt}")
+    return target
 
 
 if __name__ == "__main__":

@@ -57,7 +57,7 @@ def planted_photos() -> list[Path]:
 
 
 def _bank_records(seed: int = 7) -> Iterator[Any]:
-    from vigil.entry import EntryRecord, Labels
+    from vigil.banks.entry import EntryRecord, Labels
     from vigil.signals import HashOptions, hash_file
 
     planted_labels = [Labels(category=("us", "1"), series=f"bench-S{k}") for k in range(10)]
@@ -88,7 +88,7 @@ def ensure_bank(log: Callable[[str], None] = print) -> None:
     import shutil
 
     from vigil.banks import Banks
-    from vigil.indexes import BankIndexes
+    from vigil.banks.indexes import BankIndexes
     from vigil.store import make_engine, migrate
 
     shutil.rmtree(HOME, ignore_errors=True)
@@ -205,6 +205,7 @@ class Timers:
 
 def run_inprocess(folder: Path) -> dict[str, Any]:
     os.environ.update(store_env())
+    from vigil.banks import EntryReader
     from vigil.cli._app import open_banks, open_indexes
     from vigil.cli._files import default_jobs, hash_paths
     from vigil.matching import Matcher, queries_of
@@ -217,14 +218,15 @@ def run_inprocess(folder: Path) -> dict[str, Any]:
     t = time.perf_counter()
     indexes = open_indexes(banks)
     out["open+sync indexes"] = time.perf_counter() - t
-    matcher = Matcher(banks, indexes)
+    reader = EntryReader(banks.engine)
+    matcher = Matcher(reader, indexes)
     t = time.perf_counter()
     files = list(hash_paths([folder], HashOptions(), default_jobs()))
     out["hash"] = time.perf_counter() - t
     tm = Timers()
     indexes.search_pdq = tm.wrap("index: pdq search", indexes.search_pdq)  # type: ignore[method-assign]
     indexes.lookup = tm.wrap("index: exact lookup", indexes.lookup)  # type: ignore[method-assign]
-    banks.by_ids = tm.wrap("store: by_ids", banks.by_ids)  # type: ignore[method-assign]
+    reader.by_ids = tm.wrap("store: by_ids", reader.by_ids)  # type: ignore[method-assign]
     banks.list = tm.wrap("store: list banks", banks.list)  # type: ignore[method-assign]
     t = time.perf_counter()
     items = [queries_of(f, False) for f in files]

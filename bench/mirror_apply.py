@@ -15,9 +15,13 @@ Two modes:
   80% PDQ, 20% MD5, category us:1/us:2, as bench/federation.py's origin). Decompressing a
   page is counted (httpx does it too); the socket is not.
 
-Run: .venv/bin/python bench/mirror_apply.py [--entries 1000000] [--mode sync|apply]
+Each run is a fresh process with a fresh store (a new SQLite file or PostgreSQL schema),
+``--repeat`` times (default 3), one after the other; the feed pages are built before the
+first run. Totals are reported as min / median / max with the load average.
+
+Run: .venv/bin/python -m bench.mirror_apply [--entries 1000000] [--mode sync|apply]
      [--url sqlite|postgresql+psycopg://postgres@127.0.0.1:5432/test] [--no-analyze]
-     [--page-size 10000]
+     [--page-size 10000] [--repeat 3]
 """
 
 from __future__ import annotations
@@ -39,9 +43,11 @@ from sqlalchemy import text
 from sqlalchemy.engine import make_url
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run as a script
-import vigil.banks as vb
+import vigil.banks.bank as vb
+import vigil.store.dialects as vdialects
+from bench._spread import SPREAD_NOTE, Runs, add_repeat_argument, spread_cell
 from vigil.banks import Banks
-from vigil.entry import EntryRecord, Labels
+from vigil.banks.entry import EntryRecord, Labels
 from vigil.store import make_engine, migrate
 
 PG = "postgresql+psycopg://postgres@127.0.0.1:5432/test"
@@ -163,7 +169,7 @@ def _hwm_mb() -> float:
     return 0.0
 
 
-def run_sync(eng: Any, home: Path, entries: int, page_size: int) -> None:
+def run_sync(eng: Any, home: Path, entries: int, page_size: int) -> dict[str, float]:
     import vigil.exchange.sync as S
     from vigil.exchange.peers import _save_token, trust
     from vigil.node import init_node
@@ -208,9 +214,10 @@ def run_sync(eng: Any, home: Path, entries: int, page_size: int) -> None:
     n = sum(f.records for f in res.feeds)
     print(f"sync total {total:.1f} s, {n / total:,.0f} records/s, peak RSS {_hwm_mb():.0f} MB; "
           f"load average {os.getloadavg()[0]:.2f}")
+    return {"s": total, "records": n, "peak_rss_mb": _hwm_mb()}
 
 
-def run_apply(eng: Any, entries: int, page_size: int) -> None:
+def run_apply(eng: Any, entries: int, page_size: int) -> dict[str, float]:
     b = Banks(eng, user="bench")
     b.create("mirror", LOCAL)
     lab, empty = Labels(category=("us", "1")), {}
@@ -229,6 +236,42 @@ def run_apply(eng: Any, entries: int, page_size: int) -> None:
     total = time.perf_counter() - t
     print(f"total {total:.1f} s, {entries / total:,.0f} entries/s; "
           f"load average {os.getloadavg()[0]:.2f}")
+    return {"s": total, "records": entries, "peak_rss_mb": _hwm_mb()}
+
+
+def one_run(opts: dict[str, Any]) -> dict[str, float]:
+    """One run in a fresh process, into a fresh store; its totals."""
+    if opts["unsorted"]:
+        vb.SORTED_INSERTS = False
+    if opts["no_analyze"]:
+        vdialects.ANALYZE_MIN_ROWS = 10**12
+    home = OUT / f"mirror-apply-{uuid.uuid4().hex[:8]}"
+    home.mkdir(parents=True)
+    admin = schema = None
+    if opts["url"] == "sqlite":
+        eng = make_engine(f"sqlite:///{home / 'vigil.db'}")
+    else:
+        base = make_url(opts["url"])
+        schema = "bench_apply_" + uuid.uuid4().hex[:8]
+        admin = make_engine(base)
+        with admin.begin() as c:
+            c.execute(text(f'CREATE SCHEMA "{schema}"'))
+        eng = make_engine(base.update_query_dict({"options": f"-csearch_path={schema}"}))
+    try:
+        migrate(eng)
+        if opts["drop_index"]:
+            with eng.begin() as c:
+                c.execute(text(f"DROP INDEX {opts['drop_index']}"))
+        if opts["mode"] == "sync":
+            return run_sync(eng, home, opts["entries"], opts["page_size"])
+        return run_apply(eng, opts["entries"], opts["page_size"])
+    finally:
+        eng.dispose()
+        if admin is not None:
+            with admin.begin() as c:
+                c.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
+            admin.dispose()
+        shutil.rmtree(home, ignore_errors=True)
 
 
 def main() -> None:
@@ -240,39 +283,20 @@ def main() -> None:
     ap.add_argument("--no-analyze", action="store_true")
     ap.add_argument("--drop-index", help=argparse.SUPPRESS)  # experiment: index cost
     ap.add_argument("--unsorted", action="store_true", help=argparse.SUPPRESS)
+    add_repeat_argument(ap)
     args = ap.parse_args()
-    if args.unsorted:
-        vb.SORTED_INSERTS = False
-    if args.no_analyze:
-        vb.ANALYZE_MIN_ROWS = 10**12
-    home = OUT / f"mirror-apply-{uuid.uuid4().hex[:8]}"
-    home.mkdir(parents=True)
-    admin = schema = None
-    if args.url == "sqlite":
-        eng = make_engine(f"sqlite:///{home / 'vigil.db'}")
-    else:
-        base = make_url(args.url)
-        schema = "bench_apply_" + uuid.uuid4().hex[:8]
-        admin = make_engine(base)
-        with admin.begin() as c:
-            c.execute(text(f'CREATE SCHEMA "{schema}"'))
-        eng = make_engine(base.update_query_dict({"options": f"-csearch_path={schema}"}))
-    try:
-        migrate(eng)
-        if args.drop_index:
-            with eng.begin() as c:
-                c.execute(text(f"DROP INDEX {args.drop_index}"))
-        if args.mode == "sync":
-            run_sync(eng, home, args.entries, args.page_size)
-        else:
-            run_apply(eng, args.entries, args.page_size)
-    finally:
-        eng.dispose()
-        if admin is not None:
-            with admin.begin() as c:
-                c.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
-            admin.dispose()
-        shutil.rmtree(home, ignore_errors=True)
+    if args.mode == "sync":
+        build_pages(args.entries, args.page_size)  # once, before any timed run
+    runs = Runs()
+    got = [runs.call(one_run, vars(args)) for _ in range(args.repeat)]
+    secs = [r["s"] for r in got]
+    n = got[0]["records"]
+    print(f"\n{args.mode}, {args.url.split('@')[-1]}, {n:,.0f} records; {args.repeat} runs; "
+          f"{SPREAD_NOTE}")
+    print("| seconds | records/s | peak RSS MB |\n|---|---|---|")
+    print(f"| {spread_cell(secs, '{:.1f}')} | {spread_cell([n / x for x in secs], '{:,.0f}')} "
+          f"| {spread_cell([r['peak_rss_mb'] for r in got], '{:.0f}')} |")
+    print(runs.load_line())
 
 
 if __name__ == "__main__":

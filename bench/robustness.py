@@ -8,14 +8,19 @@ queries (the 8 rotations/mirrors of the query, best distance counts). False matc
 smallest distance between *different* corpus photos, and how many pairs fall within the
 threshold — a matcher that finds every copy but also matches strangers is useless.
 
+The figures are deterministic (the same hashes on every run, whatever the machine's load)
+and nothing is timed, so unlike the speed benchmarks it runs once, with no ``--repeat``.
+
 Run: .venv/bin/python -m bench.robustness [--count N] [--threshold 31]
 """
 
 from __future__ import annotations
 
 import os
+import sys
 
 os.environ.setdefault("NUMBA_NUM_THREADS", "1")
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))  # as a script
 
 import argparse
 import io

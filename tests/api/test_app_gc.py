@@ -8,7 +8,7 @@ import gc
 from pathlib import Path
 
 from vigil.api.app import GC_THRESHOLDS, create_app
-from vigil.api.settings import Settings
+from vigil.api.runtime.settings import Settings
 from vigil.node import init_node
 from vigil.store import make_engine, migrate
 

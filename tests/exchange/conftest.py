@@ -4,12 +4,15 @@ administrator would."""
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
+import threading
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import httpx
@@ -20,7 +23,7 @@ from tests.api.conftest import _wait_ready, free_port, wait_for
 from vigil.node import create_principal, issue_token
 from vigil.store import make_engine
 
-__all__ = ["FedNode", "wait_for"]
+__all__ = ["EditingProxy", "FedNode", "wait_for"]
 
 
 @dataclass
@@ -128,3 +131,69 @@ def fed(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, FedNode]
             n.stop()
             if n.engine is not None:
                 n.engine.dispose()
+
+
+@pytest.fixture(scope="module")
+def pair(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[FedNode, FedNode]]:
+    """Two running nodes: Singapore and Hong Kong."""
+    root = tmp_path_factory.mktemp("pair")
+    sg, hk = make_node(root, "SG-SPF", "SG"), make_node(root, "HK-POL", "HK")
+    try:
+        sg.start()
+        hk.start()
+        yield sg, hk
+    finally:
+        for n in (sg, hk):
+            n.stop()
+            if n.engine is not None:
+                n.engine.dispose()
+
+
+class EditingProxy:
+    """A loopback proxy to a node that hands each feed page to ``edit`` on its way, and
+    answers 404 for the paths in ``missing``."""
+
+    def __init__(self, upstream: str) -> None:
+        self.upstream = upstream
+        self.edit: Callable[[str, dict], dict] | None = None  # type: ignore[type-arg]
+        #: paths answered 404 here, as a peer running an older Vigil would
+        self.missing: tuple[str, ...] = ()
+        proxy = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def _relay(self, method: str) -> None:
+                body = self.rfile.read(int(self.headers.get("content-length") or 0))
+                if self.path.startswith(proxy.missing or ("\0",)):
+                    self.send_response(404)
+                    self.send_header("content-length", "0")
+                    self.end_headers()
+                    return
+                r = httpx.request(method, proxy.upstream + self.path, content=body or None,
+                                  timeout=60, headers={
+                                      "Authorization": self.headers.get("Authorization", ""),
+                                      "content-type": self.headers.get("content-type", "")})
+                out = r.content
+                if proxy.edit is not None and self.path.startswith("/v1/feeds/") \
+                        and r.status_code == 200:
+                    out = json.dumps(proxy.edit(self.path, r.json())).encode()
+                self.send_response(r.status_code)
+                self.send_header("content-type", r.headers.get("content-type", "text/plain"))
+                self.send_header("content-length", str(len(out)))
+                self.end_headers()
+                self.wfile.write(out)
+
+            def do_GET(self) -> None:
+                self._relay("GET")
+
+            def do_POST(self) -> None:
+                self._relay("POST")
+
+            def log_message(self, *args: object) -> None:
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def close(self) -> None:
+        self.server.shutdown()

@@ -12,7 +12,7 @@ from sqlalchemy import Engine, func, select
 from sqlalchemy.orm import Session
 
 from vigil.banks import BankError, Banks, ReadOnlyBankError
-from vigil.entry import EntryRecord, Labels
+from vigil.banks.entry import EntryRecord, Labels
 from vigil.exchange import feeds, rules
 from vigil.exchange.records import SIGN_EVERY, Descriptor, genesis, public_key, verify_page
 from vigil.node import init_node, signing_key

@@ -11,7 +11,7 @@ from sqlalchemy import Engine, select
 from sqlalchemy.orm import Session
 
 from vigil.banks import Banks
-from vigil.entry import EntryRecord, Labels
+from vigil.banks.entry import EntryRecord, Labels
 from vigil.exchange import feeds
 from vigil.exchange.records import Descriptor, filter_labels, genesis, make_body, record_hash
 from vigil.node import init_node, signing_key

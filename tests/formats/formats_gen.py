@@ -8,7 +8,7 @@ import string
 
 from hypothesis import strategies as st
 
-from vigil.entry import HEX_LENGTHS, EntryRecord, Labels
+from vigil.banks.entry import HEX_LENGTHS, EntryRecord, Labels
 from vigil.schemes import SCHEMES
 
 
@@ -25,10 +25,14 @@ def rand_photodna(rng: random.Random) -> str:
 hex_of = {t: st.text("0123456789abcdef", min_size=n, max_size=n) for t, n in HEX_LENGTHS.items()}
 photodna = st.binary(min_size=144, max_size=144).map(lambda b: base64.b64encode(b).decode())
 
-# Labels and fields are stripped by readers, so generate text that is already stripped.
-_chars = st.characters(blacklist_categories=("Cs", "Cc", "Zl", "Zp"))
+# Labels and fields are stripped by readers, so generate text that is already stripped;
+# and only what the door (vigil.banks.text) lets into a bank: visible characters of any
+# script and spaces, plus newlines and tabs inside notes.
+_chars = st.characters(whitelist_categories=("L", "M", "N", "P", "S")) | st.just(" ")
 clean_text = st.text(_chars, min_size=1, max_size=20).map(str.strip).filter(bool)
 tag_text = clean_text.filter(lambda t: ";" not in t and "," not in t)
+note_text = st.text(_chars | st.sampled_from("\n\t"), min_size=1, max_size=30
+                    ).map(str.strip).filter(bool)
 categories = st.sampled_from([(s, v) for s, sc in SCHEMES.items() for v in sc.values])
 
 
@@ -44,7 +48,7 @@ def labels(cats=categories):
         series=st.none() | clean_text,
         victim_status=st.sampled_from(["unknown", "unidentified", "identified"]),
         tags=st.lists(tag_text, max_size=3).map(tuple),
-        note=st.none() | clean_text,
+        note=st.none() | note_text,
     )
 
 

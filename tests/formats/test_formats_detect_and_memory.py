@@ -10,10 +10,10 @@ import sys
 import time
 
 import pytest
-from formats_gen import rand_hex, rand_photodna
 
+from tests.formats.formats_gen import rand_hex, rand_photodna
 from vigil import formats
-from vigil.entry import EntryRecord, Labels
+from vigil.banks.entry import EntryRecord, Labels
 from vigil.formats import FORMATS, FormatError, detect_format, vics
 
 RNG = random.Random(7)

@@ -5,11 +5,11 @@ from __future__ import annotations
 import dataclasses
 import io
 
-from formats_gen import extra_dicts, grouped, sort_key
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from vigil.entry import EntryRecord
+from tests.formats.formats_gen import extra_dicts, grouped, sort_key
+from vigil.banks.entry import EntryRecord
 from vigil.formats import FORMATS, csvlist, ncmec, pdqlist, stopncii, vics
 
 SETTINGS = settings(max_examples=60, deadline=None)

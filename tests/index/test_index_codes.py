@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from index_gen import KINDS, make_codes, make_queries, same
 
+from tests.index.index_gen import KINDS, make_codes, make_queries, same
 from vigil.index import BruteForceIndex, SearchResult, codes_from_hex, hamming, hex_from_codes
 from vigil.index import _kernels as k
 from vigil.index._bits import as_words

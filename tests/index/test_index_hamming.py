@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from index_gen import KINDS, make_codes, make_queries, same
 
+from tests.index.index_gen import KINDS, make_codes, make_queries, same
 from vigil.index import BruteForceIndex, HammingIndex, SearchResult
 from vigil.index.plan import Layout
 

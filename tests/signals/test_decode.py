@@ -11,6 +11,7 @@ import pytest
 from PIL import Image
 
 from tests.conftest import encode
+from vigil.demo.synthetic import synthetic_image
 from vigil.signals import (
     CorruptImageError,
     EmptyFileError,
@@ -20,7 +21,6 @@ from vigil.signals import (
     hash_file,
 )
 from vigil.signals.decode import reduction_factor, sniff_image_format
-from vigil.synthetic import synthetic_image
 
 
 def _png_declaring(width: int, height: int) -> bytes:

@@ -1,6 +1,6 @@
 """EXIF summary for victim identification: the fields that matter, robust to bad EXIF.
 
-Images are generated (vigil.synthetic) and given EXIF with Pillow.
+Images are generated (vigil.demo.synthetic) and given EXIF with Pillow.
 """
 
 from __future__ import annotations
@@ -12,8 +12,8 @@ import pytest
 from PIL import Image
 from PIL.TiffImagePlugin import IFDRational
 
+from vigil.demo.synthetic import synthetic_image
 from vigil.signals.exif import device_key, exif_summary
-from vigil.synthetic import synthetic_image
 
 R = IFDRational
 

@@ -1,4 +1,4 @@
-"""Digests, folder walking and odd file names."""
+"""Digests, hashing files on disk by virtual path, and odd file names."""
 
 from __future__ import annotations
 
@@ -10,8 +10,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from vigil.signals import digests_of_bytes, digests_of_stream, iter_files
-from vigil.signals.files import hash_file
+from vigil.signals import digests_of_bytes, digests_of_stream, hash_file, hash_item
+from vigil.signals.evidence import iter_items
 
 
 @pytest.mark.parametrize("size", [0, 1, (1 << 20) - 1, 1 << 20, (1 << 20) + 1, 3_000_017])
@@ -41,20 +41,20 @@ def test_walk_is_sorted_recursive_and_survives_links(tmp_path: Path) -> None:
     (tmp_path / "b" / "deep" / "c.txt").write_text("c")
     (tmp_path / "b" / "loop").symlink_to(tmp_path, target_is_directory=True)
     (tmp_path / "dangling").symlink_to(tmp_path / "nowhere")
-    got = list(iter_files([tmp_path]))
-    names = [p.name for p, err in got if err is None]
+    got = list(iter_items([tmp_path]))
+    names = [Path(it.path).name for it in got if it.error is None]
     assert names == ["a.txt", "c.txt"]
-    errors = [(p.name, err) for p, err in got if err is not None]
-    assert [n for n, _ in errors] == ["dangling"]
+    errors = [(Path(it.path).name, it.error.code) for it in got if it.error is not None]
+    assert errors == [("dangling", "broken-link")]
 
 
 def test_names_that_are_not_utf8(tmp_path: Path) -> None:
     raw = os.fsencode(tmp_path) + b"/caf\xe9-\xff.jpg"
     with open(raw, "wb") as fh:
         fh.write(b"plain bytes")
-    [(path, err)] = list(iter_files([tmp_path]))
-    assert err is None
-    r = hash_file(path)
+    [item] = list(iter_items([tmp_path]))
+    assert item.error is None
+    r = hash_item(item.path)
     assert r.ok and r.digests is not None
     assert "\\xe9" in r.path and "\\xff" in r.path
     r.path.encode("utf-8")  # printable

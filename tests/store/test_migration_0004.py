@@ -12,8 +12,8 @@ from sqlalchemy import Engine, text
 from sqlalchemy.exc import IntegrityError
 
 from tests.conftest import _backends, store_engine
-from vigil.banks import Banks
-from vigil.entry import EntryRecord, Labels
+from vigil.banks import Banks, EntryReader
+from vigil.banks.entry import EntryRecord, Labels
 from vigil.store.db import run_alembic
 
 
@@ -69,7 +69,7 @@ def test_upgrade_keeps_rows_and_uniqueness_and_downgrades(bare: Engine) -> None:
     b.apply("a", [EntryRecord("md5", f"{i:032x}", Labels(category=("us", "2")))
                   for i in range(60)])
     assert b.get("a").entries == 61 and b.get("b").entries == 50  # 60 md5 + the pdq
-    assert len(b.find("md5", [f"{7:032x}"])) == 2
+    assert len(EntryReader(b.engine).find("md5", [f"{7:032x}"])) == 2
     _alembic(bare, "0003", down=True)
     _alembic(bare, "0004")
     assert b.get("a").entries == 61

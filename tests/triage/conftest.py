@@ -25,7 +25,7 @@ from typing import Any
 
 import pytest
 
-from vigil.synthetic import synthetic_image
+from vigil.demo.synthetic import synthetic_image
 from vigil.triage.scandb import GroupRow, MatchRow, ScanDB
 from vigil.triage.thumbs import make_thumbnail
 

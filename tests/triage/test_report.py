@@ -27,7 +27,7 @@ import pytest
 from PIL import Image
 
 from tests.triage.conftest import HOSTILE, HOSTILE_ERROR, Built
-from vigil.synthetic import synthetic_image
+from vigil.demo.synthetic import synthetic_image
 from vigil.triage import report as report_mod
 from vigil.triage.report import distance_bins, timeline_bins, write_report
 from vigil.triage.scandb import GroupRow, ScanDB

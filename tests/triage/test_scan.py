@@ -14,11 +14,11 @@ from pathlib import Path
 import pytest
 from sqlalchemy import Engine
 
-from vigil.banks import Banks
-from vigil.indexes import BankIndexes
+from vigil.banks import Banks, EntryReader
+from vigil.banks.indexes import BankIndexes
+from vigil.demo.synthetic import synthetic_image
 from vigil.matching import Matcher
 from vigil.signals import hash_file
-from vigil.synthetic import synthetic_image
 from vigil.triage.scan import ScanError, ScanOptions, run_scan
 from vigil.triage.scandb import ScanDB
 
@@ -49,13 +49,13 @@ def _seizure(root: Path, n_new: int = 6) -> tuple[list[Path], Path]:
 def _matcher(engine: Engine, tmp_path: Path, files: list[Path]) -> Matcher:
     banks = Banks(engine)
     banks.create("known", "SG-SPF")
-    from vigil.cli.bank import _file_records
-    from vigil.entry import Labels
+    from vigil.banks.entry import Labels
+    from vigil.banks.files import records_of_file
 
-    recs = [r for f in files for r in _file_records(hash_file(f), Labels(category=("us", "1"),
+    recs = [r for f in files for r in records_of_file(hash_file(f), Labels(category=("us", "1"),
                                                                         series="S1"))]
     banks.apply("known", recs)
-    return Matcher(banks, BankIndexes(engine, tmp_path / "idx"))
+    return Matcher(EntryReader(engine), BankIndexes(engine, tmp_path / "idx"))
 
 
 def test_scan_finds_known_copies_duplicates_and_errors(engine: Engine, tmp_path: Path) -> None:
@@ -244,3 +244,110 @@ def test_chunked_items_equal_items(scan_db: ScanDB) -> None:
         assert streamed == simple
     images = sorted(key(it) for part in scan_db.iter_items(4, kinds=("image",)) for it in part)
     assert images == sorted(key(it) for it in scan_db.items() if it.kind == "image")
+
+
+def _cli_scan(ev: Path, out: Path, env: dict[str, str], *extra: str
+              ) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "vigil", "scan", str(ev), "--out", str(out),
+                           "-q", "--no-match", *extra], env=env, capture_output=True, text=True,
+                          timeout=300)
+
+
+def _cli_env(tmp_path: Path) -> dict[str, str]:
+    env = {**os.environ, "VIGIL_HOME": str(tmp_path / "home")}
+    env.pop("VIGIL_DATABASE_URL", None)
+    return env
+
+
+def test_a_worker_killed_mid_scan_costs_only_the_file_in_flight(tmp_path: Path) -> None:
+    """kill -9 of a pool worker (twice, while it hashes the same file): the scan notices,
+    retries the file once, records it as ``worker-died``, starts new workers and finishes
+    with every other row equal to an undisturbed scan's."""
+    from tests.signals.procs import Killer
+
+    _files, ev = _seizure(tmp_path)
+    slow = ev / "a" / "slow.bin"
+    with open(slow, "wb") as fh:
+        fh.truncate(256 << 20)  # sparse: its digests keep a worker busy for a while
+    env = _cli_env(tmp_path)
+    whole = _cli_scan(ev, tmp_path / "whole", env, "-j", "2")
+    assert whole.returncode == 0, whole.stderr
+    out = tmp_path / "killed"
+    cmd = [sys.executable, "-m", "vigil", "scan", str(ev), "--out", str(out), "-q",
+           "--no-match", "-j", "2"]
+    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            text=True, start_new_session=True)
+    killer = Killer(slow, times=2, spare={proc.pid})  # the scan itself opens it to list it
+    killer.start()
+    try:
+        stdout, stderr = proc.communicate(timeout=300)
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+    killer.join()
+    assert len(killer.killed) == 2 and proc.pid not in killer.killed
+    assert proc.returncode == 0, stderr
+    assert "worker-died 1" in stdout
+    got, want = _rows(out / "scan.db"), _rows(tmp_path / "whole" / "scan.db")
+    [died] = [r for r in got[0] if r[0] == str(slow)]
+    assert died[1] == "error" and died[-1] == "worker-died"
+    assert [r for r in got[0] if r[0] != str(slow)] == [r for r in want[0] if r[0] != str(slow)]
+    assert got[1:] == want[1:]
+
+
+def test_a_fresh_scan_is_not_called_resumed(tmp_path: Path) -> None:
+    """Listing errors are this run's findings, not work an earlier run did."""
+    ev = tmp_path / "ev"
+    ev.mkdir()
+    synthetic_image(1, (64, 48)).save(ev / "a.jpg")
+    (ev / "gone").symlink_to(ev / "nowhere")
+    os.mkfifo(ev / "pipe")
+    env = _cli_env(tmp_path)
+    first = _cli_scan(ev, tmp_path / "out", env, "-j", "1")
+    assert first.returncode == 0, first.stderr
+    assert "resumed" not in first.stdout
+    assert "broken-link 1" in first.stdout and "special-file 1" in first.stdout
+    again = _cli_scan(ev, tmp_path / "out", env, "-j", "1")
+    assert "(resumed: 3 already done)" in again.stdout and "hashed 0 this run" in again.stdout
+
+
+def test_a_zip_hidden_after_a_jpeg_is_scanned_and_flagged(tmp_path: Path) -> None:
+    """The carrier is hashed as the JPEG it is, its members as files, and the row says why."""
+    import io
+
+    ev = tmp_path / "ev"
+    ev.mkdir()
+    buf = io.BytesIO()
+    synthetic_image(7, (320, 240)).save(buf, "JPEG")
+    inner = io.BytesIO()
+    with zipfile.ZipFile(inner, "w") as z:
+        z.writestr("hidden/k.png", _png(8))
+    (ev / "holiday.jpg").write_bytes(buf.getvalue() + inner.getvalue())
+    (ev / "setup.exe").write_bytes(b"MZ\x90\x00" + bytes(4096) + inner.getvalue())
+    out = tmp_path / "out"
+    run_scan(out, ScanOptions(inputs=(str(ev),), jobs=1), None)
+    db = ScanDB(out / "scan.db")
+    rows = {f.path: f for f in db.files()}
+    db.close()
+    carrier = rows[str(ev / "holiday.jpg")]
+    assert carrier.flags == ["embedded-archive"] and carrier.kind == "image" and carrier.pdq
+    assert rows[str(ev / "setup.exe")].flags == ["embedded-archive"]
+    for outer in ("holiday.jpg", "setup.exe"):
+        member = rows[f"{ev / outer}!/hidden/k.png"]
+        assert member.status == "done" and member.pdq and member.container == str(ev / outer)
+    from vigil.cli.scan import write_outputs
+
+    write_outputs(out, "none")
+    import json
+
+    lines = [json.loads(x) for x in (out / "results.jsonl").read_text().splitlines()]
+    assert {r["path"]: r["flags"] for r in lines}[str(ev / "holiday.jpg")] == [
+        "embedded-archive"]
+
+
+def _png(seed: int) -> bytes:
+    import io
+
+    buf = io.BytesIO()
+    synthetic_image(seed, (64, 48)).save(buf, "PNG")
+    return buf.getvalue()

@@ -13,14 +13,18 @@ from sqlalchemy import Engine
 from starlette.types import ASGIApp
 
 from vigil import __version__
-from vigil.api import admin, banks, exchange, match, ops, problems
-from vigil.api.fastmatch import FastMatch
-from vigil.api.limits import BodyLimits
-from vigil.api.metrics import RequestMetrics
-from vigil.api.settings import Settings
-from vigil.api.state import NodeState
+from vigil.api.routes import admin, banks, exchange, hma, match, ops, takedown
+from vigil.api.runtime.metrics import RequestMetrics
+from vigil.api.runtime.settings import Settings
+from vigil.api.runtime.state import NodeState
+from vigil.api.schemas import problems
+from vigil.api.server.fastmatch import FastMatch
+from vigil.api.server.limits import BodyLimits
+from vigil.api.server.nul import RefuseNul
+from vigil.api.server.wire import LastResort
 from vigil.exchange.periodic import PeerSyncThread, interval_from_env
 from vigil.store import make_engine
+from vigil.takedown.worker import TakedownThread
 
 DESCRIPTION = """Each agency's Vigil node: hash files, match signals against the agency's
 banks, curate banks, and read the audit trail. Authenticate with
@@ -34,7 +38,7 @@ Errors are RFC 9457 `application/problem+json`."""
 #: a full one every ~2.5 s, up to 17 ms long, stalling the worker's every connection.
 #: With 10,000 objects net growth before a young collection: 2 collections in 12 s at 64
 #: clients; 8 alternating pairs on the 10M bench: −8% to +22% requests/s (median +5%),
-#: p99 lower in 7 (bench/RESULTS.md, session 6). Cycles are still collected.
+#: p99 lower in 7 (bench/HISTORY.md). Cycles are still collected.
 GC_THRESHOLDS = (10_000, 20, 100)
 
 #: (older FastAPI versions have no ``telemetry`` argument, and no such hooks)
@@ -54,8 +58,12 @@ def create_app(engine: Engine | None = None, settings: Settings | None = None) -
         eng = engine or make_engine()
         node = NodeState(eng, settings)
         node.start()
-        peers = PeerSyncThread(eng, settings.home, node.audit, interval_from_env())
+        peers = PeerSyncThread(eng, settings.home, node.audit, interval_from_env(),
+                               banks_changed=node.banks_changed)
         peers.start()
+        notices = TakedownThread.from_env(eng, node.matcher, node.identity.agency,
+                                          settings.home)
+        notices.start()
         app.state.node = node
         # What start-up made (modules, compiled kernels, the store's metadata, caches)
         # lives as long as the worker: out of the collector's sight, a full collection
@@ -68,20 +76,23 @@ def create_app(engine: Engine | None = None, settings: Settings | None = None) -
             yield
         finally:
             gc.set_threshold(*before)
+            notices.stop()
             peers.stop()
             node.stop()
             if engine is None:
                 eng.dispose()
 
     # FastAPI's built-in OpenTelemetry hooks are off: the node exports Prometheus metrics
-    # (vigil.api.metrics) and no traces, and with no provider configured the hooks only
+    # (vigil.api.runtime.metrics) and no traces, and with no provider configured the hooks only
     # looked the providers up in os.environ three times a request (~10% of a worker's
-    # CPU under load, bench/RESULTS.md).
+    # CPU under load, bench/HISTORY.md).
     app = FastAPI(title="Vigil node", version=__version__, description=DESCRIPTION,
                   lifespan=lifespan, **_NO_TELEMETRY)
     problems.install(app)
-    for r in (ops.router, match.router, banks.router, admin.router, exchange.router):
+    for r in (ops.router, match.router, banks.router, admin.router, exchange.router,
+              hma.router, takedown.router):
         app.include_router(r)
+    app.add_middleware(RefuseNul)  # inside BodyLimits, which bounds the bodies it reads
     app.add_middleware(BodyLimits, settings=settings)
     app.add_middleware(RequestMetrics)
     return app
@@ -95,5 +106,5 @@ def create_asgi() -> ASGIApp:
     settings = Settings.from_env()
     app = create_app(settings=settings)
     if not settings.fast_match:
-        return app
-    return FastMatch(app, max_json_bytes=settings.max_json_bytes)
+        return LastResort(app)
+    return LastResort(FastMatch(app, max_json_bytes=settings.max_json_bytes))

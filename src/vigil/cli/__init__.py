@@ -21,8 +21,9 @@ from vigil.cli._app import app
 COMMAND_MODULES: dict[str, tuple[str, ...]] = {
     "bank": ("bank", "peer"), "hash": ("hash",), "index": ("index",), "match": ("match",),
     "scan": ("scan",), "peer": ("peer",), "init": ("node",), "serve": ("node",),
-    "token": ("node",), "user": ("node",), "audit": ("node",)}
-ALL_MODULES = ("bank", "hash", "index", "match", "node", "peer", "scan")
+    "token": ("node",), "user": ("node",), "audit": ("node",), "review": ("review",),
+    "url": ("takedown",), "notice": ("takedown",)}
+ALL_MODULES = ("bank", "hash", "index", "match", "node", "peer", "review", "scan", "takedown")
 
 
 def modules_for(argv: list[str]) -> tuple[str, ...]:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import Annotated, NoReturn
+from typing import TYPE_CHECKING, Annotated, NoReturn
 
 import typer
 from rich.console import Console
@@ -21,6 +21,12 @@ from rich.progress import (
 from rich.text import Text
 
 from vigil import __version__
+from vigil.cli._display import markup
+
+if TYPE_CHECKING:
+    from vigil.banks import Banks
+    from vigil.banks.indexes import BankIndexes
+    from vigil.matching import Matcher
 
 app = typer.Typer(
     help="Vigil: detect known material by its hashes, and share hashes (never the material) "
@@ -54,7 +60,7 @@ def main(
 
 def fail(message: str, code: int = 1) -> NoReturn:
     """Print a one-line error (no traceback: the message names the file or field)."""
-    err.print(f"[red]vigil: error:[/red] {message}", highlight=False, markup=True)
+    err.print(f"[red]vigil: error:[/red] {markup(message)}", highlight=False, markup=True)
     raise typer.Exit(code)
 
 
@@ -70,7 +76,7 @@ def user_errors() -> Iterator[None]:
         fail(str(exc))
 
 
-def open_banks():  # type: ignore[no-untyped-def]
+def open_banks() -> Banks:
     """The bank layer over the configured store, migrated to the latest schema."""
     from vigil.banks import Banks
     from vigil.store import make_engine, migrate
@@ -80,12 +86,20 @@ def open_banks():  # type: ignore[no-untyped-def]
     return Banks(engine)
 
 
-def open_indexes(banks):  # type: ignore[no-untyped-def]
+def open_indexes(banks: Banks) -> BankIndexes:
     """The indexes of the configured store, loaded from disk and brought up to date."""
-    from vigil.indexes import BankIndexes
+    from vigil.banks.indexes import BankIndexes
     from vigil.store import vigil_home
 
     return BankIndexes(banks.engine, vigil_home() / "indexes" / "main")
+
+
+def open_matcher(banks: Banks) -> Matcher:
+    """A matcher reading the configured store directly (no caches: one command's run)."""
+    from vigil.banks import EntryReader
+    from vigil.matching import Matcher
+
+    return Matcher(EntryReader(banks.engine), open_indexes(banks))
 
 
 class RateColumn(ProgressColumn):

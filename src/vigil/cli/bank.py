@@ -3,22 +3,30 @@
 from __future__ import annotations
 
 import json
+import os
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Annotated, BinaryIO
+from typing import TYPE_CHECKING, Annotated, BinaryIO
 
 import typer
 from rich.console import Console
 from rich.table import Table
 
+from vigil.banks import Banks, EntryReader, StoredEntry
+from vigil.banks.entry import VICTIM_STATUSES, EntryRecord, Labels
+from vigil.banks.files import records_of_file
 from vigil.cli._app import bank_app, err, fail, open_banks, progress, user_errors
+from vigil.cli._audit import opened
+from vigil.cli._display import markup, shown
 from vigil.cli._files import default_jobs, hash_paths
-from vigil.entry import VICTIM_STATUSES, EntryRecord, Labels
 from vigil.matching import parse_query
 from vigil.schemes import SCHEMES, parse_category
 from vigil.signals import FileSignals, HashOptions
-from vigil.signals.vpdq import vpdq_digest, write_vpdq
+
+if TYPE_CHECKING:
+    from vigil.banks import Banks
+    from vigil.banks.model import StoredEntry
 
 FORMAT_NAMES = "csv, vics, ncmec, stopncii, pdq-list, vpdq"
 #: Formats that can only carry some signal types; export leaves the others out (and says so).
@@ -48,31 +56,18 @@ def _labels(category: str | None, series: str | None, victim: str | None, tags: 
     )
 
 
-def _file_records(r: FileSignals, labels: Labels, op: str = "add") -> list[EntryRecord]:
-    """One file's signals as entries sharing a source id (its SHA-256)."""
-    if r.digests is None:
-        return []
-    sid = f"sha256:{r.digests.sha256}"
-    extra = {"size": r.digests.size}
-    recs = [EntryRecord(t, v, labels, op=op, source_id=sid, extra=extra)  # type: ignore[arg-type]
-            for t, v in (("md5", r.digests.md5), ("sha1", r.digests.sha1),
-                         ("sha256", r.digests.sha256))]
-    if r.pdq is not None:
-        recs.append(EntryRecord("pdq", r.pdq.hex, labels, r.pdq.quality, op,  # type: ignore[arg-type]
-                                sid, extra))
-    if r.vpdq is not None:  # one entry per video; its frame hashes travel in extra
-        recs.append(EntryRecord("vpdq", vpdq_digest(r.vpdq), labels, None, op,  # type: ignore[arg-type]
-                                sid, {**extra, "vpdq": write_vpdq(r.vpdq)}))
-    return recs
-
-
-def _hashed(paths: list[Path], reference: bool, quiet: bool) -> list[FileSignals]:
+def _hashed(paths: list[Path], reference: bool, quiet: bool, command: str
+            ) -> list[FileSignals]:
+    """Every file under ``paths`` (archive members included) hashed; each failure said on
+    stderr: what could not be read adds nothing, a corrupt image adds its exact hashes."""
     options = HashOptions(mode="reference" if reference else "fast")
     with progress(quiet) as bar:
         results = list(hash_paths(paths, options, default_jobs(), bar))
     for r in results:
-        if r.error is not None and r.digests is None:
-            err.print(f"vigil: skipped {r.error.code}: {r.error}", highlight=False)
+        if r.error is not None:
+            what = "not added" if r.digests is None else "exact hashes only"
+            err.print(f"vigil {command}: {r.error.code}: {shown(r.error)} ({what})",
+                      highlight=False, markup=False, soft_wrap=True)
     return results
 
 
@@ -86,7 +81,9 @@ def _report(result, what: str) -> None:  # type: ignore[no-untyped-def]
 
 @bank_app.command("create")
 def create(
-    name: Annotated[str, typer.Argument(help="Bank name, unique on this node.")],
+    name: Annotated[str, typer.Argument(help="Bank name, unique on this node: 1-100 letters "
+                                        "and digits of any script, . _ - ( ) and single "
+                                        "spaces.")],
     agency: Annotated[str, typer.Option("--agency", help="Owning agency, e.g. SG-SPF.")],
     description: Annotated[str, typer.Option(help="What the bank holds and why.")] = "",
     scheme: Annotated[str | None, typer.Option(
@@ -99,8 +96,11 @@ def create(
       vigil bank create sg-known --agency SG-SPF --scheme us --description "SPF known CAM"
     """
     with user_errors():
-        info = open_banks().create(name, agency, description, scheme)
-    typer.echo(f"created bank {info.name!r} (agency {info.agency})")
+        banks = open_banks()
+        audit = opened(banks.engine)
+        info = banks.create(name, agency, description, scheme)
+    audit.record("bank.create", info.name)
+    typer.echo(f"created bank '{shown(info.name)}' (agency {shown(info.agency)})")
 
 
 @bank_app.command("list")
@@ -118,8 +118,8 @@ def list_banks(as_json: Annotated[bool, typer.Option("--json", help="JSON output
         return
     t = Table("bank", "agency", "entries", "changes", "updated", "description")
     for b in banks:
-        t.add_row(b.name, b.agency, f"{b.entries:,}", f"{b.last_seq:,}",
-                  b.updated_at.strftime("%Y-%m-%d %H:%M"), b.description)
+        t.add_row(markup(b.name), markup(b.agency), f"{b.entries:,}", f"{b.last_seq:,}",
+                  b.updated_at.strftime("%Y-%m-%d %H:%M"), markup(b.description))
     Console().print(t)
 
 
@@ -147,21 +147,22 @@ def show(name: Annotated[str, typer.Argument(help="Bank name.")],
                                "by_victim_status": st.by_victim_status,
                                "mirror": mirror}, indent=2))
         return
-    typer.echo(f"bank {i.name!r} — agency {i.agency}; {i.description}".rstrip("; "))
+    typer.echo(f"bank '{shown(i.name)}' — agency {shown(i.agency)}; "
+               f"{shown(i.description)}".rstrip("; "))
     if mi is not None:
         when = f"{mi.synced_at:%Y-%m-%d %H:%M} UTC" if mi.synced_at else "never"
         state = "" if mi.active else " (no longer synced)"
-        typer.echo(f"  read-only mirror of {mi.origin}/{mi.origin_bank} via peer {mi.peer}"
-                   f"{state}: origin seq {mi.last_seq:,}, last sync {when}; labels "
-                   f"{', '.join(mi.fields) or 'none'}")
+        typer.echo(f"  read-only mirror of {shown(mi.origin)}/{shown(mi.origin_bank)} via "
+                   f"peer {shown(mi.peer)}{state}: origin seq {mi.last_seq:,}, last sync "
+                   f"{when}; labels {shown(', '.join(mi.fields)) or 'none'}")
         if mi.error:
-            typer.echo(f"  last sync error: {mi.error}")
+            typer.echo(f"  last sync error: {shown(mi.error)}")
     typer.echo(f"  entries: {i.entries:,} live, {st.removed:,} removed; {i.last_seq:,} changes; "
                f"{st.series:,} series; updated {i.updated_at:%Y-%m-%d %H:%M} UTC")
     for title, counts in (("signal types", st.by_signal_type), ("categories", st.by_category),
                           ("victim status", st.by_victim_status)):
         if counts:
-            body = ", ".join(f"{k} {v:,}" for k, v in sorted(counts.items()))
+            body = ", ".join(f"{shown(k)} {v:,}" for k, v in sorted(counts.items()))
             typer.echo(f"  {title}: {body}")
 
 
@@ -212,17 +213,25 @@ def import_(
     with user_errors():
         banks = open_banks()
         banks.get(name)
+        audit = opened(banks.engine)
         kind = detect_format(file) if fmt == "auto" else fmt
         if kind not in FORMATS:
             fail(f"unknown format {kind!r}; use one of {FORMAT_NAMES}")
         with progress(quiet) as bar, open(file, "rb") as fh:
-            task = bar.add_task(f"importing {file.name} ({kind})", total=file.stat().st_size)
+            task = bar.add_task(f"importing {markup(file.name)} ({kind})",
+                                total=file.stat().st_size)
             records = FORMATS[kind].read(_CountingReader(fh, bar, task), name=str(file),
                                          on_error=skipped.append if skip_invalid else None)
-            result = banks.apply(name, records, source=f"import:{kind}:{file.name}")
+            try:
+                result = banks.apply(name, records, source=f"import:{kind}:{shown(file.name)}")
+            except FormatError as exc:
+                audit.record("bank.import", name, outcome="failed", error=str(exc)[:300],
+                             format=kind)
+                raise
+        audit.bank_change("bank.import", name, result, banks.last_seq(name), format=kind)
     for e in skipped:
-        err.print(f"vigil: skipped {e}", highlight=False)
-    _report(result, f"imported {file.name} into {name!r}")
+        err.print(f"vigil: skipped {markup(e)}", highlight=False)
+    _report(result, f"imported {shown(file.name)} into '{shown(name)}'")
     if skipped:
         typer.echo(f"{len(skipped)} malformed records skipped (listed on stderr)")
 
@@ -239,6 +248,12 @@ def export(
 
     Hash lists are sensitive (perceptual hashes can be partly inverted): export only to
     where the data may go.
+
+    The file appears only once it is complete: the export is written to a temporary file
+    next to OUT and renamed to OUT at the end. If it fails (an entry the format cannot
+    carry, a full disk), OUT is left as it was and the exit status is 1. Written to
+    standard output, a failure cannot be taken back: the exit status says it, and the
+    error is on standard error.
     """
     from vigil.formats import FORMATS
 
@@ -246,28 +261,51 @@ def export(
         if fmt not in FORMATS:
             fail(f"unknown format {fmt!r}; use one of {FORMAT_NAMES}")
         banks = open_banks()
-        banks.get(name)
+        info = banks.get(name)
+        opened(banks.engine).record("bank.export", name, format=fmt, entries=info.entries,
+                                    last_seq=info.last_seq)
         carries = ONLY_CARRIES.get(fmt)
         left_out = 0
 
         def records() -> Iterator[EntryRecord]:
             nonlocal left_out
-            for e in banks.entries(name, include_removed=include_removed):
+            for e in EntryReader(banks.engine).entries(name, include_removed=include_removed):
                 if carries is None or e.signal_type in carries:
                     yield e.record()
                 else:
                     left_out += 1
 
-        if out == "-":
-            n = FORMATS[fmt].write(records(), sys.stdout.buffer)
-            sys.stdout.flush()
-        else:
-            with open(out, "wb") as fh:
-                n = FORMATS[fmt].write(records(), fh)
-    err.print(f"exported {n:,} entries of {name!r} as {fmt} to {out}", highlight=False)
+        try:
+            if out == "-":
+                n = FORMATS[fmt].write(records(), sys.stdout.buffer)
+                sys.stdout.flush()
+            else:
+                n = _write_whole(Path(out), lambda fh: FORMATS[fmt].write(records(), fh))
+        except (ValueError, OSError) as exc:
+            where = "standard output (incomplete)" if out == "-" else \
+                f"{shown(out)} left as it was"
+            fail(f"export of '{shown(name)}' as {fmt} failed ({where}): {exc}")
+    err.print(f"exported {n:,} entries of '{markup(name)}' as {fmt} to {markup(out)}",
+              highlight=False)
     if left_out:
         err.print(f"{left_out:,} entries of other signal types left out: {fmt} carries only "
                   f"{', '.join(sorted(carries or ()))}", highlight=False)
+
+
+def _write_whole(path: Path, write: Callable[[BinaryIO], int]) -> int:
+    """``write`` into a temporary file beside ``path``, renamed to ``path`` only once it
+    succeeded: a failed export never leaves a complete-looking file behind (nor a
+    half-written one: the temporary file is removed)."""
+    tmp = path.with_name(f".{path.name}.part-{os.getpid()}")
+    try:
+        with open(tmp, "xb") as fh:
+            n = write(fh)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+    return n
 
 
 @bank_app.command("add")
@@ -283,6 +321,11 @@ def add(
 ) -> None:
     """Hash files into a bank: MD5, SHA-1, SHA-256 and (images) PDQ, with labels.
 
+    Folders are searched recursively; archives (zip, tar, tar.gz; nested) are read in
+    memory and their members added. A file that cannot be read (or a FIFO, socket or
+    device: special-file) adds nothing and is named on stderr; a corrupt image adds its
+    exact hashes. The rest is added, and the exit status is 1 if any file failed.
+
     [bold]Example[/bold]
 
       vigil bank add sg-known ./series-17 --category us:1 --series S17 --victim-status identified
@@ -291,14 +334,21 @@ def add(
         labels = _labels(category, series, victim_status, tag, note)
         banks = open_banks()
         banks.get(name)
-        files = _hashed(paths, reference, quiet)
-        records = [rec for r in files for rec in _file_records(r, labels)]
+        audit = opened(banks.engine)
+        files = _hashed(paths, reference, quiet, "bank add")
+        records = [rec for r in files for rec in records_of_file(r, labels)]
         result = banks.apply(name, records, source="vigil bank add")
-    _report(result, f"{len(files)} files into {name!r}")
+        audit.bank_change("bank.add", name, result, banks.last_seq(name), files=len(files))
+    _report(result, f"{len(files)} files into '{shown(name)}'")
+    failed = sum(r.error is not None for r in files)
+    if failed:
+        err.print(f"vigil bank add: {failed} of {len(files)} files failed", highlight=False)
+        raise typer.Exit(1)
 
 
 def _selected(name: str, paths: list[Path] | None, hashes: list[str] | None,
-              series: str | None, reference: bool, quiet: bool):  # type: ignore[no-untyped-def]
+              series: str | None, reference: bool, quiet: bool,
+              ) -> tuple[Banks, list[StoredEntry]]:
     """The live entries named by files, bare hashes or a series."""
     banks = open_banks()
     banks.get(name)
@@ -308,12 +358,13 @@ def _selected(name: str, paths: list[Path] | None, hashes: list[str] | None,
     for h in hashes or []:
         q = parse_query(h)
         keys.add((q.signal_type, q.value))
-    for r in _hashed(paths or [], reference, quiet):
-        keys.update((rec.signal_type, rec.value) for rec in _file_records(r, Labels()))
+    for r in _hashed(paths or [], reference, quiet, "bank"):
+        keys.update((rec.signal_type, rec.value) for rec in records_of_file(r, Labels()))
+    reader = EntryReader(banks.engine)
     found = [e for t in {k[0] for k in keys}
-             for e in banks.find(t, sorted(v for k, v in keys if k == t), [name])]
+             for e in reader.find(t, sorted(v for k, v in keys if k == t), [name])]
     if series:
-        found += banks.entries_of_series(name, series)
+        found += reader.entries_of_series(name, series)
     return banks, found
 
 
@@ -330,9 +381,11 @@ def remove(
     """Remove entries (as tombstones in the bank's log: peers will see the retraction)."""
     with user_errors():
         banks, found = _selected(name, paths, hashes, series, False, quiet)
+        audit = opened(banks.engine)
         recs = [EntryRecord(e.signal_type, e.value, op="remove") for e in found]
         result = banks.apply(name, recs, source="vigil bank remove")
-    _report(result, f"bank {name!r}")
+        audit.bank_change("bank.remove", name, result, banks.last_seq(name))
+    _report(result, f"bank '{shown(name)}'")
 
 
 @bank_app.command("label")
@@ -358,8 +411,11 @@ def label(
             fail("nothing to change: give --category, --series, --victim-status, --tag or --note",
                  2)
         banks, found = _selected(name, paths, hashes, of_series, False, quiet)
+        audit = opened(banks.engine)
         recs = [EntryRecord(e.signal_type, e.value,
                             _labels(category, series, victim_status, tag, note, e.labels),
                             e.quality, "add", e.source_id, e.extra) for e in found]
         result = banks.apply(name, recs, source="vigil bank label")
-    _report(result, f"bank {name!r}")
+        audit.bank_change("bank.relabel", name, result, banks.last_seq(name),
+                          selected=len(found))
+    _report(result, f"bank '{shown(name)}'")

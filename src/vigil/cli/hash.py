@@ -10,6 +10,7 @@ from typing import Annotated
 import typer
 
 from vigil.cli._app import app
+from vigil.cli._display import shown
 from vigil.cli._files import hash_paths
 from vigil.signals import DIHEDRAL_NAMES, FileSignals, HashOptions
 from vigil.signals.decode import DEFAULT_MAX_PIXELS
@@ -25,7 +26,7 @@ def _human_line(r: FileSignals) -> str:
     if r.digests is not None:
         d = r.digests
         parts += [f"md5={d.md5}", f"sha1={d.sha1}", f"sha256={d.sha256}"]
-    line = "  ".join([*parts, r.path])
+    line = "  ".join([*parts, shown(r.path)])
     if r.pdq_dihedral is not None:
         line += "".join(f"\n    {n}={h.hex}" for n, h in
                         zip(DIHEDRAL_NAMES[1:], r.pdq_dihedral[1:], strict=True))
@@ -45,22 +46,30 @@ def hash_cmd(
     jobs: Annotated[int, typer.Option("--jobs", "-j", min=1,
                                       help="Worker processes.")] = 1,
     max_pixels: Annotated[int, typer.Option(
-        help="Refuse images declaring more pixels than this (decompression bombs).")]
+        min=1, help="Refuse images declaring more pixels than this (decompression bombs).")]
     = DEFAULT_MAX_PIXELS,
+    exif: Annotated[bool, typer.Option(
+        "--exif", help="With --json: add the EXIF fields that help identify victims "
+        "(make, model, serial, lens, software, capture time, GPS) and the device key.")]
+    = False,
 ) -> None:
-    """Print every signal of every file: PDQ (images), MD5, SHA-1, SHA-256.
+    """Print every signal of every file: PDQ (images), vPDQ (videos), MD5, SHA-1, SHA-256.
 
     One line per file; images get PDQ and its quality (0-100, below 50 is too flat to
-    match reliably). Files that cannot be read or decoded are reported on stderr and in
+    match reliably). Archives (zip, tar, tar.gz/bz2/xz, nested; also a zip hidden after a
+    JPEG or an .exe stub) are read in memory, never extracted: each member gets its own
+    line, named archive.zip!/member.jpg. Files that cannot be read or decoded, and FIFOs,
+    sockets and devices (never opened: error special-file), are reported on stderr and in
     the output, and the run goes on; the exit status is 1 if any file failed.
 
     [bold]Examples[/bold]
 
       vigil hash photo.jpg
+      vigil hash evidence.zip                 # the archive, then each member
       vigil hash --json --dihedral /evidence/extracted > signals.jsonl
     """
     options = HashOptions(mode="reference" if reference else "fast", dihedral=dihedral,
-                          max_pixels=max_pixels)
+                          max_pixels=max_pixels, exif=exif)
     failed = total = 0
     out = sys.stdout
     for r in hash_paths(paths, options, jobs):
@@ -71,7 +80,7 @@ def hash_cmd(
             out.write(_human_line(r) + "\n")
         if r.error is not None:
             failed += 1
-            typer.echo(f"vigil hash: {r.error.code}: {r.error}", err=True)
+            typer.echo(f"vigil hash: {r.error.code}: {shown(r.error)}", err=True)
     out.flush()
     if failed:
         typer.echo(f"vigil hash: {failed} of {total} files failed", err=True)

@@ -10,13 +10,13 @@ from typing import Annotated, Any
 
 import typer
 
-from vigil.cli._app import app, err, fail, open_banks, open_indexes, progress, user_errors
+from vigil.cli._app import app, err, fail, open_banks, open_matcher, progress, user_errors
+from vigil.cli._display import shown
 from vigil.cli._files import default_jobs, hash_paths
 from vigil.matching import (
     DEFAULT_MIN_QUALITY,
     DEFAULT_THRESHOLD,
     Match,
-    Matcher,
     describe_video,
     parse_query,
     video_detail,
@@ -63,12 +63,16 @@ def match(
     """Report each file's matches: bank, labels, distance and the signal that matched.
 
     Exact signals (MD5, SHA-1, SHA-256) match exactly; PDQ matches within --threshold
-    bits. A match is a lead for a person to assess, not a verdict. Exit status: 0 when
-    every item could be matched (with or without matches), 1 when some file failed.
+    bits. A match is a lead for a person to assess, not a verdict. Archives (zip, tar,
+    tar.gz; nested; also a zip hidden after a JPEG or an .exe stub) are read in memory:
+    each member is an item, named archive.zip!/member.jpg. FIFOs, sockets and devices are
+    never opened (error special-file). Exit status: 0 when every item could be matched
+    (with or without matches), 1 when some file failed.
 
     [bold]Examples[/bold]
 
       vigil match /evidence/extracted --dihedral
+      vigil match evidence.zip --json
       vigil match --hash pdq:f8f8f0cee0f4a84f06370a22038f63f0b36e2ed596621e1d33e6b39c4e9c9b22
       vigil match photos/ --bank sg-known --json > matches.jsonl
     """
@@ -79,7 +83,7 @@ def match(
     with user_errors():
         bare = [parse_query(h) for h in hashes or []]
         banks = open_banks()
-        matcher = Matcher(banks, open_indexes(banks))
+        matcher = open_matcher(banks)
         files: list[FileSignals] = []
         if paths:
             options = HashOptions(mode="reference" if reference else "fast", dihedral=dihedral)
@@ -108,25 +112,28 @@ def match(
         elif writer:
             for m, _ in leads:
                 lab = m.entry.labels
-                cat = lab.category or ("", "")
+                scheme, value = lab.category or ("", "")
                 writer.writerow([name, m.entry.bank, m.entry.origin_agency, m.entry.id,
-                                 m.signal_type, m.variant, m.distance, cat[0], cat[1],
+                                 m.signal_type, m.variant, m.distance, scheme, value,
                                  lab.series or "", lab.victim_status, ";".join(lab.tags)])
         else:
             if not leads:
-                typer.echo(f"{name}: no match" + (f" ({error.code})" if error else ""))
+                typer.echo(f"{shown(name)}: no match" + (f" ({error.code})" if error else ""))
             for m, signals in leads:
                 lab = m.entry.labels
-                cat = f"{lab.category[0]}:{lab.category[1]}" if lab.category else "uncategorised"
+                grade = f"{lab.category[0]}:{lab.category[1]}" if lab.category else "uncategorised"
                 via = "+".join(signals) + ("" if m.variant == "original" else f" ({m.variant})")
                 if m.video is not None:
                     via += f" — {describe_video(m.video)}"
-                typer.echo(f"{name}: MATCH bank {m.entry.bank} [{m.entry.origin_agency}] "
-                           f"{cat} series={lab.series or '-'} victim={lab.victim_status} "
-                           f"distance={m.distance} via {via}")
+                typer.echo(f"{shown(name)}: MATCH bank {shown(m.entry.bank)} "
+                           f"[{shown(m.entry.origin_agency)}] {shown(grade)} "
+                           f"series={shown(lab.series or '-')} victim={lab.victim_status} "
+                           f"distance={m.distance} via {shown(via)}")
         if error is not None:
-            err.print(f"vigil match: {error.code}: {error}", highlight=False)
+            err.print(f"vigil match: {error.code}: {shown(error)}", highlight=False,
+                      markup=False, soft_wrap=True)
         for s in outcome.skipped:
-            err.print(f"vigil match: {name}: {s}", highlight=False)
+            err.print(f"vigil match: {shown(name)}: {shown(s)}", highlight=False, markup=False,
+                      soft_wrap=True)
     if failed:
         raise typer.Exit(1)

@@ -5,14 +5,24 @@ from __future__ import annotations
 import json
 import os
 import shutil
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.console import Console
 from rich.table import Table
 
 from vigil.cli._app import app, err, fail
+from vigil.cli._display import markup, shown
+
+if TYPE_CHECKING:
+    from collections.abc import Iterator
+
+    from sqlalchemy import Engine
+
+    from vigil.audit import AuditLog
 
 token_app = typer.Typer(help="Create, list and revoke API tokens.", no_args_is_help=True)
 user_app = typer.Typer(help="Users and services (principals) of agencies.",
@@ -23,7 +33,7 @@ app.add_typer(user_app, name="user")
 app.add_typer(audit_app, name="audit")
 
 
-def _engine():  # type: ignore[no-untyped-def]
+def _engine() -> Engine:
     from vigil.store import make_engine, migrate
 
     engine = make_engine()
@@ -31,19 +41,15 @@ def _engine():  # type: ignore[no-untyped-def]
     return engine
 
 
-def _node_errors():  # type: ignore[no-untyped-def]
-    from contextlib import contextmanager
-
+@contextmanager
+def _node_errors() -> Iterator[None]:
+    """A node's refusal (a bad name, an existing user) as a one-line error."""
     from vigil.node import NodeError
 
-    @contextmanager
-    def guard():  # type: ignore[no-untyped-def]
-        try:
-            yield
-        except NodeError as exc:
-            fail(str(exc))
-
-    return guard()
+    try:
+        yield
+    except NodeError as exc:
+        fail(str(exc))
 
 
 @app.command("init")
@@ -63,15 +69,26 @@ def init(
 
       vigil init --agency SG-SPF --name "Singapore Police Force" --jurisdiction SG
     """
-    from vigil.node import init_node
+    from vigil.cli._audit import opened
+    from vigil.node import find_principal, init_node, tokens
     from vigil.store import vigil_home
 
+    engine = _engine()
+    audit = opened(engine)  # the key the log already runs under, if any: init keeps it
     with _node_errors():
-        ident, token = init_node(_engine(), vigil_home(), agency, name, jurisdiction, admin,
+        ident, token = init_node(engine, vigil_home(), agency, name, jurisdiction, admin,
                                  days)
-    err.print(f"initialised node of {ident.agency} ({ident.name}, {ident.jurisdiction}); "
+    audit.agency = ident.agency
+    audit.record("node.init", ident.agency, name=ident.name, jurisdiction=ident.jurisdiction,
+                 public_key=ident.public_key)
+    first = find_principal(engine, ident.agency, admin)
+    assert first is not None
+    audit.record("user.create", first.label, roles=list(first.roles), kind=first.kind)
+    for t in tokens(engine, ident.agency, first.id):
+        audit.record("token.create", first.label, token_id=t.id, days=days)
+    err.print(f"initialised node of {ident.agency} ({markup(ident.name)}, {ident.jurisdiction}); "
               f"public key {ident.public_key}", highlight=False)
-    err.print(f"admin token for {ident.agency}/{admin} (shown once, valid {days} days):",
+    err.print(f"admin token for {ident.agency}/{markup(admin)} (shown once, valid {days} days):",
               highlight=False)
     typer.echo(token)
 
@@ -90,7 +107,7 @@ def serve(
 
     Put a TLS-terminating proxy in front of it for anything but loopback.
 
-    Settings come from the environment: VIGIL_HOME, VIGIL_DATABASE_URL (PostgreSQL for several workers), VIGIL_SYNC_INTERVAL, VIGIL_MAX_JSON_BYTES, VIGIL_MAX_UPLOAD_BYTES, VIGIL_MAX_IMPORT_BYTES. A guide to running a node (PostgreSQL, systemd, a TLS proxy, backups): docs/api.md.
+    Settings come from the environment: VIGIL_HOME, VIGIL_DATABASE_URL (PostgreSQL for several workers), VIGIL_SYNC_INTERVAL, VIGIL_MAX_JSON_BYTES, VIGIL_MAX_UPLOAD_BYTES, VIGIL_MAX_IMPORT_BYTES, VIGIL_TRUSTED_PROXIES (the reverse proxies whose X-Forwarded-For is believed), the parsers' limits (VIGIL_MAX_DEPTH, VIGIL_MAX_RECORD_BYTES, ...). A guide to running a node (PostgreSQL, systemd, a TLS proxy, backups): docs/api.md.
     """  # noqa: E501 (one paragraph per line: the help rewraps them)
     from vigil.node import identity
     from vigil.store import vigil_home
@@ -104,8 +121,8 @@ def serve(
     if sqlite and n > 1:
         err.print("vigil serve: several workers on SQLite serialise every write; "
                   "use PostgreSQL (VIGIL_DATABASE_URL) for a busy node", highlight=False)
-    from vigil.api.settings import Settings
-    from vigil.indexes import BankIndexes
+    from vigil.api.runtime.settings import Settings
+    from vigil.banks.indexes import BankIndexes
 
     settings = Settings.from_env()
     BankIndexes(engine, settings.index_folder).save()  # one build/refresh, not one per worker
@@ -113,14 +130,16 @@ def serve(
     prom = _metrics_dir(vigil_home() / "run") if n > 1 else None
     if prom is not None:
         os.environ["PROMETHEUS_MULTIPROC_DIR"] = str(prom)
-    # one accept queue per worker (vigil.api.workers); httptools with a response's head
-    # and body in one write (vigil.api.http)
-    from vigil.api import workers as api_workers
+    # one accept queue per worker (vigil.api.server.workers); httptools with a response's head
+    # and body in one write (vigil.api.server.http)
+    from vigil.api.server import workers as api_workers
 
     try:
         api_workers.run("vigil.api:create_asgi", n, factory=True, host=host, port=port,
                         log_level=log_level, access_log=False, server_header=False,
-                        http="vigil.api.http:CoalescingHttpToolsProtocol")
+                        http="vigil.api.server.http:CoalescingHttpToolsProtocol",
+                        # X-Forwarded-For: only from VIGIL_TRUSTED_PROXIES, by the app
+                        proxy_headers=False)
     finally:
         if prom is not None:
             shutil.rmtree(prom, ignore_errors=True)
@@ -173,6 +192,7 @@ def token_create(
     description: Annotated[str, typer.Option(help="What the token is for.")] = "",
 ) -> None:
     """Create a token for a user or service and print it (once)."""
+    from vigil.cli._audit import opened
     from vigil.node import find_principal, issue_token
 
     engine = _engine()
@@ -180,9 +200,11 @@ def token_create(
     p = find_principal(engine, code, user)
     if p is None:
         fail(f"{code} has no user named {user!r} (vigil user create)")
+    audit = opened(engine)
     with _node_errors():
         token, t = issue_token(engine, p.id, days, description)
-    err.print(f"token {t.id} for {p.label}, expires {t.expires_at:%Y-%m-%d} (shown once):",
+    audit.record("token.create", p.label, token_id=t.id, days=days)
+    err.print(f"token {t.id} for {markup(p.label)}, expires {t.expires_at:%Y-%m-%d} (shown once):",
               highlight=False)
     typer.echo(token)
 
@@ -195,7 +217,8 @@ def token_list(agency: Annotated[str | None, typer.Option(help="Only this agency
 
     t = Table("id", "user", "description", "created", "expires", "revoked")
     for tok in tokens(_engine(), agency):
-        t.add_row(str(tok.id), tok.principal, tok.description, f"{tok.created_at:%Y-%m-%d}",
+        t.add_row(str(tok.id), markup(tok.principal), markup(tok.description),
+                  f"{tok.created_at:%Y-%m-%d}",
                   f"{tok.expires_at:%Y-%m-%d}",
                   f"{tok.revoked_at:%Y-%m-%d %H:%M}" if tok.revoked_at else "")
     Console().print(t)
@@ -205,19 +228,19 @@ def token_list(agency: Annotated[str | None, typer.Option(help="Only this agency
 def token_revoke(token_id: Annotated[int, typer.Argument(help="Token id (vigil token list).")],
                  ) -> None:
     """Revoke a token at once."""
-    from vigil.audit import AuditLog
-    from vigil.node import audit_key, epoch_file, revoke_token, token_owner
+    from vigil.api.runtime.epochs import epoch_file
+    from vigil.cli._audit import opened
+    from vigil.node import revoke_token, token_owner
     from vigil.store import vigil_home
 
     engine = _engine()
+    audit = opened(engine)
     owner = token_owner(engine, token_id)
     if owner is None or not revoke_token(engine, token_id):
         fail(f"no live token with id {token_id}")
     epoch_file(vigil_home()).bump("auth")  # running workers on this host drop it at once
-    AuditLog(engine, audit_key(vigil_home()), vigil_home() / "audit").append(
-        "token.revoke", agency=owner.agency, actor="cli", target=owner.label,
-        detail={"token_id": token_id})
-    typer.echo(f"revoked token {token_id} of {owner.label}")
+    audit.record("token.revoke", owner.label, token_id=token_id)
+    typer.echo(f"revoked token {token_id} of {shown(owner.label)}")
 
 
 # ---- users -------------------------------------------------------------------------------
@@ -234,15 +257,18 @@ def user_create(
     = False,
 ) -> None:
     """Create a user or service with roles (then: vigil token create NAME)."""
+    from vigil.cli._audit import local_actor, opened
     from vigil.node import create_principal, ensure_agency
 
     engine = _engine()
     code = _agency(agency)
+    audit = opened(engine)
     with _node_errors():
         ensure_agency(engine, code)
         p = create_principal(engine, code, name, role, "service" if service else "user",
-                             created_by="cli")
-    typer.echo(f"created {p.kind} {p.label} (id {p.id}) with roles {', '.join(p.roles)}")
+                             created_by=local_actor())
+    audit.record("user.create", p.label, roles=list(p.roles), kind=p.kind)
+    typer.echo(f"created {p.kind} {shown(p.label)} (id {p.id}) with roles {', '.join(p.roles)}")
 
 
 @user_app.command("list")
@@ -253,7 +279,7 @@ def user_list(agency: Annotated[str | None, typer.Option(help="Only this agency.
 
     t = Table("id", "agency", "name", "kind", "roles", "disabled")
     for p in principals(_engine(), agency):
-        t.add_row(str(p.id), p.agency, p.name, p.kind, ",".join(p.roles),
+        t.add_row(str(p.id), markup(p.agency), markup(p.name), p.kind, ",".join(p.roles),
                   "yes" if p.disabled else "")
     Console().print(t)
 
@@ -262,44 +288,79 @@ def user_list(agency: Annotated[str | None, typer.Option(help="Only this agency.
 def user_disable(user_id: Annotated[int, typer.Argument(help="User id (vigil user list).")],
                  ) -> None:
     """Disable a user or service and revoke all its tokens."""
-    from vigil.node import disable_principal, epoch_file, get_principal
+    from vigil.api.runtime.epochs import epoch_file
+    from vigil.cli._audit import opened
+    from vigil.node import disable_principal, get_principal
     from vigil.store import vigil_home
 
     engine = _engine()
     p = get_principal(engine, user_id)
     if p is None:
         fail(f"no user with id {user_id}")
+    audit = opened(engine)
     n = disable_principal(engine, user_id)
     epoch_file(vigil_home()).bump("auth")  # running workers on this host drop its tokens now
-    typer.echo(f"disabled {p.label}; {n} token(s) revoked")
+    audit.record("user.disable", p.label, tokens_revoked=n)
+    typer.echo(f"disabled {shown(p.label)}; {n} token(s) revoked")
 
 
 # ---- audit -------------------------------------------------------------------------------
 
-def _audit_log():  # type: ignore[no-untyped-def]
+def _audit_log(engine: Engine | None = None) -> AuditLog:
     from vigil.audit import AuditLog
-    from vigil.node import NodeError, audit_key
+    from vigil.node import NodeError, audit_key, keys_dir
     from vigil.store import vigil_home
 
+    engine = engine or _engine()
     try:
-        return AuditLog(_engine(), audit_key(vigil_home()), vigil_home() / "audit")
+        return AuditLog(engine, audit_key(vigil_home()), vigil_home() / "audit")
     except NodeError as exc:
+        if not (keys_dir(vigil_home()) / "audit.key").exists():
+            fail(f"no audit key in {keys_dir(vigil_home())}: nothing has been changed on this "
+                 "store from this VIGIL_HOME yet (the first change, or `vigil init`, starts the "
+                 "log), or VIGIL_HOME is not the node's home")
         fail(str(exc))
 
 
 @audit_app.command("verify")
 def audit_verify() -> None:
-    """Check the audit chain: any edited, deleted or reordered record is reported.
+    """Check the audit log: any edited, deleted, reordered or cut-off record is reported.
+
+    Checks the chain of keyed MACs, the head row, the keyed anchor file
+    ($VIGIL_HOME/audit/anchor.json) and every head of this log that peers witnessed and
+    handed back at sync (signed by this node's key): a record a peer saw that is now
+    missing or different shows, even if the log was rewound by someone holding the key.
 
     Exit status 0 if the log is intact, 1 if not.
     """
-    rep = _audit_log().verify()
+    from vigil.audit import witness_store
+    from vigil.node import identity, signing_key
+    from vigil.store import vigil_home
+
+    engine = _engine()
+    log = _audit_log(engine)
+    ident = identity(engine)
+    witnessed, public = [], None
+    if ident is not None:
+        public = signing_key(vigil_home()).public_key()
+        witnessed = [(w.witness, w.head) for w in witness_store.held(engine, ident.agency)
+                     if w.witness != ident.agency]
+    rep = log.verify(witnessed=witnessed, public_key=public)
+    for note in rep.notes:
+        err.print(f"note: {note}", highlight=False)
+    if rep.witnessed:
+        err.print("checked against heads witnessed by " + ", ".join(
+            f"{a} ({n})" for a, n in sorted(rep.witnessed.items())), highlight=False)
+    elif ident is not None:
+        err.print("note: no peer has witnessed this log yet (peers keep its signed head when "
+                  "they sync from this node): a rewind by someone holding the audit key "
+                  "would not show", highlight=False)
     if rep.ok:
         typer.echo(f"audit log intact: {rep.records} records, last {rep.last_id} "
                    f"({rep.last_hash[:16]}…)")
         return
     for p in rep.problems:
-        err.print(f"[red]tampered:[/red] {p}", highlight=False)
+        err.print(f"[red]tampered:[/red] {markup(p)}", highlight=False)
     err.print(f"audit log NOT intact ({rep.records} records checked)", highlight=False)
     raise typer.Exit(1)
 
@@ -325,6 +386,7 @@ def audit_list(
         return
     t = Table("id", "at", "actor", "action", "outcome", "target", "detail")
     for r in recs:
-        t.add_row(str(r.id), f"{r.at:%Y-%m-%d %H:%M:%S}", r.actor or "-", r.action, r.outcome,
-                  r.target or "", json.dumps(r.detail)[:80])
+        t.add_row(str(r.id), f"{r.at:%Y-%m-%d %H:%M:%S}", markup(r.actor or "-"),
+                  markup(r.action), markup(r.outcome), markup(r.target or ""),
+                  markup(json.dumps(r.detail)[:80]))
     Console().print(t)

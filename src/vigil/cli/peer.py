@@ -4,13 +4,19 @@
 from __future__ import annotations
 
 import json
-from typing import Annotated
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.console import Console
 from rich.table import Table
 
 from vigil.cli._app import app, bank_app, err, fail
+from vigil.cli._display import markup
+
+if TYPE_CHECKING:
+    from sqlalchemy import Engine
 
 peer_app = typer.Typer(
     help="Peers: other agencies' nodes this node pulls shared banks from.\n\n"
@@ -23,7 +29,7 @@ peer_app = typer.Typer(
 app.add_typer(peer_app, name="peer")
 
 
-def _engine():  # type: ignore[no-untyped-def]
+def _engine() -> Engine:
     from vigil.store import make_engine, migrate
 
     engine = make_engine()
@@ -31,24 +37,20 @@ def _engine():  # type: ignore[no-untyped-def]
     return engine
 
 
-def _guard():  # type: ignore[no-untyped-def]
-    from contextlib import contextmanager
-
+@contextmanager
+def _guard() -> Iterator[None]:
+    """Expected refusals (an unknown peer, a key mismatch, a bad name) as one-line errors."""
     from vigil.banks import BankError
     from vigil.exchange.peers import FeedError, PeerError
     from vigil.node import NodeError
 
-    @contextmanager
-    def guard():  # type: ignore[no-untyped-def]
-        try:
-            yield
-        except (PeerError, FeedError, NodeError, BankError, ValueError) as exc:
-            fail(str(exc))
-
-    return guard()
+    try:
+        yield
+    except (PeerError, FeedError, NodeError, BankError, ValueError) as exc:
+        fail(str(exc))
 
 
-def _local_agency(engine) -> str:  # type: ignore[no-untyped-def]
+def _local_agency(engine: Engine) -> str:
     from vigil.node import identity
 
     ident = identity(engine)
@@ -68,20 +70,27 @@ def grant(
     The token is bound to that agency: with it, the peer reads only feeds of banks shared
     with its agency (`vigil bank share`), and nothing else of this node.
     """
+    from vigil.cli._audit import local_actor, opened
     from vigil.node import create_principal, ensure_agency, find_principal, issue_token
 
     engine = _engine()
     with _guard():
         if agency == _local_agency(engine):
             fail(f"{agency} is this node's own agency")
+        audit = opened(engine)
         ensure_agency(engine, agency)
-        p = find_principal(engine, agency, name) or create_principal(
-            engine, agency, name, ["peer"], "service", created_by="vigil peer grant")
+        p = find_principal(engine, agency, name)
+        if p is None:
+            p = create_principal(engine, agency, name, ["peer"], "service",
+                                 created_by=local_actor())
+            audit.record("user.create", p.label, roles=list(p.roles), kind=p.kind)
         if "peer" not in p.roles:
             fail(f"{agency}/{name} exists without the peer role; choose another --name")
-        token, _ = issue_token(engine, p.id, days, f"peer token for {agency}")
-    err.print(f"token for {agency}/{name} (role peer, valid {days} days; shown once — give it "
-              "to the peer's administrator over a secure channel):", highlight=False)
+        token, t = issue_token(engine, p.id, days, f"peer token for {agency}")
+        audit.record("token.create", p.label, token_id=t.id, days=days)
+    err.print(f"token for {markup(agency)}/{markup(name)} (role peer, valid {days} days; "
+              "shown once — give it to the peer's administrator over a secure channel):",
+              highlight=False)
     typer.echo(token)
 
 
@@ -95,13 +104,17 @@ def add(
                                             "(`vigil peer grant` there).")],
 ) -> None:
     """Register a peer. Its key must match what it presents, or nothing is registered."""
-    from vigil.banks import current_user
+    from vigil.cli._audit import local_actor, opened
     from vigil.exchange.peers import add_peer
     from vigil.store import vigil_home
 
+    engine = _engine()
     with _guard():
-        p = add_peer(_engine(), vigil_home(), name, url, key, token, by=current_user())
-    err.print(f"added peer {p.name}: {p.agency} at {p.url}", highlight=False)
+        audit = opened(engine)
+        p = add_peer(engine, vigil_home(), name, url, key, token, by=local_actor())
+    audit.record("peer.add", p.name, agency=p.agency, url=p.url, public_key=p.public_key)
+    err.print(f"added peer {markup(p.name)}: {markup(p.agency)} at {markup(p.url)}",
+              highlight=False)
 
 
 @peer_app.command("trust")
@@ -110,11 +123,15 @@ def trust(
     key: Annotated[str, typer.Option(help="Its Ed25519 public key (hex), obtained out of band.")],
 ) -> None:
     """Trust an origin agency's key, for its banks passed on to us by another peer."""
+    from vigil.cli._audit import opened
     from vigil.exchange.peers import trust as trust_key
 
+    engine = _engine()
     with _guard():
-        trust_key(_engine(), agency, key)
-    err.print(f"trusting {agency}'s key {key[:16]}…", highlight=False)
+        audit = opened(engine)
+        trust_key(engine, agency, key)
+    audit.record("peer.trust", agency, public_key=key.strip().lower())
+    err.print(f"trusting {markup(agency)}'s key {markup(key[:16])}…", highlight=False)
 
 
 @peer_app.command("list")
@@ -134,9 +151,9 @@ def list_(as_json: Annotated[bool, typer.Option("--json", help="JSON output.")] 
         return
     t = Table("name", "agency", "url", "feeds", "last sync", "error")
     for p in peers:
-        t.add_row(p.name, p.agency, p.url, str(p.feeds),
+        t.add_row(markup(p.name), markup(p.agency), markup(p.url), str(p.feeds),
                   p.synced_at.strftime("%Y-%m-%d %H:%M:%S") if p.synced_at else "never",
-                  p.error or "")
+                  markup(p.error or ""))
     Console().print(t)
 
 
@@ -151,12 +168,20 @@ def sync(
     """Pull what peers share into local read-only mirror banks.
 
     Incremental (from each feed's checkpoint), resumable after any failure, idempotent.
-    A record that fails verification stops that feed with an error naming it; what came
-    before it is kept. Exit status 1 if any feed failed.
+    Verified pages are committed at least every 2 seconds (VIGIL_SYNC_COMMIT_SECONDS): a
+    kill loses at most that much work. A record that fails verification, or a page that
+    comes back empty before the feed's head, stops that feed with an error naming it;
+    what came before is kept.
+
+    Each sync also witnesses the peer's audit log: it keeps the peer's signed audit head,
+    hands back the furthest one kept, and collects the heads of this node's log the peer
+    keeps (vigil audit verify checks against them). A peer whose log went back fails.
+
+    Exit status 1 if any feed failed, or the peer's audit log went back.
     """
-    from vigil.audit import AuditLog
+    from vigil.api.runtime.epochs import epoch_file
+    from vigil.cli._audit import local_actor, opened
     from vigil.exchange.sync import PeerSyncer, summary
-    from vigil.node import audit_key
     from vigil.store import vigil_home
 
     engine = _engine()
@@ -164,7 +189,7 @@ def sync(
 
     def show(fs) -> None:  # type: ignore[no-untyped-def]
         if not quiet and not as_json:
-            err.print(f"  {fs.mirror}: seq {fs.after}/{fs.head}", highlight=False)
+            err.print(f"  {markup(fs.mirror)}: seq {fs.after}/{fs.head}", highlight=False)
 
     with _guard():
         from vigil.exchange.peers import list_peers
@@ -172,24 +197,28 @@ def sync(
         names = [name] if name else [p.name for p in list_peers(engine)]
         if not names:
             fail("no peers yet (vigil peer add)")
-        audit = AuditLog(engine, audit_key(home), home / "audit")
+        audit = opened(engine).log
+        epochs = epoch_file(home)  # running workers of this host see new mirrors at once
         results = [PeerSyncer(engine, home, n, page_size=page_size, audit=audit,
-                              progress=show).run() for n in names]
+                              progress=show, banks_changed=lambda: epochs.bump("banks"),
+                              actor=local_actor()).run()
+                   for n in names]
     if as_json:
         typer.echo(json.dumps([summary(r) for r in results], indent=2))
     else:
         for r in results:
             if r.error:
-                err.print(f"[red]{r.peer}: {r.error}[/red]", highlight=False)
+                err.print(f"[red]{markup(r.peer)}: {markup(r.error)}[/red]", highlight=False)
             for d in r.dropped:
-                err.print(f"[yellow]{r.peer}: {d} is no longer shared with us; the mirror "
-                          "is kept, no longer synced[/yellow]", highlight=False)
+                err.print(f"[yellow]{markup(r.peer)}: {markup(d)} is no longer shared with "
+                          "us; the mirror is kept, no longer synced[/yellow]", highlight=False)
             for f in r.feeds:
-                line = (f"{r.peer}: {f.feed} -> {f.mirror}: seq {f.before} -> {f.after} of "
-                        f"{f.head} (+{f.added} added, {f.updated} relabelled, "
+                line = (f"{markup(r.peer)}: {markup(f.feed)} -> {markup(f.mirror)}: seq "
+                        f"{f.before} -> {f.after} of {f.head} (+{f.added} added, "
+                        f"{f.updated} relabelled, "
                         f"{f.removed} retracted)")
                 if f.error:
-                    err.print(f"[red]{line}: {f.error}[/red]", highlight=False)
+                    err.print(f"[red]{line}: {markup(f.error)}[/red]", highlight=False)
                 else:
                     err.print(line, highlight=False)
     if not all(r.ok for r in results):
@@ -199,12 +228,16 @@ def sync(
 @peer_app.command("remove")
 def remove(name: Annotated[str, typer.Argument(help="Peer name.")]) -> None:
     """Forget a peer and its token (its mirror banks stay, read-only, no longer synced)."""
+    from vigil.cli._audit import opened
     from vigil.exchange.peers import remove_peer
     from vigil.store import vigil_home
 
+    engine = _engine()
     with _guard():
-        remove_peer(_engine(), vigil_home(), name)
-    err.print(f"removed peer {name}", highlight=False)
+        audit = opened(engine)
+        remove_peer(engine, vigil_home(), name)
+    audit.record("peer.remove", name)
+    err.print(f"removed peer {markup(name)}", highlight=False)
 
 
 # ---- sharing rules and opinions, under `vigil bank` ---------------------------------------
@@ -228,7 +261,7 @@ def share(
     """
     import time
 
-    from vigil.banks import current_user
+    from vigil.cli._audit import local_actor, opened
     from vigil.exchange.feeds import materialise_shared
     from vigil.exchange.rules import share as do_share
     from vigil.node import identity, signing_key
@@ -237,8 +270,11 @@ def share(
     with _guard():
         fields = [f.strip() for f in labels.split(",")] if labels is not None else None
         engine = _engine()
-        r = do_share(engine, bank, agency, fields, reshare, by=current_user())
-    err.print(f"bank {r.bank} shared with {r.agency}: signals + "
+        audit = opened(engine)
+        r = do_share(engine, bank, agency, fields, reshare, by=local_actor())
+    audit.record("bank.share", r.bank, agency=r.agency, fields=list(r.fields),
+                 reshare=r.reshare)
+    err.print(f"bank {markup(r.bank)} shared with {markup(r.agency)}: signals + "
               f"{', '.join(r.fields) or 'no labels'}"
               f"{'; may be passed on' if r.reshare else ''}", highlight=False)
     ident = identity(engine)
@@ -256,12 +292,16 @@ def share(
 def unshare(bank: Annotated[str, typer.Argument(help="Bank name.")],
             agency: Annotated[str, typer.Argument(help="Peer agency code.")]) -> None:
     """Stop sharing a bank with a peer agency (what it pulled before stays with it)."""
+    from vigil.cli._audit import opened
     from vigil.exchange.rules import unshare as do_unshare
 
+    engine = _engine()
     with _guard():
-        if not do_unshare(_engine(), bank, agency):
+        audit = opened(engine)
+        if not do_unshare(engine, bank, agency):
             fail(f"bank {bank!r} is not shared with {agency}")
-    err.print(f"bank {bank} no longer shared with {agency}", highlight=False)
+    audit.record("bank.unshare", bank, agency=agency)
+    err.print(f"bank {markup(bank)} no longer shared with {markup(agency)}", highlight=False)
 
 
 @bank_app.command("shares")
@@ -282,7 +322,8 @@ def shares(bank: Annotated[str | None, typer.Argument(help="Bank (default: all).
         return
     t = Table("bank", "agency", "labels", "may pass on")
     for r in rs:
-        t.add_row(r.bank, r.agency, ", ".join(r.fields) or "(none)", "yes" if r.reshare else "no")
+        t.add_row(markup(r.bank), markup(r.agency), ", ".join(r.fields) or "(none)",
+                  "yes" if r.reshare else "no")
     Console().print(t)
 
 
@@ -296,16 +337,19 @@ def opinion(
     reason: Annotated[str, typer.Option(help="Why (required for a dispute).")] = "",
 ) -> None:
     """Record this agency's view of mirrored entries; their origin pulls it back."""
-    from vigil.banks import current_user
+    from vigil.cli._audit import local_actor, opened
     from vigil.exchange.opinions import record
     from vigil.matching import parse_query
 
     engine = _engine()
     with _guard():
         sigs = [(q.signal_type, q.value) for q in map(parse_query, signal)]
+        audit = opened(engine)
         made = record(engine, bank, _local_agency(engine), sigs,
-                      "dispute" if dispute else "agree", reason, by=current_user())
-    err.print(f"recorded {len(made)} opinion(s) on {bank}", highlight=False)
+                      "dispute" if dispute else "agree", reason, by=local_actor())
+    audit.record("bank.opinion", bank, opinion="dispute" if dispute else "agree",
+                 signals=len(made))
+    err.print(f"recorded {len(made)} opinion(s) on {markup(bank)}", highlight=False)
 
 
 @bank_app.command("opinions")
@@ -324,6 +368,7 @@ def opinions(bank: Annotated[str, typer.Argument(help="Bank name.")],
         return
     t = Table("agency", "type", "opinion", "reason", "by", "at")
     for o in ops:  # the signal value is not printed: bank contents stay out of terminals
-        t.add_row(o.agency, o.signal_type, o.opinion, o.reason, o.by or "",
+        t.add_row(markup(o.agency), markup(o.signal_type), o.opinion, markup(o.reason),
+                  markup(o.by or ""),
                   o.at.strftime("%Y-%m-%d %H:%M"))
     Console().print(t)

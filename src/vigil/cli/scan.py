@@ -4,11 +4,16 @@ from __future__ import annotations
 
 import time
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated, Literal, cast
 
 import typer
+from rich.progress import TaskID
 
-from vigil.cli._app import app, err, fail, open_banks, open_indexes, progress, user_errors
+from vigil.cli._app import app, err, fail, open_banks, open_matcher, progress, user_errors
+from vigil.cli._display import shown
+
+if TYPE_CHECKING:  # the scan's modules load only when a scan runs (fast --help)
+    from vigil.triage.scan import ScanStats
 
 
 @app.command("scan")
@@ -40,13 +45,17 @@ def scan(
     [bold]scan.db[/bold] (everything, and the progress). Killed or crashed? Run the same
     command again: it resumes where it stopped and ends with the same results.
 
+    Archives are read in memory, never extracted; a zip hidden after a JPEG or an .exe
+    stub is scanned too (flag embedded-archive). FIFOs, sockets and devices are never
+    opened (error special-file). A worker process that dies is replaced; the file it was
+    on is retried once, then recorded as an error (worker-died).
+
     [bold]Example[/bold]
 
       vigil scan /evidence/phone.zip /evidence/laptop --bank sg-known --out case-17
     """
     import os
 
-    from vigil.matching import Matcher
     from vigil.triage.scan import ScanError, ScanOptions, run_scan
 
     if thumbnails not in ("blurred", "clear", "none"):
@@ -60,16 +69,16 @@ def scan(
         matcher = None
         if not no_match:
             banks = open_banks()
-            matcher = Matcher(banks, open_indexes(banks))
+            matcher = open_matcher(banks)
             for b in banks_ or []:
                 banks.get(b)
         with progress(quiet) as bar:
-            tasks: dict[str, object] = {}
+            tasks: dict[str, TaskID] = {}
 
             def show(phase: str, done: int, total: int) -> None:
                 if phase not in tasks:
                     tasks[phase] = bar.add_task(phase, total=total)
-                bar.update(tasks[phase], completed=done, total=total)  # type: ignore[arg-type]
+                bar.update(tasks[phase], completed=done, total=total)
 
             try:
                 stats = run_scan(out, options, matcher, show)
@@ -89,7 +98,8 @@ def write_outputs(out: Path, thumbnails: str) -> list[Path]:
         from vigil.triage.exports import write_results, write_vics_case
         from vigil.triage.report import write_report
 
-        written.append(write_report(db, out / "report.html", thumbnails))  # type: ignore[arg-type]
+        mode = cast(Literal["blurred", "clear", "none"], thumbnails)
+        written.append(write_report(db, out / "report.html", mode))
         written.extend(write_results(db, out))
         written.append(write_vics_case(db, out / "case.vics.json"))
     finally:
@@ -97,7 +107,7 @@ def write_outputs(out: Path, thumbnails: str) -> list[Path]:
     return written
 
 
-def _summary(out: Path, stats, seconds: float, written: list[Path]) -> None:  # type: ignore[no-untyped-def]
+def _summary(out: Path, stats: ScanStats, seconds: float, written: list[Path]) -> None:
     from vigil.triage.scandb import ScanDB
 
     db = ScanDB(out / "scan.db")
@@ -115,6 +125,6 @@ def _summary(out: Path, stats, seconds: float, written: list[Path]) -> None:  # 
     errs = ", ".join(f"{k} {v:,}" for k, v in sorted(s.errors_by_code.items()))
     typer.echo(f"  errors: {s.errors:,}" + (f" — {errs}" if errs else ""))
     for p in written:
-        typer.echo(f"  wrote {p}")
+        typer.echo(f"  wrote {shown(p)}")
     if not written:
         err.print("report not written (report layer unavailable)")

@@ -3,41 +3,26 @@
 A mirror bank stays exactly what its origin signed; a local view of an entry is recorded
 here instead, so it never alters the mirror and can be shared back: the origin pulls the
 opinions about its own banks (``GET /v1/opinions``) at its next sync of this node, and a
-dispute shows there next to the entry it is about.
+dispute shows there next to the entry it is about. What a peer sends back is checked
+within limits and field by field (:func:`parse_opinions`) before any of it is stored.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
-from sqlalchemy import Engine, select
-from sqlalchemy.orm import Session
+from sqlalchemy import Engine
 
 from vigil.banks import BankError
-from vigil.entry import check_signal
-from vigil.exchange.records import Descriptor
-from vigil.exchange.rules import mirror_feed
-from vigil.store.models import Bank, Entry, utcnow
-from vigil.store.models_exchange import Feed, Opinion
+from vigil.banks.entry import check_signal
+from vigil.exchange import repo
+from vigil.exchange.records import FeedError, answer_limits
+from vigil.exchange.repo import OpinionInfo
+from vigil.formats.limits import JsonError, Limits, load_json
 
 KINDS = ("agree", "dispute")
-
-
-@dataclass(frozen=True, slots=True)
-class OpinionInfo:
-    id: int
-    bank: str
-    agency: str
-    signal_type: str
-    value: str
-    opinion: str
-    reason: str
-    by: str | None
-    at: datetime
-    #: for an opinion about a mirrored entry: whose bank it is and its name there
-    origin: str | None = None
-    origin_bank: str | None = None
 
 
 def record(engine: Engine, bank: str, agency: str, signals: list[tuple[str, str]],
@@ -48,86 +33,112 @@ def record(engine: Engine, bank: str, agency: str, signals: list[tuple[str, str]
     if opinion == "dispute" and not reason.strip():
         raise BankError("a dispute needs a reason (what is wrong with the entry)")
     sigs = [check_signal(t, v) for t, v in signals]
-    out = []
-    with Session(engine) as s, s.begin():
-        b = s.scalar(select(Bank).where(Bank.name == bank))
-        if b is None or b.agency != agency:
-            raise BankError(f"no bank named {bank!r}")
-        mf = mirror_feed(s, b.id)
-        if mf is None:
-            raise BankError(f"bank {bank!r} is this agency's own bank; opinions are about "
-                            "entries mirrored from other agencies (edit your own entries)")
-        d = Descriptor.parse(mf.descriptor)
-        for t, v in sigs:
-            found = s.scalar(select(Entry.id).where(Entry.bank_id == b.id,
-                                                    Entry.signal_type == t, Entry.value == v))
-            if found is None:
-                raise BankError(f"bank {bank!r} has no {t} entry with that value")
-            o = Opinion(bank_id=b.id, agency=agency, signal_type=t, value=v, opinion=opinion,
-                        reason=reason.strip(), by=by, at=utcnow(), extra={})
-            s.add(o)
-            s.flush()
-            out.append(_info(o, b.name, d))
-    return out
-
-
-def _info(o: Opinion, bank: str, d: Descriptor | None) -> OpinionInfo:
-    return OpinionInfo(o.id, bank, o.agency, o.signal_type, o.value, o.opinion, o.reason,
-                       o.by, o.at, d.origin if d else None, d.bank if d else None)
+    b = repo.bank_facts(engine, bank)
+    if b is None or b.agency != agency:
+        raise BankError(f"no bank named {bank!r}")
+    if b.mirror_of is None:
+        raise BankError(f"bank {bank!r} is this agency's own bank; opinions are about "
+                        "entries mirrored from other agencies (edit your own entries)")
+    for t, v in sigs:
+        if not repo.has_entry(engine, b.id, t, v):
+            raise BankError(f"bank {bank!r} has no {t} entry with that value")
+    return repo.add_opinions(engine, b, agency, sigs, opinion, reason.strip(), by)
 
 
 def of_bank(engine: Engine, bank: str) -> list[OpinionInfo]:
     """Opinions about a bank's entries: ours on a mirror, or peers' on our own bank."""
-    with Session(engine) as s:
-        b = s.scalar(select(Bank).where(Bank.name == bank))
-        if b is None:
-            raise BankError(f"no bank named {bank!r}")
-        mf = mirror_feed(s, b.id)
-        d = Descriptor.parse(mf.descriptor) if mf else None
-        return [_info(o, b.name, d) for o in s.scalars(
-            select(Opinion).where(Opinion.bank_id == b.id).order_by(Opinion.id))]
+    b = repo.bank_facts(engine, bank)
+    if b is None:
+        raise BankError(f"no bank named {bank!r}")
+    return repo.opinions_of(engine, b)
 
 
 def about_origin(engine: Engine, origin: str, after: int, limit: int = 10_000,
                  ) -> list[OpinionInfo]:
     """Local opinions on mirrors of ``origin``'s banks (what ``origin`` may pull back)."""
-    out = []
-    with Session(engine) as s:
-        q = (select(Opinion, Bank, Feed).join(Bank, Bank.id == Opinion.bank_id)
-             .join(Feed, (Feed.bank_id == Bank.id) & Feed.mirror.is_(True))
-             .where(Feed.origin == origin, Opinion.id > after, Opinion.remote_id.is_(None))
-             .order_by(Opinion.id).limit(limit))
-        for o, b, f in s.execute(q):
-            out.append(_info(o, b.name, Descriptor.parse(f.descriptor)))
-    return out
+    return repo.opinions_about(engine, origin, after, limit)
+
+
+@dataclass(frozen=True, slots=True)
+class RemoteOpinion:
+    """An opinion a peer holds about one of this node's banks, as its answer gave it."""
+
+    id: int
+    signal_type: str
+    value: str
+    opinion: str
+    reason: str
+    by: str | None
+    at: datetime
+    origin: str | None
+    origin_bank: str | None
+
+
+#: the most opinions one answer of ``GET /v1/opinions`` may carry (a node sends 10,000)
+MAX_OPINIONS = 10_000
+
+
+def parse_opinions(data: bytes | bytearray, limits: Limits) -> list[RemoteOpinion]:
+    """A peer's ``GET /v1/opinions`` answer, checked within limits before it is parsed and
+    field by field after (exact JSON types); FeedError names the opinion and the field."""
+    try:
+        doc = load_json(bytes(data), answer_limits(limits, MAX_OPINIONS, 16, depth=3))
+    except JsonError as exc:
+        raise FeedError(f"malformed opinions: {exc}") from None
+    items = doc.get("opinions") if isinstance(doc, dict) else None
+    if not isinstance(items, list):
+        raise FeedError("malformed opinions: no 'opinions' list")
+    return [_remote(i, it) for i, it in enumerate(items)]
+
+
+def _remote(i: int, it: Any) -> RemoteOpinion:
+    def bad(field: str, what: str) -> FeedError:
+        return FeedError(f"malformed opinions: opinions[{i}].{field} must be {what}")
+
+    if not isinstance(it, dict):
+        raise FeedError(f"malformed opinions: opinions[{i}] must be an object")
+    rid = it.get("id")
+    if type(rid) is not int or rid < 1:
+        raise bad("id", "a positive number")
+    text: dict[str, str | None] = {}
+    for key in ("signal_type", "value", "opinion", "reason", "by", "origin", "origin_bank"):
+        v = it.get(key)
+        if v is not None and not isinstance(v, str):
+            raise bad(key, "a string")
+        text[key] = v
+    for key in ("signal_type", "value", "opinion"):
+        if not text[key]:
+            raise bad(key, "a string")
+    at = it.get("at")
+    try:
+        when = datetime.fromisoformat(at) if isinstance(at, str) and len(at) <= 64 else None
+    except ValueError:
+        when = None
+    if when is None:
+        raise bad("at", "an ISO 8601 date and time")
+    return RemoteOpinion(rid, str(text["signal_type"]), str(text["value"]),
+                         str(text["opinion"]), (text["reason"] or "")[:4000],
+                         (text["by"] or "")[:200] or None, when, text["origin"],
+                         text["origin_bank"])
 
 
 def store_remote(engine: Engine, local: str, from_agency: str,
-                 items: list[dict[str, object]]) -> int:
-    """Keep opinions a peer holds about this node's banks; returns how many were new."""
-    n = 0
-    with Session(engine) as s, s.begin():
-        for it in items:
-            if it.get("origin") != local:
-                continue
-            b = s.scalar(select(Bank).where(Bank.name == it.get("origin_bank"),
-                                            Bank.agency == local))
-            if b is None:
-                continue
-            rid = int(it["id"])  # type: ignore[call-overload]
-            if s.scalar(select(Opinion.id).where(Opinion.bank_id == b.id,
-                                                 Opinion.agency == from_agency,
-                                                 Opinion.remote_id == rid)) is not None:
-                continue
-            try:
-                t, v = check_signal(str(it["signal_type"]), str(it["value"]))
-            except ValueError:
-                continue
-            if it.get("opinion") not in KINDS:
-                continue
-            s.add(Opinion(bank_id=b.id, agency=from_agency, signal_type=t, value=v,
-                          opinion=str(it["opinion"]), reason=str(it.get("reason") or "")[:4000],
-                          by=str(it.get("by") or "")[:200] or None,
-                          at=datetime.fromisoformat(str(it["at"])), remote_id=rid, extra={}))
-            n += 1
-    return n
+                 items: list[RemoteOpinion]) -> int:
+    """Keep opinions a peer holds about this node's banks; returns how many were new.
+    Opinions about another agency's banks, unknown banks, signals that are not valid or
+    kinds that are not known are passed over."""
+    kept = []
+    for it in items:
+        if it.origin != local or it.opinion not in KINDS or it.origin_bank is None:
+            continue
+        try:
+            t, v = check_signal(it.signal_type, it.value)
+        except ValueError:
+            continue
+        kept.append(repo.RemoteOpinion(it.id, it.origin_bank, t, v, it.opinion, it.reason,
+                                       it.by, it.at))
+    return repo.keep_remote_opinions(engine, local, from_agency, kept)
+
+
+__all__ = ["KINDS", "OpinionInfo", "RemoteOpinion", "about_origin", "of_bank",
+           "parse_opinions", "record", "store_remote"]

@@ -12,37 +12,20 @@ the *origin's* key, which must be trusted here explicitly (``vigil peer trust``)
 from __future__ import annotations
 
 import os
-import re
-from dataclasses import dataclass
-from datetime import datetime
 from pathlib import Path
 
 import httpx
-from sqlalchemy import Engine, select
-from sqlalchemy.orm import Session
+from sqlalchemy import Engine
 
+from vigil.banks.text import FieldError, peer_name
+from vigil.exchange import repo
 from vigil.exchange.records import FeedError, public_key
+from vigil.exchange.repo import PeerInfo
 from vigil.node import check_code, ensure_agency, keys_dir
-from vigil.store.models import utcnow
-from vigil.store.models_exchange import Feed, Peer
-from vigil.store.models_node import Agency
-
-_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,99}$")
 
 
 class PeerError(Exception):
     """A peer operation cannot be done as asked (unknown peer, key mismatch...)."""
-
-
-@dataclass(frozen=True, slots=True)
-class PeerInfo:
-    name: str
-    agency: str
-    url: str
-    public_key: str
-    synced_at: datetime | None
-    error: str | None
-    feeds: int
 
 
 def token_path(home: Path, name: str) -> Path:
@@ -69,9 +52,7 @@ def _save_token(home: Path, name: str, token: str) -> None:
 
 def trusted_key(engine: Engine, agency: str) -> str | None:
     """The Ed25519 public key (hex) this node trusts for ``agency``, if any."""
-    with Session(engine) as s:
-        a = s.get(Agency, agency)
-        return a.public_key if a is not None and a.public_key else None
+    return repo.agency_key(engine, agency)
 
 
 def trust(engine: Engine, agency: str, key_hex: str, name: str | None = None,
@@ -81,15 +62,12 @@ def trust(engine: Engine, agency: str, key_hex: str, name: str | None = None,
     public_key(key_hex)  # validates
     key_hex = key_hex.strip().lower()
     ensure_agency(engine, agency, name, jurisdiction)
-    with Session(engine) as s, s.begin():
-        a = s.get(Agency, agency)
-        assert a is not None
-        if a.local:
-            raise PeerError(f"{agency} is this node's own agency")
-        if a.public_key and a.public_key != key_hex:
-            raise PeerError(f"{agency} already has a different trusted key "
-                            f"({a.public_key[:16]}…); remove the peer first if it changed")
-        a.public_key = key_hex
+    refused = repo.set_agency_key(engine, agency, key_hex)
+    if refused == "local":
+        raise PeerError(f"{agency} is this node's own agency")
+    if refused is not None:
+        raise PeerError(f"{agency} already has a different trusted key "
+                        f"({refused[:16]}…); remove the peer first if it changed")
 
 
 def fetch_identity(url: str, token: str, timeout: float = 15) -> dict[str, str]:
@@ -107,16 +85,17 @@ def fetch_identity(url: str, token: str, timeout: float = 15) -> dict[str, str]:
 def add_peer(engine: Engine, home: Path, name: str, url: str, key_hex: str, token: str,
              by: str | None = None) -> PeerInfo:
     """Register a peer: ask it who it is, and refuse it unless its key is ``key_hex``."""
-    if not _NAME.match(name):
-        raise PeerError(f"invalid peer name {name!r}: letters, digits, . _ - (e.g. hk)")
+    try:
+        name = peer_name(name)
+    except FieldError as exc:
+        raise PeerError(f"invalid peer name (e.g. hk): {exc.reason}") from None
     url = url.rstrip("/")
     if not url.startswith(("http://", "https://")):
         raise PeerError(f"peer URL must start with http:// or https://, got {url!r}")
     public_key(key_hex)
     key_hex = key_hex.strip().lower()
-    with Session(engine) as s:
-        if s.get(Peer, name) is not None:
-            raise PeerError(f"a peer named {name!r} exists (vigil peer remove {name} first)")
+    if repo.peer_exists(engine, name):
+        raise PeerError(f"a peer named {name!r} exists (vigil peer remove {name} first)")
     ident = fetch_identity(url, token)
     if ident.get("public_key", "").lower() != key_hex:
         raise PeerError(f"{url} presents key {ident.get('public_key', '')[:16]}…, not the "
@@ -124,43 +103,27 @@ def add_peer(engine: Engine, home: Path, name: str, url: str, key_hex: str, toke
     agency, aname, juris = ident["agency"], ident.get("name"), ident.get("jurisdiction", "XX")
     trust(engine, agency, key_hex, aname, juris)
     _save_token(home, name, token)
-    with Session(engine) as s, s.begin():
-        s.add(Peer(name=name, agency=agency, url=url, created_at=utcnow(), created_by=by,
-                   opinions_after=0))
+    repo.insert_peer(engine, name, agency, url, by)
     return get_peer(engine, name)
 
 
 def get_peer(engine: Engine, name: str) -> PeerInfo:
-    with Session(engine) as s:
-        p = s.get(Peer, name)
-        if p is None:
-            known = s.scalars(select(Peer.name).order_by(Peer.name)).all()
-            raise PeerError(f"no peer named {name!r}" + (
-                f"; peers: {', '.join(known)}" if known else "; none yet (vigil peer add)"))
-        return _info(s, p)
-
-
-def _info(s: Session, p: Peer) -> PeerInfo:
-    a = s.get(Agency, p.agency)
-    n = len(s.scalars(select(Feed.id).where(Feed.peer == p.name)).all())
-    return PeerInfo(p.name, p.agency, p.url, (a.public_key if a else None) or "",
-                    p.synced_at, p.error, n)
+    p = repo.peer_info(engine, name)
+    if p is None:
+        known = repo.peer_names(engine)
+        raise PeerError(f"no peer named {name!r}" + (
+            f"; peers: {', '.join(known)}" if known else "; none yet (vigil peer add)"))
+    return p
 
 
 def list_peers(engine: Engine) -> list[PeerInfo]:
-    with Session(engine) as s:
-        return [_info(s, p) for p in s.scalars(select(Peer).order_by(Peer.name))]
+    return repo.list_peers(engine)
 
 
 def remove_peer(engine: Engine, home: Path, name: str) -> None:
     """Forget a peer and its token. Its mirror banks stay (read-only) until removed."""
-    with Session(engine) as s, s.begin():
-        p = s.get(Peer, name)
-        if p is None:
-            raise PeerError(f"no peer named {name!r}")
-        for f in s.scalars(select(Feed).where(Feed.peer == name)):
-            f.active, f.error = False, f"peer {name} removed"
-        s.delete(p)
+    if not repo.delete_peer(engine, name):
+        raise PeerError(f"no peer named {name!r}")
     token_path(home, name).unlink(missing_ok=True)
 
 

@@ -11,6 +11,7 @@ import fcntl
 import logging
 import os
 import threading
+from collections.abc import Callable
 from pathlib import Path
 
 from sqlalchemy import Engine
@@ -35,8 +36,10 @@ def interval_from_env() -> float:
 class PeerSyncThread:
     """Syncs all peers every ``interval`` seconds in the background."""
 
-    def __init__(self, engine: Engine, home: Path, audit: AuditLog, interval: float) -> None:
+    def __init__(self, engine: Engine, home: Path, audit: AuditLog, interval: float,
+                 banks_changed: Callable[[], None] | None = None) -> None:
         self.engine, self.home, self.audit, self.interval = engine, home, audit, interval
+        self.banks_changed = banks_changed
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="vigil-peer-sync", daemon=True)
         self.lock_path = home / "run" / "peer-sync.lock"
@@ -59,7 +62,8 @@ class PeerSyncThread:
             except BlockingIOError:
                 return False
             try:
-                for r in sync_all(self.engine, self.home, audit=self.audit):
+                for r in sync_all(self.engine, self.home, audit=self.audit,
+                                  banks_changed=self.banks_changed):
                     if not r.ok:
                         log.warning("peer sync %s: %s", r.peer, r.error or "; ".join(
                             f.error for f in r.feeds if f.error))

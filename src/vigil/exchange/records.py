@@ -15,17 +15,24 @@ Why this shape:
 * The descriptor (origin agency, origin bank, label fields, may-pass-on flag) is inside
   every signed checkpoint, so a node that receives a feed through an intermediate node
   still checks it against the origin's key and the origin's own re-share permission.
+* A receiver trusts nothing of a page before it checked it: :func:`parse_page` walks the
+  page's JSON within limits (nesting, records, record size: ``vigil.formats.limits``)
+  before parsing it, and every field has its exact JSON type — a ``seq`` is a number, not
+  ``"5"``; a flag a boolean, not ``"false"`` (which Python would call true).
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
+import re
 from dataclasses import dataclass
 from typing import Any
 
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
+
+from vigil.formats.limits import JsonError, JsonLimits, Limits, load_json
 
 #: label fields a share rule may pass along (the signal itself and its quality always go)
 SHAREABLE_FIELDS = ("category", "series", "victim_status", "tags", "note")
@@ -33,6 +40,16 @@ DEFAULT_FIELDS = ("category",)
 #: a checkpoint signature on every record whose seq is a multiple of this
 SIGN_EVERY = 128
 OPS = ("add", "update", "remove")
+#: the most records a receiver takes in one page (an origin serves at most this many)
+MAX_PAGE_RECORDS = 20_000
+#: the most feeds one peer may offer in one listing
+MAX_FEEDS = 10_000
+_AGENCY = re.compile(r"[A-Z0-9][A-Z0-9_-]{0,63}")
+_HEX64 = re.compile(r"[0-9a-f]{64}")
+_HEX128 = re.compile(r"[0-9a-f]{128}")
+#: the limits a record body is checked against before it is parsed: a body is an object
+#: holding ``labels``, which holds lists (``category``, ``tags``)
+_BODY_DEPTH = 4
 
 
 class FeedError(Exception):
@@ -63,18 +80,33 @@ class Descriptor:
 
     @classmethod
     def parse(cls, data: Any) -> Descriptor:
-        """From its JSON form; raises FeedError naming what is wrong."""
+        """From its JSON form (an object, or its text); raises FeedError naming what is
+        wrong. Strict: a peer's answer is not trusted to have the right types."""
         if isinstance(data, str):
-            data = json.loads(data)
-        try:
-            fields = tuple(sorted(data["fields"]))
-            d = cls(str(data["origin"]), str(data["bank"]), fields, bool(data["reshare"]))
-        except (KeyError, TypeError) as exc:
-            raise FeedError(f"malformed feed descriptor: {exc}") from None
-        bad = [f for f in fields if f not in SHAREABLE_FIELDS]
+            try:
+                data = load_json(data, JsonLimits(depth=3, values=64, items=16, string=1024))
+            except JsonError as exc:
+                raise FeedError(f"malformed feed descriptor: {exc}") from None
+        if not isinstance(data, dict):
+            raise FeedError("malformed feed descriptor: not an object")
+        origin, bank = data.get("origin"), data.get("bank")
+        fields, reshare = data.get("fields"), data.get("reshare")
+        if not isinstance(origin, str) or not _AGENCY.fullmatch(origin):
+            raise FeedError("malformed feed descriptor: origin must be an agency code "
+                            "(A-Z, 0-9, _ and -, at most 64)")
+        if not isinstance(bank, str) or not 1 <= len(bank) <= 100 or not bank.isprintable():
+            raise FeedError("malformed feed descriptor: bank must be a name of 1 to 100 "
+                            "printable characters")
+        if not isinstance(fields, list) or not all(isinstance(f, str) for f in fields):
+            raise FeedError("malformed feed descriptor: fields must be a list of label names")
+        if not isinstance(reshare, bool):
+            raise FeedError("malformed feed descriptor: reshare must be true or false")
+        bad = [f[:40] for f in fields if f not in SHAREABLE_FIELDS]
         if bad:
             raise FeedError(f"feed descriptor names unknown label fields: {', '.join(bad)}")
-        return d
+        if len(set(fields)) != len(fields):
+            raise FeedError("malformed feed descriptor: a label field is named twice")
+        return cls(origin, bank, tuple(sorted(fields)), reshare)
 
     def __str__(self) -> str:
         return f"{self.origin}/{self.bank}"
@@ -195,6 +227,119 @@ class WireRecord:
 
 
 @dataclass(frozen=True, slots=True)
+class Page:
+    """A feed page as received: whose feed, its head, and its records (not yet verified)."""
+
+    descriptor: Descriptor
+    head: int
+    records: list[WireRecord]
+
+
+MIN_KEYS = 32
+
+
+def answer_limits(limits: Limits, items: int, per_item: int, depth: int) -> JsonLimits:
+    """The limits of a peer's answer listing up to ``items`` things of ``per_item`` values
+    each, the longest string being a record (its body). ``items`` also bounds the keys of
+    one object, so it is never below :data:`MIN_KEYS` (an answer's objects have a few
+    named fields each)."""
+    return JsonLimits(depth=depth, values=items * per_item + 64, items=max(items, MIN_KEYS),
+                      string=limits.max_record_bytes)
+
+
+def parse_page(data: bytes | bytearray, limits: Limits) -> Page:
+    """A page's bytes as a :class:`Page`, checked within ``limits`` before it is parsed:
+    an object of ``feed`` (a descriptor), ``head`` (a number) and ``records``, at most
+    ``MAX_PAGE_RECORDS`` of ``[body, hash, signature or null]`` (strings; the hash 64 and
+    the signature 128 lowercase hex digits). FeedError names what is wrong."""
+    try:
+        doc = load_json(bytes(data), answer_limits(limits, MAX_PAGE_RECORDS, 4, depth=4))
+    except JsonError as exc:
+        raise FeedError(f"malformed page: {exc}") from None
+    if not isinstance(doc, dict):
+        raise FeedError("malformed page: not an object")
+    d = Descriptor.parse(doc.get("feed"))
+    head, raw = doc.get("head"), doc.get("records")
+    if type(head) is not int or head < 0:
+        raise FeedError(f"feed {d}: malformed page: head must be a number")
+    if not isinstance(raw, list):
+        raise FeedError(f"feed {d}: malformed page: records must be a list")
+    records = []
+    for i, r in enumerate(raw):
+        if not (isinstance(r, list) and len(r) == 3 and isinstance(r[0], str)
+                and isinstance(r[1], str) and _HEX64.fullmatch(r[1])
+                and (r[2] is None or (isinstance(r[2], str) and _HEX128.fullmatch(r[2])))):
+            raise FeedError(f"feed {d}: malformed page: records[{i}] must be [body, hash "
+                            "(64 hex), signature (128 hex) or null]")
+        records.append(WireRecord(r[0], r[1], r[2]))
+    return Page(d, head, records)
+
+
+def parse_feed_list(data: bytes | bytearray, limits: Limits) -> list[tuple[str, Descriptor]]:
+    """``GET /v1/feeds``'s answer as (bank name at the peer, descriptor) pairs, checked as
+    :func:`parse_page` checks a page."""
+    try:
+        doc = load_json(bytes(data), answer_limits(limits, MAX_FEEDS, 16, depth=5))
+    except JsonError as exc:
+        raise FeedError(f"malformed list of feeds: {exc}") from None
+    items = doc.get("feeds") if isinstance(doc, dict) else None
+    if not isinstance(items, list):
+        raise FeedError("malformed list of feeds: no 'feeds' list")
+    out = []
+    for i, item in enumerate(items):
+        bank = item.get("bank") if isinstance(item, dict) else None
+        if not isinstance(bank, str) or not 1 <= len(bank) <= 100:
+            raise FeedError(f"malformed list of feeds: feeds[{i}].bank must be a bank name")
+        out.append((bank, Descriptor.parse(item.get("descriptor"))))
+    return out
+
+
+def parse_body(text: str, limits: Limits = Limits()) -> dict[str, Any]:  # noqa: B008 (frozen)
+    """A record's body as data, checked within ``limits`` before it is parsed and field by
+    field after: ``seq`` a number, ``prev``, ``op``, ``type``, ``value`` and ``at``
+    strings, ``quality`` a number 0..100 if present, ``frames`` a string, ``labels`` an
+    object of the shareable fields with their types. ValueError says which field."""
+    lim = JsonLimits(depth=_BODY_DEPTH, values=limits.max_record_values,
+                     items=limits.max_record_values, string=limits.max_record_bytes)
+    body = load_json(text, lim)
+    if not isinstance(body, dict):
+        raise ValueError("not an object")
+    seq = body.get("seq")
+    if type(seq) is not int or seq < 1:
+        raise ValueError("seq must be a positive number")
+    for key in ("prev", "op", "type", "value", "at"):
+        if not isinstance(body.get(key), str):
+            raise ValueError(f"{key} must be a string")
+    if body["op"] not in OPS:
+        raise ValueError(f"unknown op {body['op'][:20]!r}")
+    q = body.get("quality")
+    if q is not None and (type(q) is not int or not 0 <= q <= 100):
+        raise ValueError("quality must be a number 0..100")
+    if "frames" in body and not isinstance(body["frames"], str):
+        raise ValueError("frames must be a string")
+    labels = body.get("labels")
+    if labels is not None:
+        _check_labels(labels)
+    return body
+
+
+def _check_labels(labels: Any) -> None:
+    if not isinstance(labels, dict):
+        raise ValueError("labels must be an object")
+    for key, v in labels.items():
+        if key not in SHAREABLE_FIELDS:
+            raise ValueError(f"labels: unknown field {key[:40]!r}")
+        if key == "category":
+            ok = isinstance(v, list) and len(v) == 2 and all(isinstance(x, str) for x in v)
+        elif key == "tags":
+            ok = isinstance(v, list) and all(isinstance(x, str) for x in v)
+        else:
+            ok = isinstance(v, str)
+        if not ok:
+            raise ValueError(f"labels.{key} has the wrong type")
+
+
+@dataclass(frozen=True, slots=True)
 class VerifiedPage:
     """The part of a page that verified: parsed bodies up to the last good checkpoint."""
 
@@ -206,13 +351,15 @@ class VerifiedPage:
 
 
 def verify_page(d: Descriptor, key: Ed25519PublicKey, after: int, prev_hash: str,
-                records: list[WireRecord]) -> VerifiedPage:
+                records: list[WireRecord], limits: Limits = Limits(),  # noqa: B008 (frozen)
+                ) -> VerifiedPage:
     """Check a page against the chain so far (``after``, ``prev_hash``) and the origin key.
 
     Returns what can be kept — records up to the last verified checkpoint before any
     problem — and the problem, naming the record. A record is refused if its body is not
-    what its hash says, its ``prev`` is not the hash before it, its ``seq`` is not the next
-    one, or a checkpoint signature on it does not verify against the origin's key.
+    what its hash says, is not a well-formed body (:func:`parse_body`, within ``limits``),
+    its ``prev`` is not the hash before it, its ``seq`` is not the next one, or a
+    checkpoint signature on it does not verify against the origin's key.
     """
     kept: list[tuple[dict[str, Any], WireRecord]] = []
     pending: list[tuple[dict[str, Any], WireRecord]] = []
@@ -226,11 +373,9 @@ def verify_page(d: Descriptor, key: Ed25519PublicKey, after: int, prev_hash: str
                                 f"{where} record seq {expect}: its content does not match its "
                                 "hash (altered in transit?)")
         try:
-            body = json.loads(rec.body)
-            rseq, rprev = int(body["seq"]), str(body["prev"])
-            if body["op"] not in OPS:
-                raise ValueError(f"unknown op {body['op']!r}")
-        except (ValueError, KeyError, TypeError) as exc:
+            body = parse_body(rec.body, limits)
+            rseq, rprev = body["seq"], body["prev"]
+        except ValueError as exc:
             return VerifiedPage(kept, good_seq, good_hash,
                                 f"{where} record seq {expect}: malformed record ({exc})")
         if rseq != expect:

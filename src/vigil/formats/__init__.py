@@ -1,9 +1,9 @@
-"""Interchange formats: readers and writers between files and :class:`~vigil.entry.EntryRecord`.
+"""Interchange formats: readers and writers between files and ``EntryRecord`` (``vigil.banks``).
 
 Every format converts to and from EntryRecord only, never format to format, so N formats
 need N converters. Each format module has the same two functions:
 
-``read(source, *, on_error=None, name=None) -> Iterator[EntryRecord]``
+``read(source, *, on_error=None, name=None, limits=None) -> Iterator[EntryRecord]``
     Streams (memory stays flat however large the file). ``source`` is a path or a binary
     file. A malformed record raises :class:`FormatError` when ``on_error`` is None (the
     caller rolls the whole import back); otherwise ``on_error(err)`` is called and reading
@@ -11,6 +11,12 @@ need N converters. Each format module has the same two functions:
     skipped. A record that yields several signals (a VICS Media with MD5 and SHA-1) is
     skipped whole. Damage no reader can step over (a JSON syntax error, invalid UTF-8)
     always raises, after the records before it were yielded.
+
+    ``limits`` (:class:`vigil.formats.limits.Limits`; default: from the environment)
+    bound each record's nesting, bytes and values, the records of a file and the records
+    that may be skipped. Crossing one always raises, naming the record and the setting
+    that raises the limit: a file that does is not a hash list, and nothing past the
+    limit is ever built in memory.
 
 ``write(records, sink) -> int``
     Writes to a path, a text or a binary file (left open) and returns the number of
@@ -27,9 +33,10 @@ import re
 from collections.abc import Iterator
 from types import ModuleType
 
-from vigil.entry import EntryRecord
+from vigil.banks.entry import EntryRecord
 from vigil.formats import csvlist, ncmec, pdqlist, stopncii, vics, vpdqtext
 from vigil.formats._common import BOM, FormatError, OnError
+from vigil.formats.limits import Limits
 
 #: Format name (as ``vigil bank import --format`` takes it) -> module with read/write.
 FORMATS: dict[str, ModuleType] = {
@@ -98,9 +105,11 @@ def detect_format(path: str | os.PathLike[str]) -> str:
 
 
 def read(path: str | os.PathLike[str], fmt: str | None = None, *, on_error: OnError = None,
-         name: str | None = None) -> Iterator[EntryRecord]:
+         name: str | None = None, limits: Limits | None = None) -> Iterator[EntryRecord]:
     """Read ``path`` in format ``fmt``, or in the format :func:`detect_format` finds."""
-    return get(fmt or detect_format(path)).read(path, on_error=on_error, name=name)
+    records: Iterator[EntryRecord] = get(fmt or detect_format(path)).read(
+        path, on_error=on_error, name=name, limits=limits)
+    return records
 
 
 def get(name: str) -> ModuleType:
@@ -111,4 +120,4 @@ def get(name: str) -> ModuleType:
         raise ValueError(f"unknown format {name!r}; known: {', '.join(FORMATS)}") from None
 
 
-__all__ = ["FORMATS", "FormatError", "detect_format", "get", "read"]
+__all__ = ["FORMATS", "FormatError", "Limits", "detect_format", "get", "read"]

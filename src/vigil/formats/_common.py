@@ -11,11 +11,15 @@ import io
 import json
 import os
 from collections.abc import Callable, Iterable, Iterator
-from typing import IO, Any, BinaryIO, TextIO
+from typing import IO, Any, BinaryIO, TextIO, cast
 
-import ijson
+from vigil.banks.entry import VICTIM_STATUSES, EntryRecord, Labels, VictimStatus
 
-from vigil.entry import VICTIM_STATUSES, EntryRecord, Labels
+# A field-level problem inside one record, which the reader turns into a FormatError; the
+# same class as the door's (``Labels`` and ``EntryRecord`` raise it), so a label refused
+# there is reported with its record's location like any other bad field.
+from vigil.banks.text import FieldError as FieldError
+from vigil.formats.limits import Limits, setting
 from vigil.schemes import check_category, parse_category
 
 Source = str | os.PathLike[str] | BinaryIO | IO[bytes]
@@ -48,17 +52,24 @@ class FormatError(ValueError):
         return (type(self), (self.file, self.location, self.field, self.reason))
 
 
-def report(err: FormatError, on_error: OnError) -> None:
-    """The one error policy: raise (caller rolls back) or hand to ``on_error`` and go on."""
-    if on_error is None:
-        raise err
-    on_error(err)
+class Reporter:
+    """The one error policy: raise (the caller rolls back) or hand the error to
+    ``on_error`` and go on — up to ``max_skipped`` errors, after which the file is more
+    likely in another format than a list with a few bad records, and reading stops."""
 
+    def __init__(self, fname: str, on_error: OnError, limits: Limits) -> None:
+        self.fname, self.on_error, self.max_skipped = fname, on_error, limits.max_skipped
+        self.skipped = 0
 
-def json_error_reason(exc: Exception) -> str:
-    """The first line of a JSON parser's message: the rest quotes the input (hash values)."""
-    first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-    return f"invalid JSON ({first[:100]})"
+    def __call__(self, err: FormatError) -> None:
+        if self.on_error is None:
+            raise err
+        self.skipped += 1
+        if self.skipped > self.max_skipped:
+            raise FormatError(self.fname, err.location, None,
+                              f"more than {self.max_skipped:,} malformed records "
+                              f"({setting('max_skipped')}); is this the right format?")
+        self.on_error(err)
 
 
 # --------------------------------------------------------------------------- sources
@@ -197,14 +208,51 @@ def open_text(source: Source | TextIO, name: str | None = None) -> Iterator[tupl
         with f:
             yield f, fname
     elif isinstance(source, io.TextIOBase):
-        yield source, fname  # type: ignore[misc]
+        yield cast(TextIO, source), fname
     else:
         # Via Rewindable: anything with read() works (progress wrappers, pipes), and
         # closing our wrappers never closes the caller's file.
-        r = Rewindable(source)  # type: ignore[arg-type]
+        r = Rewindable(cast(IO[bytes], source))
         r.stream()
         yield io.TextIOWrapper(io.BufferedReader(r, CHUNK), encoding="utf-8-sig",
                                newline=""), fname
+
+
+class Lines:
+    """The lines of a text file for a line-based reader, within the limits: no line, and
+    no record of several lines (a CSV row with quoted newlines), longer than
+    ``max_record_bytes`` characters or holding more than ``max_record_values`` commas
+    (the fields of a row are counted before the csv module splits them: it would build
+    them all first). The reader calls :meth:`record_done` after each record."""
+
+    def __init__(self, f: TextIO, fname: str, limits: Limits) -> None:
+        self.f, self.fname, self.lim = f, fname, limits
+        self.lineno = 0
+        self._chars = self._commas = 0
+
+    def __iter__(self) -> Iterator[str]:
+        return self
+
+    def __next__(self) -> str:
+        lim = self.lim
+        line = self.f.readline(lim.max_record_bytes + 1)
+        if not line:
+            raise StopIteration
+        self.lineno += 1
+        self._chars += len(line)
+        self._commas += line.count(",")
+        if self._chars > lim.max_record_bytes:
+            raise FormatError(self.fname, f"line {self.lineno}", None,
+                              f"a line or row longer than {lim.max_record_bytes:,} characters "
+                              f"({setting('max_record_bytes')})")
+        if self._commas > lim.max_record_values:
+            raise FormatError(self.fname, f"line {self.lineno}", None,
+                              f"more than {lim.max_record_values:,} fields in one row "
+                              f"({setting('max_record_values')})")
+        return line
+
+    def record_done(self) -> None:
+        self._chars = self._commas = 0
 
 
 @contextlib.contextmanager
@@ -214,15 +262,32 @@ def text_sink(sink: Sink) -> Iterator[TextIO]:
         with open(sink, "w", encoding="utf-8", newline="") as f:
             yield f
     elif isinstance(sink, io.TextIOBase):
-        yield sink  # type: ignore[misc]
+        yield cast(TextIO, sink)
         sink.flush()
     else:
-        w = io.TextIOWrapper(sink, encoding="utf-8", newline="")  # type: ignore[arg-type]
+        w = io.TextIOWrapper(cast(BinaryIO, sink), encoding="utf-8", newline="")
         try:
             yield w
         finally:
             w.flush()
             w.detach()
+
+
+# --------------------------------------------------------------------------- writing
+
+
+def dumps_json(obj: Any) -> str:
+    """One record as JSON text for a writer: UTF-8 as it is, unless it holds what UTF-8
+    cannot carry (a lone surrogate, e.g. in a field a foreign file gave as ``\\ud800``);
+    then ASCII with ``\\u`` escapes, which every JSON reader turns back into the same
+    text. Without this one record would stop the whole file mid-way."""
+    text = json.dumps(obj, ensure_ascii=False, default=str)
+    if not text.isascii():
+        try:
+            text.encode("utf-8")
+        except UnicodeEncodeError:
+            return json.dumps(obj, default=str)
+    return text
 
 
 # --------------------------------------------------------------------------- values
@@ -344,7 +409,7 @@ def ext_labels(fields: dict[str, tuple[str, Any]],
         raise fail("quality", "must be 0..100")
     labels = Labels(category=category,
                     series=text_or_none(fields.get("series", (None, None))[1]),
-                    victim_status=vs.lower(),  # type: ignore[arg-type]
+                    victim_status=cast(VictimStatus, vs.lower()),
                     tags=tuple(tag_list),
                     note=text_or_none(fields.get("note", (None, None))[1]))
     return labels, quality
@@ -366,107 +431,8 @@ def ext_fields(labels: Labels, *, category: bool = True) -> dict[str, Any]:
     return out
 
 
-class FieldError(ValueError):
-    """A field-level problem inside one record; the reader turns it into a FormatError."""
-
-    def __init__(self, field: str | None, reason: str) -> None:
-        super().__init__(reason)
-        self.field = field
-        self.reason = reason
-
-
 def check_cat(scheme: str, value: str, field: str) -> tuple[str, str]:
     try:
         return check_category(scheme, value)
     except ValueError as exc:
         raise FieldError(field, str(exc)) from None
-
-
-# --------------------------------------------------------------------------- JSON records
-
-
-class BadRecord:
-    """A record that could not even be parsed (one bad JSON line): reported, then skipped."""
-
-    __slots__ = ("reason",)
-
-    def __init__(self, reason: str) -> None:
-        self.reason = reason
-
-
-def iter_json_records(f: Rewindable, fname: str,
-                      containers: dict[str, str]) -> Iterator[tuple[str, str, Any]]:
-    """Stream the records of a JSON document as (location, kind, object).
-
-    Accepts a top-level list (kind ``"record"``), JSON lines (one object per line), or an
-    object whose lists under the keys of ``containers`` (matched case-insensitively) hold
-    records of the mapped kind, in document order. A syntax error in a JSON-lines file
-    spoils one line (yielded as :class:`BadRecord`); anywhere else it ends the file, as a
-    raised FormatError, because no parser can find the next record after it.
-    """
-    head = f.head(4096).lstrip()
-    if not head:
-        return
-    if head[:1] == b"[":
-        f.stream()
-        yield from _json_items(f, fname, {"item": "record"})
-        return
-    if head[:1] != b"{":
-        raise FormatError(fname, "line 1", None, "not a JSON list, object or JSON lines")
-    first = f.first_line().strip()
-    obj: Any = None
-    with contextlib.suppress(ValueError):
-        obj = json.loads(first)
-    if isinstance(obj, dict) and not any(
-            k.lower() in containers and isinstance(v, list) for k, v in obj.items()):
-        f.stream()
-        yield from _json_lines(f)
-        return
-    f.stream()
-    yield from _json_items(f, fname, {f"{k}.item": kind for k, kind in containers.items()},
-                           containers=containers)
-
-
-def _json_lines(f: Rewindable) -> Iterator[tuple[str, str, Any]]:
-    reader = io.BufferedReader(f, CHUNK)
-    for lineno, line in enumerate(reader, 1):
-        s = line.strip()
-        if not s:
-            continue
-        try:
-            yield f"line {lineno}", "record", json.loads(s)
-        except ValueError as exc:
-            yield f"line {lineno}", "record", BadRecord(json_error_reason(exc))
-
-
-def _json_items(f: Rewindable, fname: str, targets: dict[str, str],
-                containers: dict[str, str] | None = None) -> Iterator[tuple[str, str, Any]]:
-    """Items at several array prefixes (lower-cased), built one at a time from events."""
-    n = 0
-    seen_container = containers is None
-    events = ijson.parse(f, use_float=True, buf_size=CHUNK)
-    try:
-        for prefix, event, value in events:
-            kind = targets.get(prefix.lower())
-            if kind is None:
-                if (not seen_container and event == "start_array"
-                        and prefix.lower() in containers):  # type: ignore[operator]
-                    seen_container = True
-                continue
-            n += 1
-            if event in ("start_map", "start_array"):
-                builder = ijson.ObjectBuilder()
-                end = "end_" + event[6:]
-                while True:
-                    builder.event(event, value)
-                    p, event, value = next(events)
-                    if p == prefix and event == end:
-                        break
-                yield f"record {n}", kind, builder.value
-            else:
-                yield f"record {n}", kind, value
-    except ijson.JSONError as exc:
-        raise FormatError(fname, f"after record {n}", None, json_error_reason(exc)) from None
-    if not seen_container and containers:
-        raise FormatError(fname, "top level", None,
-                          "object has none of the keys " + ", ".join(sorted(containers)))

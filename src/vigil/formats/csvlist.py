@@ -20,26 +20,34 @@ Accepted (reader)::
 
 Writer: the eight columns above plus ``quality,source_id,op``, CRLF line ends, UTF-8
 without BOM. ``extra`` is not written (the columns must be known before the first row).
+Fields holding a comma, a quote or a line break (a note may hold newlines) are quoted
+as RFC 4180 says. The one thing CSV cannot carry is a tag holding ``;``, the tag
+separator: the door (``vigil.banks.text``) refuses such a tag, and one stored by an
+older version stops the writer with an error naming the record (as does text UTF-8
+cannot carry, a lone surrogate).
 """
 
 from __future__ import annotations
 
 import csv
 from collections.abc import Iterable, Iterator
+from typing import cast
 
-from vigil.entry import VICTIM_STATUSES, EntryRecord, Labels
+from vigil.banks.entry import VICTIM_STATUSES, EntryRecord, Labels, Op, VictimStatus
 from vigil.formats._common import (
     FieldError,
     FormatError,
+    Lines,
     OnError,
+    Reporter,
     Sink,
     Source,
     check_cat,
     open_text,
     parse_int,
-    report,
     text_sink,
 )
+from vigil.formats.limits import Limits, setting
 from vigil.schemes import parse_category
 
 NAME = "csv"
@@ -50,16 +58,21 @@ _KNOWN = frozenset(WRITE_COLUMNS)
 _ALIASES = {"hash": "value"}
 
 
-def read(source: Source, *, on_error: OnError = None, name: str | None = None
-         ) -> Iterator[EntryRecord]:
+def read(source: Source, *, on_error: OnError = None, name: str | None = None,
+         limits: Limits | None = None) -> Iterator[EntryRecord]:
     """Stream the rows of a CSV hash list as EntryRecords (one per row)."""
+    lim = limits or Limits.from_env()
     with open_text(source, name) as (f, fname):
-        rows = csv.reader(f)
+        report = Reporter(fname, on_error, lim)
+        lines = Lines(f, fname, lim)
+        rows = csv.reader(lines)
         line = 0
+        n = 0
         try:
             header = next(rows, None)
             if header is None:
                 return
+            lines.record_done()
             cols = [_ALIASES.get(h.strip().lstrip("\ufeff").lower(), h.strip().lstrip("\ufeff")
                                  .lower()) for h in header]
             originals = [h.strip().lstrip("\ufeff") for h in header]
@@ -73,19 +86,25 @@ def read(source: Source, *, on_error: OnError = None, name: str | None = None
                        if c not in _KNOWN]
             cache: dict[tuple[str, ...], Labels] = {}
             for row in rows:
+                lines.record_done()
                 line = rows.line_num
                 if not any(c.strip() for c in row):
                     continue
+                n += 1
+                if n > lim.max_records:
+                    raise FormatError(fname, f"line {line}", None,
+                                      f"more than {lim.max_records:,} records "
+                                      f"({setting('max_records')})")
                 try:
                     rec = _row(row, ncols, known, unknown, cache)
                 except FieldError as exc:
-                    report(FormatError(fname, f"line {line}", exc.field, exc.reason), on_error)
+                    report(FormatError(fname, f"line {line}", exc.field, exc.reason))
                     continue
                 yield rec
         except UnicodeDecodeError:
             raise FormatError(fname, f"after line {line}", None, "not valid UTF-8") from None
         except csv.Error as exc:
-            raise FormatError(fname, f"after line {line}", None, f"bad CSV: {exc}") from None
+            raise FormatError(fname, f"line {lines.lineno}", None, f"bad CSV: {exc}") from None
 
 
 def _row(row: list[str], ncols: int, known: list[tuple[int, str]],
@@ -119,7 +138,7 @@ def _row(row: list[str], ncols: int, known: list[tuple[int, str]],
         raise FieldError("signal_type", "empty")
     try:
         return EntryRecord(cells["signal_type"], cells["value"], labels, quality=quality,
-                           op=op, source_id=cells["source_id"] or None,  # type: ignore[arg-type]
+                           op=cast(Op, op), source_id=cells["source_id"] or None,
                            extra=extra)
     except ValueError as exc:
         raise FieldError("value", str(exc)) from None
@@ -141,7 +160,7 @@ def _labels(cells: dict[str, str]) -> Labels:
     if vs not in VICTIM_STATUSES:
         raise FieldError("victim_status", f"must be one of {', '.join(VICTIM_STATUSES)}")
     labels = Labels(category=category, series=cells["series"] or None,
-                    victim_status=vs,  # type: ignore[arg-type]
+                    victim_status=cast(VictimStatus, vs),
                     tags=tuple(cells["tags"].split(";")), note=cells["note"] or None)
     return labels
 
@@ -157,8 +176,12 @@ def write(records: Iterable[EntryRecord], sink: Sink) -> int:
             if any(";" in t for t in lab.tags):
                 raise ValueError(f"record {n}: a tag contains ';', the CSV tag separator")
             scheme, cat = lab.category if lab.category else ("", "")
-            w.writerow([rec.signal_type, rec.value, scheme, cat, lab.series or "",
-                        lab.victim_status, ";".join(lab.tags), lab.note or "",
-                        "" if rec.quality is None else rec.quality, rec.source_id or "",
-                        rec.op])
+            try:
+                w.writerow([rec.signal_type, rec.value, scheme, cat, lab.series or "",
+                            lab.victim_status, ";".join(lab.tags), lab.note or "",
+                            "" if rec.quality is None else rec.quality, rec.source_id or "",
+                            rec.op])
+            except UnicodeEncodeError:
+                raise ValueError(f"record {n}: holds a lone surrogate, which UTF-8 cannot "
+                                 "carry") from None
     return n

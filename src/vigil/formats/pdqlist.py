@@ -14,47 +14,60 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Iterator
 
-from vigil.entry import EntryRecord
+from vigil.banks.entry import EntryRecord
 from vigil.formats._common import (
     FormatError,
+    Lines,
     OnError,
+    Reporter,
     Sink,
     Source,
     open_text,
-    report,
     text_sink,
 )
+from vigil.formats.limits import Limits, setting
 
 NAME = "pdq-list"
 
 
-def read(source: Source, *, on_error: OnError = None, name: str | None = None
-         ) -> Iterator[EntryRecord]:
+def read(source: Source, *, on_error: OnError = None, name: str | None = None,
+         limits: Limits | None = None) -> Iterator[EntryRecord]:
     """Stream a PDQ list, one EntryRecord per hash line."""
+    lim = limits or Limits.from_env()
     with open_text(source, name) as (f, fname):
-        lineno = 0
+        report = Reporter(fname, on_error, lim)
+        lines = Lines(f, fname, lim)
+        n = 0
         try:
-            for lineno, raw in enumerate(f, 1):
+            for raw in lines:
+                lines.record_done()
+                lineno = lines.lineno
                 line = raw.strip().lstrip("\ufeff").strip()
                 if not line or line.startswith("#"):
                     continue
+                n += 1
+                if n > lim.max_records:
+                    raise FormatError(fname, f"line {lineno}", None,
+                                      f"more than {lim.max_records:,} records "
+                                      f"({setting('max_records')})")
                 hex_part, sep, q_part = line.partition(",")
                 quality = None
                 if sep:
                     q = q_part.strip()
                     if not q.isdigit() or not 0 <= int(q) <= 100:
                         report(FormatError(fname, f"line {lineno}", "quality",
-                                           "must be an integer 0..100"), on_error)
+                                           "must be an integer 0..100"))
                         continue
                     quality = int(q)
                 try:
                     rec = EntryRecord("pdq", hex_part.strip(), quality=quality)
                 except ValueError as exc:
-                    report(FormatError(fname, f"line {lineno}", "pdq", str(exc)), on_error)
+                    report(FormatError(fname, f"line {lineno}", "pdq", str(exc)))
                     continue
                 yield rec
         except UnicodeDecodeError:
-            raise FormatError(fname, f"after line {lineno}", None, "not valid UTF-8") from None
+            raise FormatError(fname, f"after line {lines.lineno}", None,
+                              "not valid UTF-8") from None
 
 
 def write(records: Iterable[EntryRecord], sink: Sink) -> int:

@@ -24,32 +24,35 @@ A record::
 Locations are ``record N (hashId X)`` or ``line N`` for JSON lines.
 
 Writer: a JSON list (or JSON lines with ``style="jsonl"``) with hashStatus Active for
-additions and Deleted for removals (or the status kept in ``extra``, if it agrees).
+additions and Deleted for removals (or the status kept in ``extra``, if it agrees). Tags
+``case:NUMBER`` become ``caseNumbers``; a ``case:`` tag the reader would not give back as
+it is (an empty number, or spaces around it) stays in ``tags``. Text is UTF-8 JSON, with
+``\\u`` escapes for what UTF-8 cannot carry (``dumps_json``).
 """
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterable, Iterator
-from typing import Any, Literal
+from typing import Any, Literal, cast
 
-from vigil.entry import HEX_LENGTHS, EntryRecord
+from vigil.banks.entry import HEX_LENGTHS, EntryRecord, Op
 from vigil.formats._common import (
-    BadRecord,
     FieldError,
     FormatError,
     OnError,
+    Reporter,
     Sink,
     Source,
     ci,
+    dumps_json,
     ext_fields,
     ext_labels,
-    iter_json_records,
     open_binary,
-    report,
     text_or_none,
     text_sink,
 )
+from vigil.formats._json import BadRecord, iter_json_records
+from vigil.formats.limits import Limits
 
 NAME = "stopncii"
 _CONTAINERS = dict.fromkeys(("hashes", "records", "data", "items", "value"), "record")
@@ -61,19 +64,20 @@ _INTERPRETED = frozenset({"hashid", "signaltype", "hashvalue", "hashstatus", "ca
                           "quality", "category", "series", "tags", "victimstatus", "note"})
 
 
-def read(source: Source, *, on_error: OnError = None, name: str | None = None
-         ) -> Iterator[EntryRecord]:
+def read(source: Source, *, on_error: OnError = None, name: str | None = None,
+         limits: Limits | None = None) -> Iterator[EntryRecord]:
     """Stream StopNCII-style records as EntryRecords (one per record)."""
+    lim = limits or Limits.from_env()
     with open_binary(source, name) as (f, fname):
-        for location, _kind, obj in iter_json_records(f, fname, _CONTAINERS):
+        report = Reporter(fname, on_error, lim)
+        for location, _kind, obj in iter_json_records(f, fname, _CONTAINERS, lim):
             if isinstance(obj, BadRecord):
-                report(FormatError(fname, location, None, obj.reason), on_error)
+                report(FormatError(fname, location, None, obj.reason))
                 continue
             try:
                 rec = _record(obj)
             except FieldError as exc:
-                report(FormatError(fname, _where(location, obj), exc.field, exc.reason),
-                       on_error)
+                report(FormatError(fname, _where(location, obj), exc.field, exc.reason))
                 continue
             yield rec
 
@@ -125,12 +129,19 @@ def _record(obj: Any) -> EntryRecord:
     labels, quality = ext_labels(m, tags=tags)
     try:
         return EntryRecord(signal_type(st), value, labels, quality=quality,
-                           op=op,  # type: ignore[arg-type]
+                           op=cast(Op, op),
                            source_id=text_or_none(m.get("hashid", (None, None))[1]),
                            extra=extra)
     except ValueError as exc:
         raise FieldError(key["hashvalue"] if "value" in str(exc) else key["signaltype"],
                          str(exc)) from None
+
+
+def _case(tag: str) -> bool:
+    """Whether ``tag`` is written as a case number: the reader makes ``case:`` + the
+    number, stripped, so only a tag it gives back as it was."""
+    number = tag[5:]
+    return tag.startswith("case:") and bool(number) and number == number.strip()
 
 
 def record(rec: EntryRecord) -> dict[str, Any]:
@@ -143,14 +154,14 @@ def record(rec: EntryRecord) -> dict[str, Any]:
     kept = rec.extra.get("hashStatus")
     ok = isinstance(kept, str) and _STATUS.get(kept.lower()) == rec.op
     out["hashStatus"] = kept if ok else _CANONICAL[rec.op]
-    cases = [t[5:] for t in rec.labels.tags if t.startswith("case:")]
+    cases = [t[5:] for t in rec.labels.tags if _case(t)]
     if cases:
         out["caseNumbers"] = cases
     if rec.quality is not None:
         out["quality"] = rec.quality
     ext = ext_fields(rec.labels)
     if "tags" in ext:
-        other = [t for t in ext["tags"] if not t.startswith("case:")]
+        other = [t for t in ext["tags"] if not _case(t)]
         if other:
             ext["tags"] = other
         else:
@@ -172,7 +183,7 @@ def write(records: Iterable[EntryRecord], sink: Sink,
         if style == "json":
             f.write("[")
         for n, rec in enumerate(records, 1):
-            line = json.dumps(record(rec), ensure_ascii=False, default=str)
+            line = dumps_json(record(rec))
             if style == "json":
                 f.write(("\n" if n == 1 else ",\n") + line)
             else:

@@ -33,10 +33,15 @@ hashes were not given. A JSON syntax error ends the file (always raised).
 
 Writer: a VICS 2.0 hash set, streamed: ``odata.metadata`` with the VICS 2.0 Media metadata
 URL and one Media per group of consecutive records sharing ``source_id`` (and labels).
-``MediaID`` is the source_id when it is an integer, else a counter. ``Category`` is the
-us-scheme grade, or the grade ``map_category`` gives for another scheme, else 0. Booleans
-are written as "true"/"false" strings, as Project VIC tools write and read them. VICS has
-no deletions: a ``remove`` record is an error.
+``MediaID`` is the source_id when it is an integer (ASCII digits), else a counter.
+``Category`` is the us-scheme grade, or the grade ``map_category`` gives for another
+scheme, else 0. Booleans are written as "true"/"false" strings, as Project VIC tools
+write and read them. VICS has no deletions: a ``remove`` record is an error.
+
+What VICS cannot carry as such is written by these rules: ``Tags`` is a comma-separated
+string, or a list when a tag holds a comma; text is UTF-8 JSON, with ``\\u`` escapes for
+what UTF-8 cannot carry (``dumps_json``); any character a label may hold (any script,
+newlines and tabs in ``Comments``) is carried by JSON string escapes.
 """
 
 from __future__ import annotations
@@ -48,26 +53,28 @@ from typing import Any
 
 import ijson
 
-from vigil.entry import EntryRecord, Labels
+from vigil.banks.entry import EntryRecord, Labels
 from vigil.formats._common import (
     CHUNK,
     SNIFF_LIMIT,
     FieldError,
     FormatError,
     OnError,
+    Reporter,
     Rewindable,
     Sink,
     Source,
     ci,
+    dumps_json,
     groups,
-    json_error_reason,
     open_binary,
     parse_bool,
     parse_int,
-    report,
     text_or_none,
     text_sink,
 )
+from vigil.formats._json import Metered, TooLarge, json_records
+from vigil.formats.limits import Limits, setting, syntax_reason
 from vigil.schemes import map_category
 
 NAME = "vics"
@@ -89,76 +96,93 @@ _CANON = {"category": "Category", "md5": "MD5", "sha1": "SHA1", "photodna": "Pho
 _ALT_NAMES = {"sha256": "SHA256", "pdq": "PDQ", "md5": "MD5", "sha1": "SHA1"}
 
 
-def read(source: Source, *, on_error: OnError = None, name: str | None = None
-         ) -> Iterator[EntryRecord]:
+def read(source: Source, *, on_error: OnError = None, name: str | None = None,
+         limits: Limits | None = None) -> Iterator[EntryRecord]:
     """Stream the Media of a VICS file as EntryRecords (one per hash)."""
+    lim = limits or Limits.from_env()
     with open_binary(source, name) as (f, fname):
-        prefix = _sniff(f, fname)
+        shape = _sniff(f, fname, lim)
         f.stream()
-        if prefix is None:
+        if shape is None:
             return
-        n = 0
-        try:
-            for media in ijson.items(f, prefix, use_float=True, buf_size=CHUNK):
-                n += 1
-                try:
-                    recs = _records(media)
-                except FieldError as exc:
-                    report(FormatError(fname, _where(n, media), exc.field, exc.reason),
-                           on_error)
-                    continue
-                yield from recs
-        except ijson.JSONError as exc:
-            raise FormatError(fname, f"after record {n}", None, json_error_reason(exc)) from None
-
-
-def _sniff(f: Rewindable, fname: str) -> str | None:
-    """The ijson prefix of the Media items, from the start of the file (None: empty)."""
-    vkey: str | None = None
-    case_media: str | None = None
-    is_case = False
-    try:
-        for prefix, event, value in ijson.parse(f, use_float=True, buf_size=CHUNK):
-            if prefix == "":
-                if event == "start_array":
-                    return "item"
-                if event == "map_key" and value.lower() == "value":
-                    vkey = value
-                if event not in ("start_map", "map_key", "end_map"):
-                    break
+        report = Reporter(fname, on_error, lim)
+        media_path = shape
+        for location, _kind, media in json_records(
+                f, fname, lambda p: "media" if p == media_path else None, lim):
+            try:
+                recs = _records(media)
+            except FieldError as exc:
+                report(FormatError(fname, _where(location, media), exc.field, exc.reason))
                 continue
-            if vkey is None or not prefix.startswith(vkey):
-                pass
-            elif prefix == vkey and event == "end_array":
-                return None  # empty value list
-            elif prefix == f"{vkey}.item":
-                if event == "map_key":
-                    k = value.lower()
-                    if k == "media":
-                        return f"{vkey}.item.{value}.item"
-                    if k in _CASE_KEYS:
+            yield from recs
+
+
+def _sniff(f: Rewindable, fname: str, lim: Limits) -> tuple[str, ...] | None:
+    """The path of the Media records (lower-cased keys, ``item`` for array items), from
+    the start of the file: ``item`` (a list of Media), ``value.item`` (a hash set) or
+    ``value.item.media.item`` (cases). None: an empty ``value`` list.
+
+    The first ``value`` item decides: a ``Media`` or case key makes it a case, a Media
+    key a hash set. At most ``SNIFF_LIMIT`` bytes are looked at, never deeper than
+    ``max_depth``."""
+    m = Metered(f, SNIFF_LIMIT)
+    path: list[str] = []
+    is_case = False
+    saw_value = False
+    try:
+        for ev, v in ijson.basic_parse(m, use_float=True, buf_size=CHUNK):
+            depth = len(path)
+            if ev == "map_key":
+                path[-1] = v.lower()
+                if depth == 3 and path[:2] == ["value", "item"]:
+                    if path[2] == "media":
+                        return ("value", "item", "media", "item")
+                    if path[2] in _CASE_KEYS:
                         is_case = True
-                    elif k in _MEDIA_KEYS and not is_case:
-                        return f"{vkey}.item"
-                elif event == "end_map":
-                    return f"{vkey}.item.{case_media or 'Media'}.item" if is_case \
-                        else f"{vkey}.item"
-            if f.recorded > SNIFF_LIMIT:
-                return f"{vkey}.item" if vkey else None
-    except ijson.JSONError as exc:
-        raise FormatError(fname, "start of file", None, json_error_reason(exc)) from None
-    if vkey is None:
-        raise FormatError(fname, "top level", "value",
-                          "not a VICS file: no 'value' list and not a list of Media")
-    return None
+                    elif path[2] in _MEDIA_KEYS and not is_case:
+                        return ("value", "item")
+                continue
+            if ev == "end_map" or ev == "end_array":
+                if depth == 3 and path[:2] == ["value", "item"]:  # the first item ended
+                    return ("value", "item", "media", "item") if is_case else ("value", "item")
+                if depth == 2 and path == ["value", "item"]:
+                    return None  # an empty value list
+                path.pop()
+                continue
+            if depth == 0 and ev != "start_map":
+                if ev == "start_array":
+                    return ("item",)
+                break
+            if depth == 2 and path == ["value", "item"] and ev != "start_map":
+                return ("value", "item")  # not an object: reported as a bad record
+            if ev == "start_map" or ev == "start_array":
+                if depth >= lim.max_depth:
+                    raise FormatError(fname, "start of file", None,
+                                      f"nested deeper than {lim.max_depth} levels "
+                                      f"({setting('max_depth')})")
+                if depth == 1 and path == ["value"] and ev == "start_array":
+                    saw_value = True
+                path.append("" if ev == "start_map" else "item")
+    except TooLarge:
+        if saw_value:
+            return ("value", "item")
+        raise FormatError(fname, "start of file", "value",
+                          f"not a VICS file: no 'value' list in the first {SNIFF_LIMIT:,} "
+                          "bytes") from None
+    except (ijson.JSONError, ValueError, OverflowError) as exc:
+        if isinstance(exc, FormatError):
+            raise
+        raise FormatError(fname, "start of file", None, syntax_reason(exc)) from None
+    raise FormatError(fname, "top level", "value",
+                      "not a VICS file: no 'value' list and not a list of Media")
 
 
-def _where(n: int, media: Any) -> str:
+def _where(location: str, media: Any) -> str:
     if isinstance(media, dict):
         mid = ci(media).get("mediaid", (None, None))[1]
         if isinstance(mid, int | str) and not isinstance(mid, bool) and str(mid).strip():
-            return f"record {n} (MediaID {str(mid).strip()[:40]})"
-    return f"record {n}"
+            return f"{location} (MediaID {str(mid).strip()[:40]})"
+    return location
 
 
 def _signal(field: str, signal_type: str, value: Any) -> tuple[str, str, str] | None:
@@ -326,14 +350,14 @@ def write(records: Iterable[EntryRecord], sink: Sink) -> int:
                 if rec.op != "add":
                     raise ValueError(f"record {n}: VICS has no deletions (op=remove)")
             sid = group[0].source_id
-            if sid is not None and sid.isdigit():
+            if sid is not None and sid.isascii() and sid.isdigit():
                 mid = int(sid)
                 next_id = max(next_id, mid + 1)
             else:
                 mid = next_id
                 next_id += 1
             f.write(sep)
-            f.write(json.dumps(media(group, mid), ensure_ascii=False, default=str))
+            f.write(dumps_json(media(group, mid)))
             sep = ",\n"
         f.write("\n]}\n")
     return n

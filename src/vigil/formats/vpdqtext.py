@@ -15,26 +15,40 @@ from __future__ import annotations
 import io
 from collections.abc import Iterable, Iterator
 
-from vigil.entry import EntryRecord
-from vigil.formats._common import FormatError, OnError, Sink, Source, open_text, report, text_sink
+from vigil.banks.entry import EntryRecord
+from vigil.formats._common import (
+    FormatError,
+    OnError,
+    Reporter,
+    Sink,
+    Source,
+    open_text,
+    text_sink,
+)
+from vigil.formats.limits import Limits, setting
 from vigil.signals.vpdq import VpdqFormatError, read_vpdq, vpdq_digest, write_vpdq
 
 NAME = "vpdq"
 
 
-def read(source: Source, *, on_error: OnError = None, name: str | None = None
-         ) -> Iterator[EntryRecord]:
+def read(source: Source, *, on_error: OnError = None, name: str | None = None,
+         limits: Limits | None = None) -> Iterator[EntryRecord]:
     """The file's single video as one ``vpdq`` EntryRecord."""
+    lim = limits or Limits.from_env()
     with open_text(source, name) as (f, fname):
         try:
-            text = f.read()
+            text = f.read(lim.max_record_bytes + 1)
         except UnicodeDecodeError:
             raise FormatError(fname, "file", None, "not valid UTF-8") from None
+    if len(text) > lim.max_record_bytes:
+        raise FormatError(fname, "record 1", "frames",
+                          f"more than {lim.max_record_bytes:,} characters for one video "
+                          f"({setting('max_record_bytes')})")
     try:
         frames = read_vpdq(io.StringIO(text.lstrip("\ufeff")))
     except (VpdqFormatError, ValueError) as exc:
-        report(FormatError(fname, "record 1", "frames", str(exc).split(":")[-1].strip()),
-               on_error)
+        Reporter(fname, on_error, lim)(
+            FormatError(fname, "record 1", "frames", str(exc).split(":")[-1].strip()))
         return
     if not frames:
         return  # an empty file: no video (what writing an empty list gives)

@@ -7,11 +7,12 @@ every optimised path is tested against.
 
 from vigil.index.brute import BruteForceIndex
 from vigil.index.codes import codes_from_hex, hamming, hex_from_codes
-from vigil.index.exact import ExactIndex, digests_from_hex
+from vigil.index.exact import DIGEST_SIZES, ExactIndex, digests_from_hex
 from vigil.index.mih import HammingIndex
 from vigil.index.result import SearchResult
 
 __all__ = [
+    "DIGEST_SIZES",
     "BruteForceIndex",
     "ExactIndex",
     "HammingIndex",

@@ -3,28 +3,44 @@
 Codes are handled inside the engine as four little-endian ``uint64`` words per 256-bit code
 (a zero-copy view of the ``(N, 32) uint8`` public layout), because one hardware popcount
 per word is the cheapest exact Hamming distance there is.
+
+Typing: the jitted functions here and in ``_kernels`` are typed by Numba when they are
+compiled, from the arrays they are called with; their Python signatures are not what
+runs, so they carry no annotations (pyproject.toml relaxes mypy for these two modules).
+The intrinsics' own functions run at compile time and are annotated; what jitted code
+calls (``popcount64``, ``prefetch``) is exported as ``Any``, because Numba, not Python,
+resolves those calls.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
+from typing import Any, TypeAlias
+
 import numpy as np
 from llvmlite import ir
 from numba import njit, types
-from numba.core import cgutils
+from numba.core.typing.templates import Signature
 from numba.extending import intrinsic
+
+from vigil.index.arrays import Codes, Words
 
 WORDS = 4  # 256-bit code = 4 x uint64
 CODE_BYTES = 32
 
+#: what an intrinsic's typing function returns: its signature and the LLVM code generator
+Codegen: TypeAlias = Callable[[Any, ir.IRBuilder, Signature, Sequence[ir.Value]], Any]
+
 
 @intrinsic
-def popcount64(typingctx, x):  # type: ignore[no-untyped-def]
+def _popcount64(typingctx: object, x: types.Type) -> tuple[Signature, Codegen] | None:
     """LLVM ``ctpop`` on a uint64: one POPCNT (or a vector VPOPCNTQ) instead of bit tricks."""
     if not isinstance(x, types.Integer):
         return None
     sig = types.uint64(types.uint64)
 
-    def codegen(context, builder, signature, args):  # type: ignore[no-untyped-def]
+    def codegen(context: Any, builder: ir.IRBuilder, signature: Signature,
+                args: Sequence[ir.Value]) -> ir.Value:
         (val,) = args
         val = context.cast(builder, val, signature.args[0], types.uint64)
         fn = builder.module.declare_intrinsic("llvm.ctpop", [ir.IntType(64)])
@@ -33,8 +49,12 @@ def popcount64(typingctx, x):  # type: ignore[no-untyped-def]
     return sig, codegen
 
 
+#: ``popcount64(x)`` in jitted code: the number of set bits of a uint64
+popcount64: Any = _popcount64
+
+
 @njit(cache=True, nogil=True, inline="always")
-def distance(a, i, q0, q1, q2, q3):  # type: ignore[no-untyped-def]
+def distance(a, i, q0, q1, q2, q3):
     """Hamming distance between row ``i`` of ``a`` ((N, 4) uint64) and a query given as words."""
     return np.int64(
         popcount64(a[i, 0] ^ q0)
@@ -45,7 +65,7 @@ def distance(a, i, q0, q1, q2, q3):  # type: ignore[no-untyped-def]
 
 
 @njit(cache=True, nogil=True, inline="always")
-def chunk_value(w0, w1, w2, w3, start, width):  # type: ignore[no-untyped-def]
+def chunk_value(w0, w1, w2, w3, start, width):
     """Bits ``[start, start + width)`` of the 256-bit little-endian integer ``w0..w3``.
 
     ``width`` is at most 32, so a chunk spans at most two words.
@@ -66,7 +86,7 @@ def chunk_value(w0, w1, w2, w3, start, width):  # type: ignore[no-untyped-def]
     return val & ((np.uint64(1) << np.uint64(width)) - np.uint64(1))
 
 
-def as_words(codes: np.ndarray) -> np.ndarray:
+def as_words(codes: Codes) -> Words:
     """View ``(N, 32) uint8`` codes as ``(N, 4) uint64`` without copying when possible."""
     arr = np.ascontiguousarray(codes, dtype=np.uint8)
     if arr.ndim != 2 or arr.shape[1] != CODE_BYTES:
@@ -75,14 +95,16 @@ def as_words(codes: np.ndarray) -> np.ndarray:
 
 
 @intrinsic
-def prefetch(typingctx, arr, index):  # type: ignore[no-untyped-def]
+def _prefetch(typingctx: object, arr: types.Type, index: types.Type,
+              ) -> tuple[Signature, Codegen] | None:
     """Software prefetch of ``arr.flat[index]`` (C-contiguous arrays): start the cache miss
     now, use the data a few hundred instructions later. A no-op for correctness."""
     if not isinstance(arr, types.Array) or not isinstance(index, types.Integer):
         return None
     sig = types.void(arr, index)
 
-    def codegen(context, builder, signature, args):  # type: ignore[no-untyped-def]
+    def codegen(context: Any, builder: ir.IRBuilder, signature: Signature,
+                args: Sequence[ir.Value]) -> ir.Value:
         ary, idx = args
         data = context.make_array(signature.args[0])(context, builder, ary).data
         ptr = builder.gep(data, [idx])
@@ -90,8 +112,14 @@ def prefetch(typingctx, arr, index):  # type: ignore[no-untyped-def]
         ptr = builder.bitcast(ptr, i8p)
         i32 = ir.IntType(32)
         fnty = ir.FunctionType(ir.VoidType(), [i8p, i32, i32, i32])
-        fn = cgutils.get_or_insert_function(builder.module, fnty, "llvm.prefetch.p0")
+        fn = builder.module.globals.get("llvm.prefetch.p0")  # declared once per module
+        if fn is None:
+            fn = ir.Function(builder.module, fnty, "llvm.prefetch.p0")
         builder.call(fn, [ptr, i32(0), i32(3), i32(1)])
         return context.get_dummy_value()
 
     return sig, codegen
+
+
+#: ``prefetch(arr, index)`` in jitted code: a hint to load ``arr.flat[index]`` into cache
+prefetch: Any = _prefetch

@@ -8,8 +8,10 @@ from __future__ import annotations
 
 import numpy as np
 
+from vigil.index.arrays import Flags, Ids, Positions
 
-def as_ids(ids: object, n: int | None = None) -> np.ndarray:
+
+def as_ids(ids: object, n: int | None = None) -> Ids:
     """Coerce to a 1-D int64 array, checking its length against ``n`` rows when given."""
     arr = np.asarray(ids)
     if arr.size == 0:
@@ -24,7 +26,7 @@ def as_ids(ids: object, n: int | None = None) -> np.ndarray:
     return arr
 
 
-def check_unique(ids: np.ndarray) -> None:
+def check_unique(ids: Ids) -> None:
     """Raise ValueError naming an id that occurs twice in one batch."""
     if len(ids) < 2:
         return
@@ -34,13 +36,7 @@ def check_unique(ids: np.ndarray) -> None:
         raise ValueError(f"id {int(s[dup[0]])} occurs more than once in this batch")
 
 
-def first_present(candidates: np.ndarray, present: np.ndarray) -> int | None:
-    """The first of ``candidates`` found in ``present`` (boolean mask aligned to candidates)."""
-    hits = np.flatnonzero(present)
-    return int(candidates[hits[0]]) if len(hits) else None
-
-
-def sorted_member(sorted_ids: np.ndarray, ids: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def sorted_member(sorted_ids: Ids, ids: Ids) -> tuple[Flags, Positions]:
     """For each id: whether it is in ``sorted_ids`` and its position there (valid if found)."""
     if len(sorted_ids) == 0:
         return np.zeros(len(ids), dtype=bool), np.zeros(len(ids), dtype=np.int64)

@@ -1,6 +1,7 @@
-"""Numba kernels: batched linear scan, multi-index table build, multi-index probe + verify.
+"""Numba kernels: batched linear scan, multi-index table build, multi-index probe + verify,
+and the pairwise frame comparison that scores a video against a candidate.
 
-All kernels take codes as ``(N, 4) uint64`` rows and return hits as three parallel arrays
+All search kernels take codes as ``(N, 4) uint64`` rows and return hits as three parallel arrays
 (query index, row, distance). ``nogil=True`` so callers may run batches on threads;
 ``cache=True`` so the compile cost is paid once per machine, not once per process.
 """
@@ -18,7 +19,7 @@ VERIFY_AHEAD = 16  # candidates prefetched ahead of the one being verified
 
 
 @njit(cache=True, nogil=True)
-def _grow(hq, hr, hd):  # type: ignore[no-untyped-def]
+def _grow(hq, hr, hd):
     n = hq.shape[0] * 2
     nq = np.empty(n, np.int64)
     nr = np.empty(n, np.int64)
@@ -30,7 +31,7 @@ def _grow(hq, hr, hd):  # type: ignore[no-untyped-def]
 
 
 @njit(cache=True, nogil=True)
-def _grow_pair(a, b):  # type: ignore[no-untyped-def]
+def _grow_pair(a, b):
     n = a.shape[0] * 2
     na = np.empty(n, a.dtype)
     nb = np.empty(n, b.dtype)
@@ -40,7 +41,7 @@ def _grow_pair(a, b):  # type: ignore[no-untyped-def]
 
 
 @njit(cache=True, nogil=True)
-def scan(codes, alive, queries, radius):  # type: ignore[no-untyped-def]
+def scan(codes, alive, queries, radius):
     """Exact radius search by comparing every query with every live row.
 
     Rows are transposed block by block into four word columns so the distance loop is
@@ -97,7 +98,7 @@ def scan(codes, alive, queries, radius):  # type: ignore[no-untyped-def]
 
 
 @njit(cache=True, nogil=True)
-def build_table(codes, start, width):  # type: ignore[no-untyped-def]
+def build_table(codes, start, width):
     """Counting sort of rows by one chunk: direct-addressed offsets + rows grouped by value.
 
     ``offsets[v]:offsets[v+1]`` are the positions in ``rows`` of the codes whose chunk
@@ -123,7 +124,7 @@ def build_table(codes, start, width):  # type: ignore[no-untyped-def]
 
 
 @njit(cache=True, nogil=True)
-def flip_masks(width, tmax):  # type: ignore[no-untyped-def]
+def flip_masks(width, tmax):
     """All ``width``-bit masks with at most ``tmax`` bits set, ordered by popcount.
 
     Returns the masks and ``upto`` where ``upto[t]`` counts masks with popcount <= t, so the
@@ -156,7 +157,7 @@ def flip_masks(width, tmax):  # type: ignore[no-untyped-def]
 
 
 @njit(cache=True, nogil=True)
-def mih_search(codes, alive, width, offsets, rows, tvec, masks, upto, queries, radius):  # type: ignore[no-untyped-def]
+def mih_search(codes, alive, width, offsets, rows, tvec, masks, upto, queries, radius):
     """Exact multi-index hashing search (Norouzi et al.).
 
     Chunk ``i`` covers bits ``[i*width, (i+1)*width)``; the pigeonhole split ``tvec``
@@ -235,7 +236,7 @@ def mih_search(codes, alive, width, offsets, rows, tvec, masks, upto, queries, r
                 c += 1
         # pass 3: distances on all 256 bits, in a loop of its own: kept this small, the
         # out-of-order core overlaps the loads of many candidates (with the hit handling
-        # inside it, the whole search took ~20% longer at 10M codes: bench/RESULTS.md)
+        # inside it, the whole search took ~20% longer at 10M codes: bench/HISTORY.md)
         nn = 0
         for j in range(c):
             if j + VERIFY_AHEAD < c:
@@ -272,3 +273,21 @@ def mih_search(codes, alive, width, offsets, rows, tvec, masks, upto, queries, r
                     hd[nh] = np.int32(nd[h])
                     nh += 1
     return hq[:nh], hr[:nh], hd[:nh]
+
+
+@njit(cache=True, nogil=True)
+def pair_hits(q, c, distance, qhit, chit):
+    """Flag every query and candidate hash that has a partner within ``distance`` (both
+    ``(k, 4) uint64``; ``qhit``, ``chit`` bool, set in place): scores a video pair."""
+    for i in range(q.shape[0]):
+        q0, q1, q2, q3 = q[i, 0], q[i, 1], q[i, 2], q[i, 3]
+        for j in range(c.shape[0]):
+            d = (
+                popcount64(c[j, 0] ^ q0)
+                + popcount64(c[j, 1] ^ q1)
+                + popcount64(c[j, 2] ^ q2)
+                + popcount64(c[j, 3] ^ q3)
+            )
+            if d <= distance:
+                qhit[i] = True
+                chit[j] = True

@@ -9,7 +9,7 @@ so with 4 KiB pages nearly every one also misses the TLB. Mapped files get
 ``MADV_HUGEPAGE`` (page cache read in 2 MiB folios, mapped with 2 MiB entries where the
 kernel can); a freshly written file is dropped from the page cache once it is on disk,
 because the writes left it in small folios that would stay small. Measured on a 10M
-generation: 0.27-0.31 -> 0.23 ms per single-code search (bench/RESULTS.md, session 5).
+generation: 0.27-0.31 -> 0.23 ms per single-code search (bench/HISTORY.md).
 """
 
 from __future__ import annotations
@@ -24,12 +24,13 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from numpy.typing import NDArray
 
 MANIFEST = "manifest.json"
 
 
 def write_index_dir(
-    path: str | Path, manifest: dict[str, Any], arrays: dict[str, np.ndarray]
+    path: str | Path, manifest: dict[str, Any], arrays: dict[str, NDArray[Any]]
 ) -> None:
     """Write arrays and manifest to a fresh sibling directory, then swap it into place.
 
@@ -62,7 +63,7 @@ def write_index_dir(
 DROP_CACHE_BYTES = 64 << 20
 
 
-def _save(file: Path, arr: np.ndarray) -> None:
+def _save(file: Path, arr: NDArray[Any]) -> None:
     """``np.save``, then for a big array: flush it and drop it from the page cache, so
     that readers map it afresh in huge pages (see the module docstring)."""
     with open(file, "wb") as f:
@@ -73,7 +74,7 @@ def _save(file: Path, arr: np.ndarray) -> None:
             os.posix_fadvise(f.fileno(), 0, 0, os.POSIX_FADV_DONTNEED)
 
 
-def _advise_huge(arr: np.ndarray) -> None:
+def _advise_huge(arr: NDArray[Any]) -> None:
     """Ask for huge pages on a memory-mapped array; silently nothing where unsupported."""
     m = getattr(arr, "_mmap", None)
     advice = getattr(mmap, "MADV_HUGEPAGE", None)
@@ -89,6 +90,8 @@ def read_manifest(path: str | Path, fmt: str, max_version: int) -> dict[str, Any
     if not file.is_file():
         raise FileNotFoundError(f"no index manifest at {file}")
     manifest = json.loads(file.read_text())
+    if not isinstance(manifest, dict):
+        raise ValueError(f"{file} holds no index manifest (not a JSON object)")
     if manifest.get("format") != fmt:
         raise ValueError(f"{path} holds format {manifest.get('format')!r}, expected {fmt!r}")
     version = manifest.get("version")
@@ -99,12 +102,14 @@ def read_manifest(path: str | Path, fmt: str, max_version: int) -> dict[str, Any
     return manifest
 
 
-def load_array(path: str | Path, name: str, mmap: bool, writable: bool = False) -> np.ndarray:
+def load_array(path: str | Path, name: str, mmap: bool, writable: bool = False,
+               ) -> NDArray[Any]:
     """Load one array; memory-mapped read-only unless it must be modified in place."""
     file = Path(path) / f"{name}.npy"
     if writable:
         return np.array(np.load(file, allow_pickle=False))
-    arr = np.load(file, mmap_mode="r" if mmap else None, allow_pickle=False)
+    # a np.memmap when mapped (kept as such: ``_advise_huge`` needs its ``_mmap``)
+    arr: NDArray[Any] = np.load(file, mmap_mode="r" if mmap else None, allow_pickle=False)
     if mmap:
         _advise_huge(arr)
     return arr

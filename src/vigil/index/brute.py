@@ -12,6 +12,7 @@ import numpy as np
 
 from vigil.index._ids import as_ids, check_unique
 from vigil.index._store import load_array, read_manifest, write_index_dir
+from vigil.index.arrays import Codes, Ids
 from vigil.index.codes import CODE_BYTES
 from vigil.index.result import SearchResult
 
@@ -20,7 +21,7 @@ VERSION = 1
 MAX_RADIUS = 256
 
 
-def check_codes(codes: np.ndarray) -> np.ndarray:
+def check_codes(codes: Codes) -> Codes:
     """Validate the public code layout: ``(N, 32) uint8``."""
     arr = np.asarray(codes)
     if arr.ndim != 2 or arr.shape[1] != CODE_BYTES or arr.dtype != np.uint8:
@@ -48,7 +49,7 @@ class BruteForceIndex:
     def __len__(self) -> int:
         return len(self._ids)
 
-    def add(self, codes: np.ndarray, ids: np.ndarray) -> None:
+    def add(self, codes: Codes, ids: Ids) -> None:
         """Append codes under new, unique ids."""
         codes = check_codes(codes)
         ids = as_ids(ids, len(codes))
@@ -59,14 +60,14 @@ class BruteForceIndex:
         self._codes = np.concatenate([self._codes, codes])
         self._ids = np.concatenate([self._ids, ids])
 
-    def remove(self, ids: np.ndarray) -> int:
+    def remove(self, ids: Ids) -> int:
         """Drop the given ids; unknown ids are ignored. Returns how many were removed."""
         gone = np.isin(self._ids, as_ids(ids))
         self._codes = self._codes[~gone]
         self._ids = self._ids[~gone]
         return int(gone.sum())
 
-    def search(self, queries: np.ndarray, radius: int = 31) -> SearchResult:
+    def search(self, queries: Codes, radius: int = 31) -> SearchResult:
         """Every stored code within ``radius`` of each query, with exact distances."""
         queries = check_codes(queries)
         r = check_radius(radius)

@@ -10,6 +10,9 @@ from __future__ import annotations
 from collections.abc import Iterable
 
 import numpy as np
+from numpy.typing import NDArray
+
+from vigil.index.arrays import Codes
 
 CODE_BYTES = 32
 CODE_HEX = 2 * CODE_BYTES
@@ -38,7 +41,7 @@ def _parse_one(position: int, value: object, n_bytes: int) -> bytes:
     return raw
 
 
-def parse_hex_rows(hexes: Iterable[str], n_bytes: int) -> np.ndarray:
+def parse_hex_rows(hexes: Iterable[str], n_bytes: int) -> NDArray[np.uint8]:
     """Parse fixed-width hex strings into an ``(N, n_bytes) uint8`` array.
 
     Fast path joins everything and parses once (10M codes in seconds); only when that fails
@@ -61,7 +64,7 @@ def parse_hex_rows(hexes: Iterable[str], n_bytes: int) -> np.ndarray:
     return np.frombuffer(raw, dtype=np.uint8).reshape(n, n_bytes).copy()
 
 
-def codes_from_hex(hexes: Iterable[str]) -> np.ndarray:
+def codes_from_hex(hexes: Iterable[str]) -> Codes:
     """Parse 64-hex-digit PDQ codes into an ``(N, 32) uint8`` array (upper or lower case).
 
     Raises ValueError naming the position and (shortened) value of the first bad code.
@@ -69,7 +72,7 @@ def codes_from_hex(hexes: Iterable[str]) -> np.ndarray:
     return parse_hex_rows(hexes, CODE_BYTES)
 
 
-def hex_from_codes(codes: np.ndarray) -> list[str]:
+def hex_from_codes(codes: Codes) -> list[str]:
     """Lowercase hex for each row of an ``(N, 32) uint8`` array (the inverse of codes_from_hex)."""
     arr = np.ascontiguousarray(codes, dtype=np.uint8)
     if arr.ndim != 2 or arr.shape[1] != CODE_BYTES:

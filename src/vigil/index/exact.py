@@ -13,23 +13,26 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+from numpy.typing import NDArray
 
 from vigil.index._ids import as_ids, check_unique, sorted_member
 from vigil.index._store import load_array, read_manifest, write_index_dir
+from vigil.index.arrays import Alive, Digests, Flags, Ids, Positions
 from vigil.index.codes import parse_hex_rows
 from vigil.index.result import SearchResult
 
 FORMAT = "vigil.exact-index"
 VERSION = 1
-DIGEST_SIZES = {16: "md5", 20: "sha1", 32: "sha256"}
+#: the exact-digest signal types and their sizes in bytes
+DIGEST_SIZES: dict[str, int] = {"md5": 16, "sha1": 20, "sha256": 32}
 
 
-def digests_from_hex(hexes: Iterable[str], digest_size: int) -> np.ndarray:
+def digests_from_hex(hexes: Iterable[str], digest_size: int) -> Digests:
     """Parse hex digests of ``digest_size`` bytes into an ``(N, digest_size) uint8`` array."""
     return parse_hex_rows(hexes, digest_size)
 
 
-def _keys(digests: np.ndarray) -> np.ndarray:
+def _keys(digests: Digests) -> NDArray[np.uint64]:
     """The first 8 bytes as a big-endian integer: sorting by it is sorting by prefix."""
     return np.ascontiguousarray(digests[:, :8]).view(">u8").reshape(-1).astype(np.uint64)
 
@@ -38,15 +41,15 @@ def _keys(digests: np.ndarray) -> np.ndarray:
 class _Sorted:
     """Digests sorted by key, their ids, a tombstone mask and an id -> row map."""
 
-    digests: np.ndarray
-    keys: np.ndarray
-    ids: np.ndarray
-    alive: np.ndarray
-    id_sorted: np.ndarray  # ids in increasing order
-    id_rows: np.ndarray  # row of each id_sorted entry
+    digests: Digests
+    keys: NDArray[np.uint64]
+    ids: Ids
+    alive: Alive
+    id_sorted: Ids  # ids in increasing order
+    id_rows: NDArray[np.uint32 | np.int64]  # row of each id_sorted entry
 
     @classmethod
-    def build(cls, digests: np.ndarray, ids: np.ndarray) -> _Sorted:
+    def build(cls, digests: Digests, ids: Ids) -> _Sorted:
         keys = _keys(digests)
         order = np.argsort(keys, kind="stable")
         ids = ids[order]
@@ -64,13 +67,14 @@ class _Sorted:
     def n_alive(self) -> int:
         return int(np.count_nonzero(self.alive))
 
-    def rows_of(self, ids: np.ndarray) -> np.ndarray:
+    def rows_of(self, ids: Ids) -> Positions:
         """Live rows holding any of ``ids``."""
         found, pos = sorted_member(self.id_sorted, ids)
         rows = np.asarray(self.id_rows)[pos[found]].astype(np.int64)
-        return rows[self.alive[rows] == 1]
+        live: Flags = self.alive[rows] == 1
+        return rows[live]
 
-    def lookup(self, queries: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    def lookup(self, queries: Digests) -> tuple[Positions, Ids]:
         """(query index, id) for every live entry whose digest equals a query digest."""
         if len(self.keys) == 0:
             return np.zeros(0, np.int64), np.zeros(0, np.int64)
@@ -89,8 +93,8 @@ class ExactIndex:
     """Exact lookup of fixed-size digests -> ids (several ids may share one digest)."""
 
     def __init__(self, digest_size: int, delta_limit: int | None = None) -> None:
-        if digest_size not in DIGEST_SIZES:
-            sizes = sorted(DIGEST_SIZES)
+        if digest_size not in DIGEST_SIZES.values():
+            sizes = sorted(DIGEST_SIZES.values())
             raise ValueError(f"digest_size must be one of {sizes}, got {digest_size}")
         self.digest_size = digest_size
         self.delta_limit = delta_limit
@@ -100,7 +104,7 @@ class ExactIndex:
     def _empty(self) -> _Sorted:
         return _Sorted.build(np.zeros((0, self.digest_size), np.uint8), np.zeros(0, np.int64))
 
-    def _check(self, digests: np.ndarray | Sequence[bytes]) -> np.ndarray:
+    def _check(self, digests: Digests | Sequence[bytes]) -> Digests:
         if isinstance(digests, np.ndarray):
             arr = digests
         else:
@@ -130,7 +134,7 @@ class ExactIndex:
             return self.delta_limit
         return max(50_000, len(self._base.ids) // 64)
 
-    def add(self, digests: np.ndarray | Sequence[bytes], ids: np.ndarray) -> None:
+    def add(self, digests: Digests | Sequence[bytes], ids: Ids) -> None:
         """Add digests under new unique ids (a duplicate id raises ValueError naming it)."""
         arr = self._check(digests)
         ids = as_ids(ids, len(arr))
@@ -151,7 +155,7 @@ class ExactIndex:
         if len(self._delta.ids) > self._limit():
             self.compact()
 
-    def remove(self, ids: np.ndarray) -> int:
+    def remove(self, ids: Ids) -> int:
         """Remove ids (unknown ones ignored); returns how many were removed."""
         ids = np.unique(as_ids(ids))
         removed = 0
@@ -176,7 +180,7 @@ class ExactIndex:
             self._base = _Sorted.build(np.concatenate(digests), np.concatenate(ids))
         self._delta = self._empty()
 
-    def lookup(self, digests: np.ndarray | Sequence[bytes]) -> SearchResult:
+    def lookup(self, digests: Digests | Sequence[bytes]) -> SearchResult:
         """Ids stored under each query digest; all distances are 0 (same shape as search)."""
         arr = self._check(digests)
         qs, found = [], []

@@ -23,14 +23,16 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal, TypeVar
 
 import numpy as np
+from numpy.typing import NDArray
 
 from vigil.index import _kernels as k
 from vigil.index._bits import as_words
 from vigil.index._ids import as_ids, check_unique, sorted_member
 from vigil.index._store import load_array, read_manifest, write_index_dir
+from vigil.index.arrays import Alive, Codes, Distances, Flags, Ids, Positions, Words
 from vigil.index.brute import check_codes, check_radius
 from vigil.index.codes import CODE_BYTES
 from vigil.index.plan import Layout, choose_layout, split_radius, use_tables
@@ -39,15 +41,19 @@ from vigil.index.result import SearchResult
 FORMAT = "vigil.hamming-index"
 VERSION = 1
 Strategy = Literal["auto", "tables", "scan"]
+_T = TypeVar("_T", bound=np.generic)
 
 
 @lru_cache(maxsize=16)
-def _masks(width: int, tmax: int) -> tuple[np.ndarray, np.ndarray]:
-    return k.flip_masks(width, tmax)
+def _masks(width: int, tmax: int) -> tuple[NDArray[np.uint64], Positions]:
+    """The flip masks of one chunk width (``k.flip_masks``), made once per width."""
+    masks, upto = k.flip_masks(width, tmax)
+    return masks, upto
 
 
 @lru_cache(maxsize=256)
-def _probe_args(layout: Layout, radius: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def _probe_args(layout: Layout, radius: int,
+                ) -> tuple[Positions, NDArray[np.uint64], Positions]:
     """The per-chunk radii and the flip masks for one layout and radius (read-only:
     they are shared by every search that uses them)."""
     tvec = np.array(split_radius(radius, layout.chunks), dtype=np.int64)
@@ -55,7 +61,7 @@ def _probe_args(layout: Layout, radius: int) -> tuple[np.ndarray, np.ndarray, np
     return _readonly(tvec), _readonly(masks), _readonly(upto)
 
 
-def _readonly(arr: np.ndarray | None) -> np.ndarray:
+def _readonly(arr: NDArray[_T] | None) -> NDArray[_T]:
     """A read-only view. Numba then knows the kernel cannot write through it, so it may
     reorder and overlap loads freely (measured ~1.5x on the multi-index probe)."""
     assert arr is not None
@@ -80,9 +86,11 @@ def _executor() -> ThreadPoolExecutor:
         return _pool
 
 
-def _split(kernel: Callable[[np.ndarray], tuple[np.ndarray, np.ndarray, np.ndarray]],
-           qw: np.ndarray, threads: int | None = None,
-           ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+#: a search kernel's hits: (query index, row, distance) as three parallel arrays
+Hits = tuple[Positions, Positions, Distances]
+
+
+def _split(kernel: Callable[[Words], Hits], qw: Words, threads: int | None = None) -> Hits:
     """Run a search kernel over the query words, in slices on several threads when the
     batch is big: a 1,000-signal match request then uses the cores the other worker
     leaves idle. Hits are (query index, row, distance), query indexes shifted back to the
@@ -106,19 +114,19 @@ def _split(kernel: Callable[[np.ndarray], tuple[np.ndarray, np.ndarray, np.ndarr
 class _Base:
     """Immutable codes + ids (sorted by id) + tables, with a mutable tombstone mask."""
 
-    codes: np.ndarray  # (N, 32) uint8, possibly memory-mapped
-    ids: np.ndarray  # (N,) int64, strictly increasing
-    alive: np.ndarray  # (N,) uint8, writable
+    codes: Codes  # possibly memory-mapped
+    ids: Ids  # strictly increasing
+    alive: Alive  # writable
     layout: Layout | None = None
-    offsets: np.ndarray | None = None  # (chunks, 2^width + 1) uint32
-    rows: np.ndarray | None = None  # (chunks, N) uint32
+    offsets: NDArray[np.uint32] | None = None  # (chunks, 2^width + 1)
+    rows: NDArray[np.uint32] | None = None  # (chunks, N)
     n_alive: int = field(init=False)
-    _views: tuple[np.ndarray, ...] | None = field(init=False, default=None, repr=False)
+    _views: tuple[NDArray[Any], ...] | None = field(init=False, default=None, repr=False)
 
     def __post_init__(self) -> None:
         self.n_alive = int(np.count_nonzero(self.alive))
 
-    def views(self) -> tuple[np.ndarray, ...]:
+    def views(self) -> tuple[NDArray[Any], ...]:
         """Read-only (words, alive, offsets, rows) for the kernels, made once per base.
 
         Why: a server searches one code per request, and making these four views (and
@@ -133,11 +141,11 @@ class _Base:
         return self._views
 
     @property
-    def words(self) -> np.ndarray:
+    def words(self) -> Words:
         return np.asarray(self.codes).view("<u8")
 
     @classmethod
-    def build(cls, codes: np.ndarray, ids: np.ndarray, layout: Layout | None) -> _Base:
+    def build(cls, codes: Codes, ids: Ids, layout: Layout | None) -> _Base:
         order = np.argsort(ids, kind="stable")
         codes = np.ascontiguousarray(codes[order])
         ids = np.ascontiguousarray(ids[order])
@@ -200,7 +208,8 @@ class HammingIndex:
     def nbytes(self) -> int:
         """Bytes held by codes, ids, tombstones and tables (what the memory budget counts)."""
         b = self._base
-        arrays = [b.codes, b.ids, b.alive, b.offsets, b.rows, self._dcodes, self._dids]
+        arrays: list[NDArray[Any] | None] = [b.codes, b.ids, b.alive, b.offsets, b.rows,
+                                             self._dcodes, self._dids]
         return int(sum(a.nbytes for a in arrays if a is not None))
 
     def pending(self) -> int:
@@ -222,14 +231,14 @@ class HammingIndex:
             layout = Layout(16, 16)
         return layout
 
-    def _present(self, ids: np.ndarray) -> np.ndarray:
+    def _present(self, ids: Ids) -> Flags:
         found, pos = sorted_member(self._base.ids, ids)
         live = found & (self._base.alive[pos] == 1) if len(self._base.ids) else found
         return live | np.isin(ids, self._dids)
 
     # -- mutation -------------------------------------------------------------------------
 
-    def add(self, codes: np.ndarray, ids: np.ndarray) -> None:
+    def add(self, codes: Codes, ids: Ids) -> None:
         """Add codes under new unique ids; they are searchable immediately (via the delta)."""
         codes = check_codes(codes)
         ids = as_ids(ids, len(codes))
@@ -242,7 +251,7 @@ class HammingIndex:
         if len(self._dids) > self._limit():
             self.compact()
 
-    def remove(self, ids: np.ndarray) -> int:
+    def remove(self, ids: Ids) -> int:
         """Remove ids (unknown ones are ignored); returns how many were actually removed."""
         ids = np.unique(as_ids(ids))
         removed = 0
@@ -276,7 +285,7 @@ class HammingIndex:
 
     # -- search ---------------------------------------------------------------------------
 
-    def search(self, queries: np.ndarray, radius: int = 31,
+    def search(self, queries: Codes, radius: int = 31,
                threads: int | None = None) -> SearchResult:
         """Every stored code within ``radius`` (0..256) of each query, with exact distances.
 
@@ -329,7 +338,7 @@ class HammingIndex:
     def save(self, path: str | Path) -> None:
         """Write a directory of ``.npy`` arrays + a versioned JSON manifest (no pickle)."""
         b = self._base
-        arrays = {
+        arrays: dict[str, NDArray[Any]] = {
             "base_codes": np.asarray(b.codes),
             "base_ids": np.asarray(b.ids),
             "base_alive": b.alive,

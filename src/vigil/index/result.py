@@ -9,6 +9,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
+from numpy.typing import NDArray
+
+from vigil.index.arrays import Distances, Ids, Positions
 
 
 @dataclass(frozen=True)
@@ -19,9 +22,9 @@ class SearchResult:
     the order is deterministic across index implementations.
     """
 
-    offsets: np.ndarray  # int64, shape (Q + 1,)
-    ids: np.ndarray  # int64, shape (H,)
-    distances: np.ndarray  # int32, shape (H,)
+    offsets: Positions  # shape (Q + 1,)
+    ids: Ids  # shape (H,)
+    distances: Distances  # shape (H,)
 
     def __len__(self) -> int:
         return len(self.offsets) - 1
@@ -46,7 +49,8 @@ class SearchResult:
 
     @classmethod
     def from_hits(
-        cls, n_queries: int, queries: np.ndarray, ids: np.ndarray, distances: np.ndarray
+        cls, n_queries: int, queries: NDArray[np.integer], ids: NDArray[np.integer],
+        distances: NDArray[np.integer],
     ) -> SearchResult:
         """Build from unordered (query index, id, distance) triples; sorts them canonically."""
         if len(ids) == 0:  # the usual answer to a single query: nothing to sort

@@ -1,8 +1,13 @@
-"""The signals layer: turning media into hashes (PDQ for images, MD5/SHA-1/SHA-256 for any file).
+"""The signals layer: turning media into hashes (PDQ for images, vPDQ for videos,
+MD5/SHA-1/SHA-256 for any file). Knows nothing of banks or agencies.
 
-Knows nothing of banks or agencies. Public entry points:
+Public entry points (one pipeline for every command):
 
-* ``hash_file(path, HashOptions(...)) -> FileSignals`` — everything about one file.
+* ``hash_item(virtual_path, HashOptions(...)) -> FileSignals`` — everything about one file
+  on disk or inside archives; ``hash_bytes(data, name, options)`` for content in memory;
+  ``hash_file(os_path, options)`` as a convenience.
+* ``vigil.signals.evidence`` — the evidence walker: folders, files, nested archives.
+* ``vigil.signals.runner`` — many files in worker processes that may die.
 * ``pdq_of_image`` / ``pdq_reference`` — PDQ of an image in fast or reference mode.
 """
 
@@ -13,9 +18,12 @@ from vigil.signals.errors import (
     ImageTooLargeError,
     SignalError,
     UnreadableFileError,
+    WorkerDiedError,
 )
-from vigil.signals.files import FileSignals, HashOptions, hash_bytes, hash_file, iter_files
+from vigil.signals.options import HashOptions
 from vigil.signals.pdq import DIHEDRAL_NAMES, PdqHash, PdqResult, pdq_of_image, pdq_reference
+from vigil.signals.pipeline import hash_bytes, hash_file, hash_item
+from vigil.signals.result import FileSignals
 
 __all__ = [
     "DIHEDRAL_NAMES",
@@ -29,11 +37,12 @@ __all__ = [
     "PdqResult",
     "SignalError",
     "UnreadableFileError",
+    "WorkerDiedError",
     "digests_of_bytes",
     "digests_of_stream",
     "hash_bytes",
     "hash_file",
-    "iter_files",
+    "hash_item",
     "pdq_of_image",
     "pdq_reference",
 ]

@@ -25,8 +25,10 @@ import io
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
+from typing import IO
 
 import numpy as np
+from numpy.typing import NDArray
 from PIL import Image, UnidentifiedImageError
 
 from vigil.signals.errors import CorruptImageError, ImageTooLargeError
@@ -90,22 +92,27 @@ class ImageInfo:
     reduction: int
 
 
-def open_image(data: bytes, name: str | Path, max_pixels: int = DEFAULT_MAX_PIXELS) -> Image.Image:
-    """Open an image lazily from bytes, enforcing the pixel limit before decoding.
+def open_image(source: bytes | IO[bytes], name: str | Path,
+               max_pixels: int = DEFAULT_MAX_PIXELS) -> Image.Image:
+    """Open an image lazily from bytes or a seekable stream, enforcing the pixel limit
+    before decoding.
 
-    Raises ``CorruptImageError`` if the bytes announce an image that Pillow cannot
-    parse, ``ImageTooLargeError`` over the limit, and ``UnidentifiedImageError``
-    (untouched) when the bytes are not an image at all.
+    A stream (a large file on disk) is read only as far as the decoder needs, so memory
+    follows the pixel count, not the file size. Raises ``CorruptImageError`` if the
+    content announces an image that Pillow cannot parse, ``ImageTooLargeError`` over the
+    limit, and ``UnidentifiedImageError`` (untouched) when it is not an image at all.
     """
+    fh = io.BytesIO(source) if isinstance(source, bytes | bytearray) else source
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # bomb and malformed-tag warnings: we check ourselves
-            img = Image.open(io.BytesIO(data))
+            img = Image.open(fh)
     except Image.DecompressionBombError as exc:
         raise ImageTooLargeError(name, f"declared size exceeds the decoder's limit ({exc})") \
             from exc
     except UnidentifiedImageError:
-        fmt = sniff_image_format(data[:16])
+        fh.seek(0)
+        fmt = sniff_image_format(fh.read(16))
         if fmt is None:
             raise
         raise CorruptImageError(name, f"looks like {fmt} but cannot be parsed") from None
@@ -129,12 +136,14 @@ def _exif_orientation(img: Image.Image) -> int | None:
     return int(value) if isinstance(value, int) else None
 
 
-def _info(img: Image.Image, decoded: Image.Image, reduction: int, orientation: int | None,
-          fmt: str, mode: str) -> ImageInfo:
+def _info(img: Image.Image, size: tuple[int, int], decoded: Image.Image, reduction: int,
+          orientation: int | None, fmt: str, mode: str) -> ImageInfo:
+    """How ``img`` was decoded; ``size`` is its true size, taken before any reduced decode
+    (JPEG draft mode changes ``img.size`` to the reduced one)."""
     return ImageInfo(
         format=fmt,
-        width=img.size[0],
-        height=img.size[1],
+        width=size[0],
+        height=size[1],
         mode=mode,
         animated=bool(getattr(img, "is_animated", False)),
         exif_orientation=orientation,
@@ -160,13 +169,13 @@ def _convert(img: Image.Image, mode: str, name: str | Path) -> Image.Image:
         raise CorruptImageError(name, f"cannot convert {img.mode} to {mode}: {exc}") from exc
 
 
-def decode_rgb(img: Image.Image, name: str | Path) -> tuple[np.ndarray, ImageInfo]:
+def decode_rgb(img: Image.Image, name: str | Path) -> tuple[NDArray[np.uint8], ImageInfo]:
     """Full decode to an (H, W, 3) uint8 array, exactly what the reference tools hash."""
     orientation = _exif_orientation(img)
-    fmt, mode = img.format or "unknown", img.mode
+    fmt, mode, size = img.format or "unknown", img.mode, img.size
     _load(img, name)
     rgb = _convert(img, "RGB", name)
-    return np.asarray(rgb), _info(img, rgb, 1, orientation, fmt, mode)
+    return np.asarray(rgb), _info(img, size, rgb, 1, orientation, fmt, mode)
 
 
 def reduction_factor(width: int, height: int, min_long_side: int = FAST_MIN_LONG_SIDE) -> int:
@@ -183,7 +192,8 @@ def reduction_factor(width: int, height: int, min_long_side: int = FAST_MIN_LONG
 
 
 def decode_reduced_luma(img: Image.Image, name: str | Path,
-                        min_long_side: int = FAST_MIN_LONG_SIDE) -> tuple[np.ndarray, ImageInfo]:
+                        min_long_side: int = FAST_MIN_LONG_SIDE,
+                        ) -> tuple[NDArray[np.float32], ImageInfo]:
     """Reduced decode straight to an (h, w) luma plane for the fast PDQ path.
 
     JPEGs use Pillow's draft mode: libjpeg scales in the DCT domain and, when asked for
@@ -209,4 +219,4 @@ def decode_reduced_luma(img: Image.Image, name: str | Path,
         if factor > 1:
             reduced = reduced.reduce(factor)
     luma = np.asarray(reduced, dtype=np.float32)
-    return luma, _info(img, reduced, factor, orientation, fmt, mode)
+    return luma, _info(img, (w, h), reduced, factor, orientation, fmt, mode)

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import hashlib
 from dataclasses import dataclass
-from typing import BinaryIO
+from typing import IO
 
 CHUNK_SIZE = 1 << 20
 
@@ -49,14 +49,9 @@ def digests_of_bytes(data: bytes | memoryview) -> Digests:
     return d.result()
 
 
-def digests_of_stream(stream: BinaryIO, chunk_size: int = CHUNK_SIZE) -> Digests:
+def digests_of_stream(stream: IO[bytes], chunk_size: int = CHUNK_SIZE) -> Digests:
     """All three digests of a stream, read once in chunks so memory stays flat."""
     d = _Digester()
-    buf = bytearray(chunk_size)
-    view = memoryview(buf)
-    while True:
-        n = stream.readinto(view)  # type: ignore[attr-defined]
-        if not n:
-            break
-        d.update(view[:n])
+    while chunk := stream.read(chunk_size):
+        d.update(chunk)
     return d.result()

@@ -21,6 +21,11 @@ class SignalError(Exception):
         self.cause = cause
         super().__init__(f"{self.path}: {cause}")
 
+    def __reduce__(self) -> tuple[type[SignalError], tuple[str, str]]:
+        # Exception pickles its args (the formatted message), not (path, cause): rebuild
+        # from the two fields so an error survives the trip back from a worker process.
+        return (type(self), (self.path, self.cause))
+
 
 class UnreadableFileError(SignalError):
     """The file could not be opened or read (permissions, I/O error, vanished)."""
@@ -44,3 +49,10 @@ class ImageTooLargeError(SignalError):
     """The declared pixel count exceeds the limit: refused before decoding (bomb guard)."""
 
     code = "image-too-large"
+
+
+class WorkerDiedError(SignalError):
+    """The worker process hashing this file died twice while on it (killed, out of memory,
+    a crash in a decoder): the file is recorded without signals and the run goes on."""
+
+    code = "worker-died"

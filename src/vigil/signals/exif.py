@@ -140,7 +140,8 @@ def _datetime(value: Any, offset: Any) -> str | None:
     if not m:
         return None
     try:
-        dt = datetime(*(int(g) for g in m.groups()))  # validates month, day, hour, ...
+        year, month, day, hour, minute, second = (int(g) for g in m.groups())
+        dt = datetime(year, month, day, hour, minute, second)  # validates month, day, ...
     except ValueError:
         return None
     iso = dt.isoformat()
@@ -166,13 +167,10 @@ def _dms(value: Any) -> float | None:
         value = (value,)
     if not 1 <= len(value) <= 3:
         return None
-    parts = [_number(v) for v in value]
-    if any(p is None or p < 0 for p in parts):
+    parts = [p for p in (_number(v) for v in value) if p is not None and p >= 0]
+    if len(parts) != len(value):
         return None
-    deg = 0.0
-    for p, scale in zip(parts, (1.0, 60.0, 3600.0), strict=False):
-        deg += p / scale  # type: ignore[operator]
-    return deg
+    return sum((p / scale for p, scale in zip(parts, (1.0, 60.0, 3600.0), strict=False)), 0.0)
 
 
 def _gps(ifd: dict[int, Any]) -> dict[str, float] | None:

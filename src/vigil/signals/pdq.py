@@ -20,6 +20,7 @@ from typing import Literal
 
 import numpy as np
 import pdqhash
+from numpy.typing import NDArray
 from PIL import Image
 
 from vigil.signals import decode
@@ -55,18 +56,22 @@ class PdqResult:
     #: all eight variants in ``DIHEDRAL_NAMES`` order (the first equals ``hash``), or None
     dihedral: tuple[PdqHash, ...] | None
     info: decode.ImageInfo
+    #: the pixels that were hashed: (H, W, 3) uint8 RGB or an (h, w) float32 luma plane;
+    #: kept so a thumbnail needs no second decode
+    pixels: np.ndarray | None = None
 
 
-def _hex_from_bits(bits: np.ndarray) -> str:
+def _hex_from_bits(bits: NDArray[np.integer]) -> str:
     """pdqhash returns 256 bits, most significant first; hex is written the same way."""
     return np.packbits(np.asarray(bits, dtype=np.uint8)).tobytes().hex()
 
 
-def _hashes(codes: np.ndarray, quality: int) -> tuple[PdqHash, ...]:
+def _hashes(codes: NDArray[np.uint8], quality: int) -> tuple[PdqHash, ...]:
     return tuple(PdqHash(bytes(c).hex(), int(quality)) for c in codes)
 
 
-def pdq_reference(rgb: np.ndarray, dihedral: bool = False) -> tuple[PdqHash, Variants]:
+def pdq_reference(rgb: NDArray[np.uint8], dihedral: bool = False,
+                  ) -> tuple[PdqHash, Variants]:
     """PDQ of a full RGB image by Meta's C++ reference (``pdqhash``)."""
     rgb = np.ascontiguousarray(rgb, dtype=np.uint8)
     if dihedral:
@@ -77,7 +82,8 @@ def pdq_reference(rgb: np.ndarray, dihedral: bool = False) -> tuple[PdqHash, Var
     return PdqHash(_hex_from_bits(bits), int(quality)), None
 
 
-def pdq_of_luma(luma: np.ndarray, dihedral: bool = False) -> tuple[PdqHash, Variants]:
+def pdq_of_luma(luma: NDArray[np.float32], dihedral: bool = False,
+                ) -> tuple[PdqHash, Variants]:
     """PDQ of a float32 luma plane by our Numba implementation."""
     if dihedral:
         codes, quality = pdq_dihedral_from_luma(luma)
@@ -96,14 +102,14 @@ def pdq_of_image(img: Image.Image, name: str | Path, mode: Mode = "fast", dihedr
     if mode == "reference":
         rgb, info = decode.decode_rgb(img, name)
         h, variants = pdq_reference(rgb, dihedral)
-        return PdqResult(h, variants, info)
+        return PdqResult(h, variants, info, rgb)
     if mode != "fast":
         raise ValueError(f"unknown PDQ mode {mode!r}: use 'fast' or 'reference'")
     if img.format != "JPEG" and decode.reduction_factor(*img.size, min_long_side) == 1:
         # Too small to reduce and no cheaper decode to offer: the exact route.
         rgb, info = decode.decode_rgb(img, name)
         h, variants = pdq_of_luma(luma_from_rgb(rgb), dihedral)
-        return PdqResult(h, variants, info)
+        return PdqResult(h, variants, info, rgb)
     luma, info = decode.decode_reduced_luma(img, name, min_long_side)
     h, variants = pdq_of_luma(luma, dihedral)
-    return PdqResult(h, variants, info)
+    return PdqResult(h, variants, info, luma)

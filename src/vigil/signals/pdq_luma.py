@@ -62,6 +62,7 @@ import math
 
 import numpy as np
 from numba import njit
+from numpy.typing import NDArray
 
 __all__ = [
     "DIHEDRAL_ORDER",
@@ -88,7 +89,7 @@ _MIN_HASHABLE_DIM = 5  # the reference refuses (zero hash, quality 0) below this
 _LANES = 32  # rows filtered together in SIMD lanes (a multiple of 8)
 
 
-def _dct_matrix() -> np.ndarray:
+def _dct_matrix() -> NDArray[np.float32]:
     """Rows 1..16 of the 64-point DCT-II basis, rounded to float32 as the reference does.
 
     The reference scales by ``sqrt(2/64)`` held in a *float* and multiplies it (promoted
@@ -128,7 +129,7 @@ def _luma_kernel(rgb: np.ndarray, out: np.ndarray) -> None:
         out[p] = np.float32(y)
 
 
-def _as_rgb(rgb: np.ndarray) -> np.ndarray:
+def _as_rgb(rgb: NDArray[np.uint8]) -> NDArray[np.uint8]:
     a = np.asarray(rgb)
     if a.ndim != 3 or a.shape[2] < 3:
         raise ValueError(f"expected an (H, W, 3) RGB array, got shape {a.shape}")
@@ -137,7 +138,7 @@ def _as_rgb(rgb: np.ndarray) -> np.ndarray:
     return np.ascontiguousarray(a[:, :, :3])  # no copy for a C-contiguous RGB array
 
 
-def luma_from_rgb(rgb: np.ndarray) -> np.ndarray:
+def luma_from_rgb(rgb: NDArray[np.uint8]) -> NDArray[np.float32]:
     """Convert an (H, W, 3) uint8 RGB image to the (H, W) float32 luma ``pdqhash`` uses.
 
     The arithmetic is the binding's own (float64 products and sums, one final rounding to
@@ -602,7 +603,7 @@ _NO_RGB = np.empty(0, dtype=np.uint8)  # "source is the luma plane"
 _NO_LUMA = np.empty((0, 0), dtype=np.float32)  # "source is the RGB buffer"
 
 
-def _as_luma(luma: np.ndarray) -> np.ndarray:
+def _as_luma(luma: NDArray[np.integer | np.floating]) -> NDArray[np.float32]:
     a = np.asarray(luma)
     if a.ndim != 2:
         raise ValueError(f"expected an (H, W) luma plane, got shape {a.shape}")
@@ -613,7 +614,7 @@ def _as_luma(luma: np.ndarray) -> np.ndarray:
     return np.ascontiguousarray(a)
 
 
-def pdq_from_luma(luma: np.ndarray) -> tuple[np.ndarray, int]:
+def pdq_from_luma(luma: NDArray[np.integer | np.floating]) -> tuple[NDArray[np.uint8], int]:
     """PDQ hash and quality of a luma plane, as ``pdqhash`` computes them.
 
     ``luma`` is (H, W) float32 (uint8 'L' planes are accepted and converted exactly).
@@ -630,7 +631,8 @@ def pdq_from_luma(luma: np.ndarray) -> tuple[np.ndarray, int]:
     return code, int(q)
 
 
-def pdq_dihedral_from_luma(luma: np.ndarray) -> tuple[np.ndarray, int]:
+def pdq_dihedral_from_luma(luma: NDArray[np.integer | np.floating],
+                           ) -> tuple[NDArray[np.uint8], int]:
     """The eight dihedral PDQ codes of a luma plane from one downscale and one DCT.
 
     Returns ``(codes, quality)`` with ``codes`` (8, 32) uint8 in
@@ -645,7 +647,7 @@ def pdq_dihedral_from_luma(luma: np.ndarray) -> tuple[np.ndarray, int]:
     return codes, int(q)
 
 
-def pdq_from_rgb(rgb: np.ndarray) -> tuple[np.ndarray, int]:
+def pdq_from_rgb(rgb: NDArray[np.uint8]) -> tuple[NDArray[np.uint8], int]:
     """``pdq_from_luma(luma_from_rgb(rgb))``: a drop-in, faster ``pdqhash.compute``.
 
     Same result as the composition, but luma is computed a block of rows at a time inside

@@ -73,6 +73,7 @@ from typing import IO, Any
 import av
 import av.error
 import numpy as np
+from numpy.typing import NDArray
 
 from vigil.signals.errors import EmptyFileError, SignalError, UnreadableFileError
 from vigil.signals.pdq_luma import pdq_from_rgb
@@ -95,7 +96,7 @@ __all__ = [
     "write_vpdq",
 ]
 
-Source = str | os.PathLike[str] | bytes | bytearray | memoryview
+Source = str | os.PathLike[str] | bytes | bytearray | memoryview | IO[bytes]
 
 #: Meta's vpdq refuses frames smaller than this on either side (PDQ's minimum).
 MIN_DIMENSION = 5
@@ -243,12 +244,12 @@ def read_vpdq(source: str | os.PathLike[str] | IO[str]) -> list[VpdqFrame]:
     ``pdq,quality,seconds`` (frames numbered by line). Blank lines and ``#`` comments are
     skipped. Raises :class:`VpdqFormatError` naming the line.
     """
-    if hasattr(source, "read"):
-        text = source.read()  # type: ignore[union-attr]
-    elif isinstance(source, str) and ("," in source or "\n" in source):
+    if isinstance(source, str) and ("," in source or "\n" in source):
         text = source
+    elif isinstance(source, str | os.PathLike):
+        text = Path(source).read_text(encoding="utf-8")
     else:
-        text = Path(source).read_text(encoding="utf-8")  # type: ignore[arg-type]
+        text = source.read()
     frames: list[VpdqFrame] = []
     for lineno, line in enumerate(text.splitlines(), 1):
         line = line.strip()
@@ -328,12 +329,17 @@ class _Deadline:
 
 
 def _open(source: Source, name: str) -> Any:
-    """Open a container; map every failure to a typed error naming the file."""
+    """Open a container; map every failure to a typed error naming the file.
+
+    A stream (a file on disk opened by the caller, a member in memory) is read from its
+    start by FFmpeg as far as it needs, so memory does not grow with the file's size.
+    """
+    target: Any
     if isinstance(source, bytes | bytearray | memoryview):
         if len(source) == 0:
             raise EmptyFileError(name, "zero-length file")
-        target: Any = io.BytesIO(bytes(source))
-    else:
+        target = io.BytesIO(bytes(source))
+    elif isinstance(source, str | os.PathLike):
         path = Path(source)
         try:
             size = path.stat().st_size
@@ -344,6 +350,15 @@ def _open(source: Source, name: str) -> Any:
         if size == 0:
             raise EmptyFileError(name, "zero-length file")
         target = str(path)
+    else:
+        try:
+            source.seek(0)
+            if not source.read(1):
+                raise EmptyFileError(name, "zero-length file")
+            source.seek(0)
+        except OSError as exc:
+            raise UnreadableFileError(name, f"cannot read: {exc.strerror or exc}") from None
+        target = source
     try:
         return av.open(target, mode="r", metadata_errors="ignore")
     except PermissionError as exc:
@@ -528,9 +543,10 @@ def hash_video_info(
 ) -> VpdqVideo:
     """vPDQ frames of a video plus what the decoder saw (:class:`VideoInfo`).
 
-    ``source`` is a path or the file's bytes; ``name`` labels errors (defaults to the path
-    or ``"<bytes>"``). ``interval`` is vpdq's seconds-per-hash (0 = every frame).
-    ``time_limit`` is wall-clock seconds for the whole file. ``fast=False`` forces the
+    ``source`` is a path, the file's bytes or a seekable binary stream; ``name`` labels
+    errors (defaults to the path or ``"<bytes>"``). ``interval`` is vpdq's
+    seconds-per-hash (0 = every frame). ``time_limit`` is wall-clock seconds for the
+    whole file. ``fast=False`` forces the
     plain decode-everything loop (the fast path falls back to it by itself when unsure).
     ``threads`` is libav's decoding threads: 1 by default, because scans parallelise
     across files.
@@ -578,7 +594,8 @@ def hash_video(
     ).frames
 
 
-def codes_and_qualities(frames: Iterable[VpdqFrame]) -> tuple[np.ndarray, np.ndarray]:
+def codes_and_qualities(frames: Iterable[VpdqFrame],
+                        ) -> tuple[NDArray[np.uint8], NDArray[np.int16]]:
     """``(N, 32) uint8`` codes and ``(N,)`` int qualities of frames, for the matcher."""
     frames = list(frames)
     codes = np.frombuffer(b"".join(bytes.fromhex(f.pdq) for f in frames), dtype=np.uint8)

@@ -13,10 +13,13 @@ from collections.abc import Callable, Sequence
 from operator import itemgetter
 from typing import Any
 
-from sqlalchemy import Connection, Table
+from sqlalchemy import JSON, Connection, FromClause, Table
+
+#: a column's bind processor (None: the driver takes the value as it is)
+Processor = Callable[[Any], Any] | None
 
 
-def bulk_insert(conn: Connection, table: Table, rows: Sequence[dict[str, Any]]) -> None:
+def bulk_insert(conn: Connection, table: FromClause, rows: Sequence[dict[str, Any]]) -> None:
     """Insert ``rows`` (dicts keyed by column name, all with the same keys) into ``table``."""
     if not rows:
         return
@@ -26,7 +29,8 @@ def bulk_insert(conn: Connection, table: Table, rows: Sequence[dict[str, Any]]) 
     _insert(conn, table, names, lambda procs: _convert(plain, procs))
 
 
-def bulk_insert_columns(conn: Connection, table: Table, columns: dict[str, list[Any]]) -> None:
+def bulk_insert_columns(conn: Connection, table: FromClause,
+                        columns: dict[str, list[Any]]) -> None:
     """Insert rows given column by column (``name -> values``, all of one length).
 
     The same as ``bulk_insert`` without building a dict per row: callers whose values are
@@ -36,7 +40,7 @@ def bulk_insert_columns(conn: Connection, table: Table, columns: dict[str, list[
     if not names or not columns[names[0]]:
         return
 
-    def tuples(procs: list[Callable[[Any], Any] | None]) -> list[tuple[Any, ...]]:
+    def tuples(procs: Sequence[Processor]) -> list[tuple[Any, ...]]:
         cols = [columns[n] if p is None else _convert_column(p, tuple(columns[n]))
                 for n, p in zip(names, procs, strict=True)]
         return list(zip(*cols, strict=True))
@@ -44,32 +48,36 @@ def bulk_insert_columns(conn: Connection, table: Table, columns: dict[str, list[
     _insert(conn, table, names, tuples)
 
 
-def _insert(conn: Connection, table: Table, names: list[str],
-            make: Callable[[list[Callable[[Any], Any] | None]], list[tuple[Any, ...]]]) -> None:
+def _insert(conn: Connection, table: FromClause, names: list[str],
+            make: Callable[[Sequence[Processor]], list[tuple[Any, ...]]]) -> None:
+    if not isinstance(table, Table):  # a mapped class's __table__ is typed as any FromClause
+        raise TypeError(f"bulk inserts go into a table, not {table!r}")
     dialect = conn.dialect
     cols = [table.c[n] for n in names]
     copy = dialect.name == "postgresql"
     # COPY takes Python values (psycopg adapts them); executemany needs the bind
     # processors (JSON serialisation, SQLite's datetime strings, booleans).
-    procs = [c.type.dialect_impl(dialect).bind_processor(dialect) for c in cols]
+    procs: list[Processor] = [c.type.dialect_impl(dialect).bind_processor(dialect)
+                              for c in cols]
     if copy:
         # JSON as its text, made once per distinct object (see _convert_column): the
         # dialect's processor wraps values for psycopg, which then serialised every row
         # again (a third of a 1M mirror sync's client time on PostgreSQL)
         text = getattr(dialect, "_json_serializer", None) or json.dumps
-        procs = [text if c.type._type_affinity.__name__ == "JSON" else None  # type: ignore[attr-defined]
-                 for c in cols]
+        procs = [text if isinstance(c.type, JSON) else None for c in cols]
     tuples = make(procs)
     raw = conn.connection.driver_connection
+    if raw is None:
+        raise RuntimeError(f"no open database connection to insert into {table.name}")
     quoted = ", ".join(dialect.identifier_preparer.quote(n) for n in names)
     name = dialect.identifier_preparer.format_table(table)
     if copy:
-        with raw.cursor() as cur, cur.copy(f"COPY {name} ({quoted}) FROM STDIN") as cp:  # type: ignore[union-attr]
+        with raw.cursor() as cur, cur.copy(f"COPY {name} ({quoted}) FROM STDIN") as cp:
             for t in tuples:
                 cp.write_row(t)
         return
     marks = ", ".join("?" for _ in names)
-    cur = raw.cursor()  # type: ignore[union-attr]
+    cur = raw.cursor()
     try:
         cur.executemany(f"INSERT INTO {name} ({quoted}) VALUES ({marks})", tuples)
     finally:
@@ -86,7 +94,7 @@ def _convert_column(p: Callable[[Any], Any], values: tuple[Any, ...]) -> list[An
     if first is not None and values.count(first) == len(values):  # one timestamp, one label set
         return [p(first)] * len(values)
     memo: dict[int, Any] = {}
-    out = []
+    out: list[Any] = []
     for v in values:
         if v is None:
             out.append(None)
@@ -100,7 +108,7 @@ def _convert_column(p: Callable[[Any], Any], values: tuple[Any, ...]) -> list[An
 
 
 def _convert(plain: list[tuple[Any, ...]],
-             procs: list[Callable[[Any], Any] | None]) -> list[tuple[Any, ...]]:
+             procs: Sequence[Processor]) -> list[tuple[Any, ...]]:
     """Row tuples converted column by column (C loops where no conversion is needed:
     zip, not a Python loop per value)."""
     if all(p is None for p in procs):

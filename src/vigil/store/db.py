@@ -19,7 +19,9 @@ from pathlib import Path
 from platformdirs import user_data_dir
 from sqlalchemy import Engine, create_engine, event, text
 from sqlalchemy.engine import URL, make_url
+from sqlalchemy.engine.interfaces import DBAPIConnection
 from sqlalchemy.exc import DBAPIError
+from sqlalchemy.pool import ConnectionPoolEntry
 
 MIGRATIONS = Path(__file__).with_name("migrations")
 #: PostgreSQL connections a process keeps, and how many more it may open under load
@@ -41,7 +43,7 @@ def database_url() -> URL:
     return make_url(f"sqlite:///{vigil_home() / 'vigil.db'}")
 
 
-def _sqlite_pragmas(dbapi_conn, _record) -> None:  # type: ignore[no-untyped-def]
+def _sqlite_pragmas(dbapi_conn: DBAPIConnection, _record: ConnectionPoolEntry) -> None:
     """WAL lets readers (matchers) work while a writer imports; FKs keep the log honest."""
     cur = dbapi_conn.cursor()
     cur.execute("PRAGMA journal_mode=WAL")
@@ -53,10 +55,15 @@ def _sqlite_pragmas(dbapi_conn, _record) -> None:  # type: ignore[no-untyped-def
 
 
 def make_engine(url: str | URL | None = None) -> Engine:
-    """An engine for ``url`` (default ``database_url()``), with SQLite tuned for Vigil."""
+    """An engine for ``url`` (default ``database_url()``), with SQLite tuned for Vigil.
+
+    Every engine hides its bind parameters (``hide_parameters``): SQLAlchemy otherwise
+    puts them in the message of every database error, and the bind parameters of a
+    match or an import are hash values, which must never reach a log.
+    """
     url = make_url(url) if url is not None else database_url()
     if url.get_backend_name() == "sqlite":
-        engine = create_engine(url, connect_args={"timeout": 30})
+        engine = create_engine(url, connect_args={"timeout": 30}, hide_parameters=True)
         event.listen(engine, "connect", _sqlite_pragmas)
         return engine
     # No server-side prepared statements: psycopg prepares a query after 5 runs, and the
@@ -66,9 +73,9 @@ def make_engine(url: str | URL | None = None) -> Engine:
     # the store only to resolve a match's hits (tokens and banks are cached, the audit log
     # is written by one thread). Keep enough connections for that: an overflow connection
     # is closed when returned, and opening PostgreSQL connections under load cost ~8% of a
-    # worker's CPU with 10 kept (bench/RESULTS.md). 20 kept + 10 under bursts per process:
+    # worker's CPU with 10 kept (bench/HISTORY.md). 20 kept + 10 under bursts per process:
     # 2 workers use at most 60 of PostgreSQL's default 100 connections.
-    return create_engine(url, pool_pre_ping=True, pool_size=POOL_SIZE,
+    return create_engine(url, hide_parameters=True, pool_pre_ping=True, pool_size=POOL_SIZE,
                          max_overflow=POOL_OVERFLOW, pool_timeout=30,
                          connect_args={"prepare_threshold": None})
 

@@ -10,6 +10,8 @@ to the bank domain, but on the same ``Base`` metadata so one Alembic history cov
   usable credential), with expiry and revocation.
 * ``AuditRecord`` / ``AuditHead``: the append-only, hash-chained audit log and the one
   row whose lock serialises appends (so ids are gap-free and in chain order).
+* ``AuditWitness``: signed audit heads kept as witnesses (peers' heads this node saw, and
+  this node's heads its peers saw and handed back), so a rewound log is detected.
 """
 
 from __future__ import annotations
@@ -110,3 +112,25 @@ class AuditHead(Base):
     last_id: Mapped[int] = mapped_column(BigInteger, default=0)
     last_hash: Mapped[str] = mapped_column(String(64))
     note: Mapped[str] = mapped_column(Text, default="")
+
+
+class AuditWitness(Base):
+    """A signed audit head kept as a witness: ``agency``'s head, held by ``witness``.
+
+    Two kinds of rows: heads of peers this node fetched when syncing from them (``witness``
+    is this node's agency), and heads of this node that peers witnessed and handed back
+    (``witness`` is the peer's agency). ``signed_at`` is the time text exactly as signed.
+    """
+
+    __tablename__ = "audit_witnesses"
+    __table_args__ = (UniqueConstraint("agency", "witness", "head_id", name="uq_audit_witness"),
+                      Index("ix_audit_witness_received", "agency", "witness", "received_at"))
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    agency: Mapped[str] = mapped_column(String(64))
+    witness: Mapped[str] = mapped_column(String(64))
+    head_id: Mapped[int] = mapped_column(BigInteger)
+    head_hash: Mapped[str] = mapped_column(String(64))
+    signed_at: Mapped[str] = mapped_column(String(40))
+    sig: Mapped[str] = mapped_column(String(128))
+    received_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)

@@ -26,7 +26,7 @@ import math
 import os
 import re
 import uuid
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, TextIO
@@ -149,8 +149,8 @@ def matches_by_item(db: ScanDB) -> dict[str, list[MatchRow]]:
 # ----------------------------------------------------------------------------- results
 
 CSV_COLUMNS = (
-    "path", "container", "status", "size", "mtime", "kind", "format", "width", "height",
-    "md5", "sha1", "sha256", "pdq", "pdq_quality", "duplicate_of", "device", "exif_make",
+    "path", "container", "flags", "status", "size", "mtime", "kind", "format", "width",
+    "height", "md5", "sha1", "sha256", "pdq", "pdq_quality", "duplicate_of", "device", "exif_make",
     "exif_model", "exif_serial", "exif_lens", "exif_datetime_original", "exif_software",
     "exif_gps_lat",
     "exif_gps_lon", "error_code", "error_message", "match_count", "best_bank", "best_agency",
@@ -182,7 +182,8 @@ def _file_record(f: FileRow, first_path: dict[str, str], leads: list[MatchRow]
     dup = first_path.get(f.sha256) if f.sha256 else None
     return {
         "path": clean_text(f.path), "container": clean_text(f.container) if f.container
-        else None, "status": f.status, "size": f.size, "mtime": f.mtime, "kind": f.kind,
+        else None, "flags": list(f.flags), "status": f.status, "size": f.size,
+        "mtime": f.mtime, "kind": f.kind,
         "format": f.format, "width": f.width, "height": f.height, "md5": f.md5,
         "sha1": f.sha1, "sha256": f.sha256, "pdq": f.pdq, "pdq_quality": f.pdq_quality,
         "duplicate_of": clean_text(dup) if dup and dup != f.path else None,
@@ -198,6 +199,7 @@ def _csv_row(rec: dict[str, Any]) -> list[Any]:
     best = rec["matches"][0] if rec["matches"] else {}
     flat = dict(rec)
     flat.update(
+        flags=";".join(rec["flags"]),
         exif_make=ex.get("make"), exif_model=ex.get("model"), exif_serial=ex.get("serial"),
         exif_lens=ex.get("lens"),
         exif_datetime_original=ex.get("datetime_original"), exif_software=ex.get("software"),
@@ -334,7 +336,8 @@ def _write_json_item(f: TextIO, obj: Any) -> None:
     f.write(json.dumps(obj, ensure_ascii=False))
 
 
-def write_vics_case(db: ScanDB, out: Path, case_id: str | None = None) -> Path:
+def write_vics_case(db: ScanDB, out: Path, case_id: str | None = None,
+                    overrides: Mapping[str, Mapping[str, Any]] | None = None) -> Path:
     """Write a VICS 2.0 case export (``case.vics.json``): one Media per item.
 
     ``out`` is the file to write, or a directory to write ``case.vics.json`` into.
@@ -343,6 +346,7 @@ def write_vics_case(db: ScanDB, out: Path, case_id: str | None = None) -> Path:
     (needed to list every path of an item in its ``MediaFiles``) is held in memory.
     ``Category`` comes from the item's matches mapped to the Project VIC scheme
     (``vics_category``), 0 otherwise; ``IsPrecategorized`` says whether a match gave it.
+    ``overrides``: Media fields to set per item (by SHA-256), e.g. a reviewer's decision.
     """
     out = Path(out)
     if out.is_dir() or not out.suffix:
@@ -376,7 +380,10 @@ def write_vics_case(db: ScanDB, out: Path, case_id: str | None = None) -> Path:
             item_paths = paths.pop(f.sha256)  # first file of the item; later copies skip
             n += 1
             fh.write(sep)
-            _write_json_item(fh, _media(n, item_paths, f, leads.get(f.sha256, [])))
+            media = _media(n, item_paths, f, leads.get(f.sha256, []))
+            if overrides and f.sha256 in overrides:
+                media.update(overrides[f.sha256])
+            _write_json_item(fh, media)
             sep = ",\n"
         fh.write("\n]}]}\n")
     os.replace(tmp, out)

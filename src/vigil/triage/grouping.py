@@ -18,9 +18,9 @@ from typing import Any
 import numpy as np
 
 from vigil.index import HammingIndex, codes_from_hex, hamming
+from vigil.index.video import MIN_QUERY_PCT, VideoIndex
 from vigil.signals.vpdq import read_vpdq
 from vigil.triage.scandb import GroupRow
-from vigil.videomatch import MIN_QUERY_PCT, VideoIndex
 
 #: A shared device counts like this many extra members when ranking.
 DEVICE_WEIGHT = 3.0

@@ -38,8 +38,9 @@ from pathlib import Path
 from typing import Any, Literal, TextIO
 
 from vigil import __version__
+from vigil.banks.text import visible
 from vigil.schemes import SCHEMES
-from vigil.triage.exports import capture_time, clean_text, gps
+from vigil.triage.exports import capture_time, gps
 from vigil.triage.scandb import GroupRow, ItemRow, MatchRow, ScanDB, Summary
 from vigil.triage.thumbs import present
 
@@ -55,9 +56,13 @@ def esc(value: object) -> str:
     """Text for HTML (content or a quoted attribute): escaped and made visible-safe.
 
     Everything that reaches the page goes through here: paths, names and messages come
-    from seized devices and may be written to attack whoever reads them.
+    from seized devices and may be written to attack whoever reads them. Whatever is not
+    plainly visible (controls and line breaks, every bidirectional and other format
+    character, odd spaces, bytes that were not UTF-8) is shown as an escape, as the CLI
+    shows it (``vigil.banks.text.visible``): a page would render a newline as a space and
+    a zero-width character as nothing, hiding what a name really holds.
     """
-    return html.escape(clean_text("" if value is None else value), quote=True)
+    return html.escape(visible("" if value is None else value), quote=True)
 
 
 # ----------------------------------------------------------------------------- static parts

@@ -2,8 +2,10 @@
 
 The flow, and why it is resumable: (1) enumerate the evidence (folders, files, archive
 members) and register every file as ``pending`` in DIR/scan.db; (2) hash pending files in
-worker processes, committing each result as it arrives — a kill loses at most the files
-in flight, and a rerun picks up the rest; (3) match every distinct item against the
+worker processes (``vigil.signals.runner``), committing results as they arrive — a kill
+of the scan loses at most the files in flight, and a rerun picks up the rest; a worker
+that dies is replaced, and the file it held is retried once, then recorded as an error
+(``worker-died``); (3) match every distinct item against the
 banks; (4) group the unknown images; (5) render the report and exports from scan.db.
 Steps 3–5 are recomputed from the database on every run, so a resumed scan ends with
 exactly the results of an uninterrupted one.
@@ -11,23 +13,20 @@ exactly the results of an uninterrupted one.
 
 from __future__ import annotations
 
-import io
-import multiprocessing as mp
 import os
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
 from vigil import __version__
-from vigil.matching import Matcher, Query, video_detail
-from vigil.signals import DIHEDRAL_NAMES
-from vigil.signals.vpdq import read_vpdq, vpdq_digest
+from vigil.matching import Matcher, queries_of, video_detail
+from vigil.signals.evidence import SEP, Limits, iter_items
+from vigil.signals.runner import Unit, run
 from vigil.triage.grouping import Unknown, group_unknown
+from vigil.triage.rows import hash_options, scan_row, signals_of
 from vigil.triage.scandb import MatchRow, ScanDB
-from vigil.triage.sources import Limits, iter_items
-from vigil.triage.worker import WorkOptions, process, process_archive
 
 #: Commit results at least this often (seconds): bounds the work lost to a kill.
 COMMIT_EVERY = 0.5
@@ -63,6 +62,7 @@ class ScanStats:
     registered: int = 0
     hashed: int = 0
     errors: int = 0
+    #: files a previous run of this scan had already finished
     skipped_done: int = 0
     seconds: dict[str, float] = field(default_factory=dict)
 
@@ -70,41 +70,19 @@ class ScanStats:
 Progress = Callable[[str, int, int], None]  # (phase, done, total)
 
 
-def _work(task: tuple[str, frozenset[str] | None, WorkOptions]
-          ) -> list[tuple[dict[str, Any], bytes | None]]:
-    path, members, options = task
-    if members is None:
-        return [process(path, options)]
-    return process_archive(path, members, options)
-
-
-def _tasks(paths: list[str], options: WorkOptions
-           ) -> list[tuple[str, frozenset[str] | None, WorkOptions]]:
-    """One task per plain file; one per outermost archive for all its pending members."""
-    plain: list[str] = []
+def units_of(paths: list[str]) -> list[Unit]:
+    """One unit per plain file; one per outermost archive for all its pending members
+    (members of a compressed tar can only be reached by decompressing everything before
+    them: one worker reads the whole archive once, instead of once per member)."""
+    plain: list[Unit] = []
     members: dict[str, set[str]] = {}
     for p in paths:
-        outer, sep, _ = p.partition("!/")
+        outer, sep, _ = p.partition(SEP)
         if sep:
             members.setdefault(outer, set()).add(p)
         else:
-            plain.append(p)
-    tasks = [(p, None, options) for p in plain]
-    tasks += [(a, frozenset(m), options) for a, m in members.items()]
-    return tasks
-
-
-def _pool_results(paths: list[str], options: WorkOptions, jobs: int
-                  ) -> Iterator[tuple[dict[str, Any], bytes | None]]:
-    tasks = _tasks(paths, options)
-    if jobs <= 1 or len(tasks) < 2:
-        for t in tasks:
-            yield from _work(t)
-        return
-    ctx = mp.get_context("forkserver" if "forkserver" in mp.get_all_start_methods() else "spawn")
-    with ctx.Pool(jobs) as pool:
-        for rows in pool.imap_unordered(_work, tasks, chunksize=2):
-            yield from rows
+            plain.append(Unit(p))
+    return plain + [Unit(a, archive=True, members=frozenset(m)) for a, m in members.items()]
 
 
 def run_scan(out: Path, options: ScanOptions, matcher: Matcher | None,
@@ -127,6 +105,8 @@ def run_scan(out: Path, options: ScanOptions, matcher: Matcher | None,
         db.set_meta("runs", runs)
 
         t = time.perf_counter()
+        # Before the listing: its error rows are this run's findings, not earlier work.
+        stats.skipped_done = db.summary().files - len(db.pending_paths())
         stats.registered = _register(db, options)
         stats.seconds["enumerate"] = time.perf_counter() - t
 
@@ -150,9 +130,10 @@ def run_scan(out: Path, options: ScanOptions, matcher: Matcher | None,
 
 def _register(db: ScanDB, options: ScanOptions) -> int:
     """Enumerate the evidence; new files become pending, listing errors become error rows."""
-    rows, errors = [], []
+    rows: list[tuple[str, str | None, int | None, float | None, tuple[str, ...]]] = []
+    errors: list[dict[str, Any]] = []
     for item in iter_items(list(options.inputs), Limits()):
-        rows.append((item.path, item.container, item.size, item.mtime))
+        rows.append((item.path, item.container, item.size, item.mtime, item.flags))
         if item.error is not None:
             errors.append({"path": item.path, "status": "error", "error_code": item.error.code,
                            "error_message": item.error.cause})
@@ -169,18 +150,18 @@ def _hash_pending(db: ScanDB, options: ScanOptions, stats: ScanStats,
     paths = db.pending_paths()
     total = db.summary().files
     done = total - len(paths)
-    stats.skipped_done = done
-    work = WorkOptions(mode=options.mode, thumbnails=options.thumbnails != "none",
-                       dihedral=options.dihedral)
+    work = hash_options(options.mode, options.dihedral, options.thumbnails != "none")
     batch: list[dict[str, Any]] = []
     thumbs: list[tuple[str, bytes]] = []
     last = time.monotonic()
-    for row, thumb in _pool_results(paths, work, options.jobs):
-        batch.append(row)
-        if thumb is not None and row.get("sha256"):
-            thumbs.append((row["sha256"], thumb))
-        stats.hashed += 1
-        stats.errors += row["status"] == "error"
+    for hashed in run(units_of(paths), work, options.jobs):
+        for h in hashed.results:
+            r = h.result
+            batch.append(scan_row(r))
+            if r.thumbnail is not None and r.digests is not None:
+                thumbs.append((r.digests.sha256, r.thumbnail))
+            stats.hashed += 1
+            stats.errors += r.error is not None
         if time.monotonic() - last >= COMMIT_EVERY:
             db.record(batch, thumbs)
             batch, thumbs, last = [], [], time.monotonic()
@@ -196,18 +177,7 @@ def _match(db: ScanDB, options: ScanOptions, matcher: Matcher, progress: Progres
     rows: list[MatchRow] = []
     done = 0
     for chunk in db.iter_items(MATCH_BATCH):
-        queries: list[list[Query]] = []
-        for it in chunk:
-            q = [Query("md5", it.md5 or ""), Query("sha1", it.sha1 or ""),
-                 Query("sha256", it.sha256)]
-            if it.pdq:
-                variants = tuple(zip(DIHEDRAL_NAMES[1:], it.pdq_dihedral or (), strict=False))
-                q.append(Query("pdq", it.pdq, it.pdq_quality, variants if options.dihedral
-                               else ()))
-            if it.vpdq:
-                frames = tuple(read_vpdq(io.StringIO(it.vpdq)))
-                q.append(Query("vpdq", vpdq_digest(frames), frames=frames))
-            queries.append(q)
+        queries = [queries_of(signals_of(it), options.dihedral) for it in chunk]
         outcomes = matcher.match(queries, threshold=options.threshold,
                                  bank_names=list(options.banks) if options.banks else None,
                                  min_quality=options.min_quality)
@@ -234,7 +204,8 @@ def _group(db: ScanDB, options: ScanOptions) -> None:
             if it.sha256 in known:
                 continue
             # Only what grouping and its summary read: keeps memory small per item.
-            exif = {k: it.exif[k] for k in ("datetime_original", "gps") if k in it.exif}
+            exif: dict[str, Any] = {k: it.exif[k] for k in ("datetime_original", "gps")
+                                    if k in it.exif}
             unknown.append(Unknown(it.sha256, it.pdq, it.pdq_quality or 0, it.device, exif,
                                    it.format, it.vpdq))
     db.replace_groups(group_unknown(unknown, options.threshold, options.min_quality))

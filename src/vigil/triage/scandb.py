@@ -49,7 +49,8 @@ CREATE TABLE IF NOT EXISTS files (
     exif TEXT,                          -- JSON: make, model, serial, datetime_original, gps
     device TEXT,                        -- capture device key (make|model|serial) or NULL
     error_code TEXT, error_message TEXT,
-    seconds REAL                        -- worker time spent on this file
+    seconds REAL,                       -- worker time spent on this file
+    flags TEXT                          -- JSON list: what the listing saw (embedded-archive, ...)
 );
 CREATE INDEX IF NOT EXISTS ix_files_status ON files(status);
 CREATE INDEX IF NOT EXISTS ix_files_sha256 ON files(sha256);
@@ -83,14 +84,16 @@ CREATE TABLE IF NOT EXISTS thumbs (sha256 TEXT PRIMARY KEY, jpeg BLOB NOT NULL);
 
 #: Columns added after schema version 1 first shipped: added in place when missing.
 _COLUMNS: dict[str, list[tuple[str, str]]] = {
-    "files": [("pdq_dihedral", "TEXT"), ("vpdq", "TEXT")],
+    "files": [("pdq_dihedral", "TEXT"), ("vpdq", "TEXT"), ("flags", "TEXT")],
     "matches": [("detail", "TEXT")],
 }
 
 FILE_COLUMNS = ("path", "container", "status", "size", "mtime", "kind", "format", "width",
                 "height", "md5", "sha1", "sha256", "pdq", "pdq_quality", "pdq_dihedral", "vpdq",
                 "exif", "device",
-                "error_code", "error_message", "seconds")
+                "error_code", "error_message", "seconds", "flags")
+#: Columns the listing fills and hashing does not know: a result leaves them as they are.
+_LISTED = ("container", "mtime", "flags")
 
 
 @dataclass(frozen=True, slots=True)
@@ -119,6 +122,8 @@ class FileRow:
     error_code: str | None
     error_message: str | None
     seconds: float | None
+    #: what the listing observed: embedded-archive, path-traversal, symlink, ...
+    flags: list[str] = field(default_factory=list)
 
 
 @dataclass(frozen=True, slots=True)
@@ -237,13 +242,20 @@ class ScanDB:
 
     # ---- writing (the scan) --------------------------------------------------------------
 
-    def add_pending(self, rows: Iterable[tuple[str, str | None, int | None, float | None]]) -> int:
-        """Register files (path, container, size, mtime) not seen before; returns how many."""
+    def add_pending(self, rows: Iterable[tuple[str, str | None, int | None, float | None]
+                                         | tuple[str, str | None, int | None, float | None,
+                                                 Iterable[str]]]) -> int:
+        """Register files (path, container, size, mtime[, flags]) not seen before; returns
+        how many."""
+        def with_flags(r: tuple[Any, ...]) -> tuple[Any, ...]:
+            flags = list(r[4]) if len(r) > 4 else []
+            return (*r[:4], json.dumps(flags) if flags else None)
+
         cur = self.conn.cursor()
         cur.execute("BEGIN")
         before = self.conn.total_changes
-        cur.executemany("INSERT OR IGNORE INTO files(path, container, size, mtime) "
-                        "VALUES (?, ?, ?, ?)", rows)
+        cur.executemany("INSERT OR IGNORE INTO files(path, container, size, mtime, flags) "
+                        "VALUES (?, ?, ?, ?, ?)", (with_flags(r) for r in rows))
         cur.execute("COMMIT")
         return self.conn.total_changes - before
 
@@ -253,16 +265,20 @@ class ScanDB:
 
     def record(self, results: Iterable[dict[str, Any]],
                thumbs: Iterable[tuple[str, bytes]] = ()) -> None:
-        """Store finished files (dicts keyed by FILE_COLUMNS, 'path' required) atomically."""
+        """Store finished files (dicts keyed by FILE_COLUMNS, 'path' required) atomically.
+
+        What the listing recorded (container, mtime, flags) stays unless a result names it.
+        """
         cols = [c for c in FILE_COLUMNS if c != "path"]
         rows = []
         for r in results:
             r = dict(r)
-            for key in ("exif", "pdq_dihedral"):
+            for key in ("exif", "pdq_dihedral", "flags"):
                 if isinstance(r.get(key), dict | list):
                     r[key] = json.dumps(r[key], ensure_ascii=False, sort_keys=True)
             rows.append((*(r.get(c) for c in cols), r["path"]))
-        sets = ", ".join(f"{c} = ?" for c in cols)
+        sets = ", ".join(f"{c} = coalesce(?, {c})" if c in _LISTED else f"{c} = ?"
+                         for c in cols)
         cur = self.conn.cursor()
         cur.execute("BEGIN")
         cur.executemany(f"UPDATE files SET {sets} WHERE path = ?", rows)
@@ -301,6 +317,7 @@ class ScanDB:
         d = dict(zip(("id", *FILE_COLUMNS), row, strict=True))
         d["exif"] = json.loads(d["exif"]) if d["exif"] else {}
         d["pdq_dihedral"] = json.loads(d["pdq_dihedral"]) if d["pdq_dihedral"] else None
+        d["flags"] = json.loads(d["flags"]) if d["flags"] else []
         return FileRow(**d)
 
     def files(self, status: str | None = None) -> Iterator[FileRow]:
@@ -319,7 +336,8 @@ class ScanDB:
                 "SELECT sha256, bank, agency, entry_id, signal_type, signals, variant, distance,"
                 " category_scheme, category, series, victim_status, tags, detail FROM matches "
                 "ORDER BY distance, bank, entry_id"):
-            out.append(MatchRow(*r[:5], json.loads(r[5]), *r[6:12], json.loads(r[12]),
+            out.append(MatchRow(r[0], r[1], r[2], r[3], r[4], json.loads(r[5]), r[6], r[7],
+                                r[8], r[9], r[10], r[11], json.loads(r[12]),
                                 json.loads(r[13]) if r[13] else None))
         return out
 

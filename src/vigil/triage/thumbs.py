@@ -1,9 +1,10 @@
 """Thumbnails: the small clear JPEG the scan stores, and what a reviewer is actually shown.
 
-Why two steps: the scan stores one small *clear* thumbnail per item (``make_thumbnail``)
-so that an examiner who decides to look can do so without reopening the evidence; every
-page that shows media to a person passes it through ``present`` first, which by default
-turns it greyscale and blurs it until the content is not recognisable at a glance
+Why two steps: the scan stores one small *clear* thumbnail per item (made while hashing,
+``vigil.signals.thumbnail``) so that an examiner who decides to look can do so without
+reopening the evidence; every page that shows media to a person passes it through
+``present`` first, which by default blurs it (greyscale) until the content is not
+recognisable at a glance
 (DESIGN.md: reviewers' wellness is a feature). Blurring happens here, on the bytes, and
 not with a CSS filter: a page in "blurred" mode must not carry the clear image at all,
 or anyone could remove the filter in the browser's inspector.
@@ -14,46 +15,11 @@ from __future__ import annotations
 import io
 from typing import Literal
 
-from PIL import Image, ImageFilter, ImageOps
+from PIL import Image, ImageFilter
 
-#: Long side of a stored thumbnail, in pixels: enough to recognise a scene once the
-#: examiner chooses to, small enough that a million of them stay a few GB.
-MAX_SIDE = 160
-#: JPEG quality of stored thumbnails (a balance of size and legibility).
-QUALITY = 70
+from vigil.signals.thumbnail import MAX_SIDE, QUALITY, make_thumbnail
 
 Mode = Literal["blurred", "clear"]
-
-
-def make_thumbnail(img: Image.Image) -> bytes:
-    """A clear JPEG of ``img``, at most ``MAX_SIDE`` px on its long side (what the scan stores).
-
-    The orientation from EXIF is applied so the thumbnail shows what a viewer would; modes
-    other than RGB/L (palette, alpha, CMYK, 16-bit) are flattened because JPEG has none.
-    """
-    im = ImageOps.exif_transpose(img) if hasattr(img, "getexif") else img
-    if im.mode not in ("RGB", "L"):
-        if im.mode in ("RGBA", "LA", "PA") or (im.mode == "P" and "transparency" in im.info):
-            rgba = im.convert("RGBA")
-            bg = Image.new("RGB", rgba.size, (255, 255, 255))
-            bg.paste(rgba, mask=rgba.getchannel("A"))
-            im = bg
-        elif im.mode.startswith("I"):
-            # 16/32-bit greyscale: scale into 8 bits instead of clipping to white.
-            im = im.point(lambda v: v * (1 / 256)).convert("L")
-        else:
-            im = im.convert("RGB")
-    elif im is img:
-        im = im.copy()
-    # Box-reduce by an integer factor first (cheap), then a bilinear finish: measured 2.7x
-    # faster than LANCZOS from full size, and the report blurs thumbnails anyway.
-    factor = max(1, min(im.size) // MAX_SIDE, max(im.size) // (2 * MAX_SIDE))
-    if factor > 1:
-        im = im.reduce(factor)
-    im.thumbnail((MAX_SIDE, MAX_SIDE), Image.Resampling.BILINEAR)
-    buf = io.BytesIO()
-    im.save(buf, "JPEG", quality=QUALITY)
-    return buf.getvalue()
 
 
 def blur_radius(size: tuple[int, int]) -> float:
@@ -88,3 +54,6 @@ def present(jpeg: bytes, mode: Mode = "blurred") -> bytes:
     buf = io.BytesIO()
     im.save(buf, "JPEG", quality=QUALITY)
     return buf.getvalue()
+
+
+__all__ = ["MAX_SIDE", "QUALITY", "Mode", "blur_radius", "make_thumbnail", "present"]

@@ -1,0 +1,1 @@
+"""Request and response shapes of the API (pydantic) and its one error shape (RFC 9457)."""

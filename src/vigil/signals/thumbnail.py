@@ -1,0 +1,126 @@
+"""Small thumbnails for people who review a scan, made while hashing.
+
+A scan stores one small JPEG per item so that an examiner who decides to look can do so
+without reopening the evidence (the report blurs it by default: ``vigil.triage.thumbs``).
+Images get theirs from the pixels PDQ already decoded (no second decode: on the fast path
+that plane is greyscale, so these thumbnails are too); videos from one frame about a
+third of the way in. A thumbnail is a convenience: every failure is ``None``, never the
+file's error.
+"""
+
+from __future__ import annotations
+
+import io
+import time
+from typing import IO, Any
+
+import numpy as np
+from PIL import Image, ImageOps
+
+#: Long side of a stored thumbnail, in pixels: enough to recognise a scene once the
+#: examiner chooses to, small enough that a million of them stay a few GB.
+MAX_SIDE = 160
+#: JPEG quality of stored thumbnails (a balance of size and legibility).
+QUALITY = 70
+
+#: EXIF orientation -> the transpose that shows the picture upright (as exif_transpose).
+_UPRIGHT: dict[int, Image.Transpose] = {
+    2: Image.Transpose.FLIP_LEFT_RIGHT,
+    3: Image.Transpose.ROTATE_180,
+    4: Image.Transpose.FLIP_TOP_BOTTOM,
+    5: Image.Transpose.TRANSPOSE,
+    6: Image.Transpose.ROTATE_270,
+    7: Image.Transpose.TRANSVERSE,
+    8: Image.Transpose.ROTATE_90,
+}
+
+
+def _encode(im: Image.Image) -> bytes:
+    # Box-reduce by an integer factor first (cheap), then a bilinear finish: measured 2.7x
+    # faster than LANCZOS from full size, and the report blurs thumbnails anyway.
+    factor = max(1, min(im.size) // MAX_SIDE, max(im.size) // (2 * MAX_SIDE))
+    if factor > 1:
+        im = im.reduce(factor)
+    im.thumbnail((MAX_SIDE, MAX_SIDE), Image.Resampling.BILINEAR)
+    buf = io.BytesIO()
+    im.save(buf, "JPEG", quality=QUALITY)
+    return buf.getvalue()
+
+
+def make_thumbnail(img: Image.Image) -> bytes:
+    """A clear JPEG of ``img``, at most ``MAX_SIDE`` px on its long side.
+
+    The orientation from EXIF is applied so the thumbnail shows what a viewer would; modes
+    other than RGB/L (palette, alpha, CMYK, 16-bit) are flattened because JPEG has none.
+    """
+    im = ImageOps.exif_transpose(img) if hasattr(img, "getexif") else img
+    if im.mode not in ("RGB", "L"):
+        if im.mode in ("RGBA", "LA", "PA") or (im.mode == "P" and "transparency" in im.info):
+            rgba = im.convert("RGBA")
+            bg = Image.new("RGB", rgba.size, (255, 255, 255))
+            bg.paste(rgba, mask=rgba.getchannel("A"))
+            im = bg
+        elif im.mode.startswith("I"):
+            # 16/32-bit greyscale: scale into 8 bits instead of clipping to white.
+            im = im.point(lambda v: v * (1 / 256)).convert("L")
+        else:
+            im = im.convert("RGB")
+    elif im is img:
+        im = im.copy()
+    return _encode(im)
+
+
+def thumbnail_of_pixels(pixels: np.ndarray, orientation: int | None) -> bytes | None:
+    """A greyscale thumbnail of pixels already decoded for PDQ (RGB or a luma plane),
+    shown upright by the EXIF ``orientation``; None if it cannot be made."""
+    try:
+        # Take every k-th pixel down to about twice the thumbnail's size first: converting
+        # a whole 12 MP plane would cost more than the thumbnail; the filtered reduction
+        # that follows smooths what the sampling left.
+        h, w = pixels.shape[:2]
+        k = max(1, min(min(h, w) // (2 * MAX_SIDE), max(h, w) // (4 * MAX_SIDE)))
+        sampled = pixels[::k, ::k]
+        if sampled.ndim == 3:
+            rgb = np.ascontiguousarray(sampled, dtype=np.uint8)
+            im = Image.fromarray(rgb, "RGB").convert("L")
+        else:  # the fast path's plane: float32 of 8-bit luma, so the cast is exact
+            im = Image.fromarray(np.ascontiguousarray(sampled, dtype=np.uint8), "L")
+        if orientation in _UPRIGHT:
+            im = im.transpose(_UPRIGHT[orientation])
+        return _encode(im)
+    except Exception:  # a thumbnail is a convenience; its failure is not the file's
+        return None
+
+
+def video_keyframe(source: bytes | IO[bytes], at: float = 0.3, max_frames: int = 900,
+                   time_limit: float = 5.0) -> bytes | None:
+    """A greyscale thumbnail of one frame about ``at`` of the way in (intros are often
+    black), from the file's bytes or a seekable stream.
+
+    Bounded in frames and seconds; a keyframe is a convenience, so any failure is None.
+    """
+    try:
+        import av
+
+        fh = io.BytesIO(source) if isinstance(source, bytes | bytearray) else source
+        fh.seek(0)
+        deadline = time.monotonic() + time_limit
+        container: Any = av.open(fh, mode="r")
+        with container:
+            stream = container.streams.video[0]
+            duration = (float(container.duration) / 1e6) if container.duration else 0.0
+            target = min(duration * at, 10.0)
+            if target > 0 and stream.time_base:
+                # Seek to the keyframe before the target: no decoding of everything before.
+                container.seek(int(target / stream.time_base), stream=stream, backward=True)
+            chosen = None
+            for n, frame in enumerate(container.decode(stream)):
+                chosen = frame
+                t = frame.time or 0.0
+                if t >= target or n >= max_frames or time.monotonic() > deadline:
+                    break
+            if chosen is None:
+                return None
+            return _encode(chosen.to_image().convert("L"))
+    except Exception:
+        return None
