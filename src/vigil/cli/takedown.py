@@ -296,6 +296,60 @@ def notice_run(
         err.print(markup(f"error: {e}"))
 
 
+@notice_app.command("pull")
+def notice_pull(
+    peer: Annotated[str | None, typer.Argument(
+        help="The peer to pull from (default: every peer).", show_default=False)] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="What each pull brought, as JSON.")]
+    = False,
+) -> None:
+    """Pull the notices partners forwarded to this node: those whose host is in this
+    node's jurisdiction (the host's contact country there, else its country-code domain).
+
+    Each forwarded URL is reported here under the case "forwarded:AGENCY:notice-N", so
+    the notice loop fetches it, matches it against this node's banks and notices the host
+    with this node's contacts. Pages are signed by the partner's node key and checked
+    before anything is stored. `vigil serve` pulls by itself every
+    VIGIL_TAKEDOWN_FORWARD_INTERVAL seconds (default 300; 0: never).
+    """
+    from vigil.cli._audit import opened
+    from vigil.exchange.peers import PeerError, get_peer, list_peers
+    from vigil.node import identity
+    from vigil.store import vigil_home
+    from vigil.takedown.forward import ForwardError, pull
+
+    engine = _engine()
+    ident = identity(engine)
+    if ident is None:
+        fail("this node has no identity yet: run `vigil init` first")
+    try:
+        peers = [get_peer(engine, peer)] if peer else list_peers(engine)
+    except PeerError as exc:
+        fail(str(exc))
+    audit = opened(engine)
+    results, failed = [], 0
+    for p in peers:
+        try:
+            got = pull(engine, vigil_home(), p, ident.agency, _now())
+        except (PeerError, ForwardError) as exc:
+            failed += 1
+            err.print(markup(f"error: {p.name}: {exc}"))
+            audit.record("takedown.forward.pull", p.agency, outcome="error", peer=p.name,
+                         error=str(exc)[:500])
+            continue
+        audit.record("takedown.forward.pull", p.agency, peer=p.name, added=got.added,
+                     known=got.known)
+        results.append({"peer": got.peer, "agency": got.agency, "added": got.added,
+                        "known": got.known})
+        if not as_json:
+            out.print(markup(f"{got.peer} ({got.agency}): {got.added} forwarded URL(s) "
+                             f"reported, {got.known} already known"))
+    if as_json:
+        _json(results)
+    if failed:
+        raise typer.Exit(1)
+
+
 @notice_app.command("report")
 def notice_report(
     html: Annotated[Path | None, typer.Option("--html", help="Write the HTML page here.")]

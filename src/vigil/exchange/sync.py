@@ -547,5 +547,9 @@ def summary(ps: PeerSync) -> dict[str, Any]:
                        "removed": f.removed, "error": f.error} for f in ps.feeds]}
 
 
-__all__ = ["FeedSync", "PeerSync", "PeerSyncer", "mirror_name", "summary", "sync_all",
-           "sync_peer"]
+#: HTTP to one peer within the feed limits, for the workflows that pull from peers too
+PeerClient = _Client
+problem_of = _problem
+
+__all__ = ["FeedSync", "PeerClient", "PeerSync", "PeerSyncer", "mirror_name", "problem_of",
+           "summary", "sync_all", "sync_peer"]

@@ -1,7 +1,9 @@
 """A node's identity (``identity``) and its principals and tokens (``principals``)."""
 
 from vigil.node.identity import (
+    UNKNOWN_JURISDICTION,
     NodeIdentity,
+    agency_jurisdiction,
     audit_key,
     ensure_agency,
     identity,
@@ -39,10 +41,12 @@ __all__ = [
     "MAX_TOKEN_DAYS",
     "ROLES",
     "TOKEN_PREFIX",
+    "UNKNOWN_JURISDICTION",
     "NodeError",
     "NodeIdentity",
     "PrincipalInfo",
     "TokenInfo",
+    "agency_jurisdiction",
     "audit_key",
     "check_code",
     "check_roles",

@@ -137,16 +137,34 @@ def identity(engine: Engine) -> NodeIdentity | None:
         return NodeIdentity(a.code, a.name, a.jurisdiction, a.public_key or "")
 
 
+#: the jurisdiction of an agency whose jurisdiction this node has not been told
+UNKNOWN_JURISDICTION = "XX"
+
+
 def ensure_agency(engine: Engine, code: str, name: str | None = None,
-                  jurisdiction: str = "XX") -> None:
+                  jurisdiction: str = UNKNOWN_JURISDICTION) -> None:
     """Register another agency (whose principals this node serves) if it is new.
 
     ``name`` and ``jurisdiction`` may come from a peer (``GET /v1/node``): they are
-    checked like this node's own."""
+    checked like this node's own. An agency first met without them (``vigil peer grant``
+    knows only its code: jurisdiction ``XX``, unknown) learns them when they come, as
+    forwarding notices to the partner of a host's country needs its jurisdiction."""
     code = check_code(code)
     name = check_agency_name(name) if name and name.strip() else None
     jurisdiction = check_jurisdiction(jurisdiction)
     with Session(engine) as s, s.begin():
-        if s.get(Agency, code) is None:
+        a = s.get(Agency, code)
+        if a is None:
             s.add(Agency(code=code, name=name or code, jurisdiction=jurisdiction, local=False,
                          created_at=utcnow()))
+        elif not a.local and a.jurisdiction == UNKNOWN_JURISDICTION:
+            a.jurisdiction = jurisdiction
+            if name and a.name == code:
+                a.name = name
+
+
+def agency_jurisdiction(engine: Engine, code: str) -> str | None:
+    """The ISO 3166 jurisdiction of a known agency (``XX`` when not yet known)."""
+    with Session(engine) as s:
+        a = s.get(Agency, code)
+        return a.jurisdiction if a is not None else None

@@ -163,5 +163,16 @@ class TakedownContact(Base):
     name: Mapped[str] = mapped_column(String(200), default="")
     email: Mapped[str] = mapped_column(String(320))
     escalation_email: Mapped[str | None] = mapped_column(String(320))
-    #: ISO 3166 country of the host (for routing to a partner node later)
+    #: ISO 3166 country of the host: its notices are forwarded to a partner node there
     country: Mapped[str | None] = mapped_column(String(2))
+
+
+class TakedownForwardCursor(Base):
+    """How far this node has pulled the notices a partner forwarded to it: the partner's
+    last notice id looked at (``GET /v1/notices/forwarded?after=``)."""
+
+    __tablename__ = "takedown_forward_cursors"
+
+    agency: Mapped[str] = mapped_column(String(64), primary_key=True)
+    after: Mapped[int] = mapped_column(BigId, default=0)
+    pulled_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))

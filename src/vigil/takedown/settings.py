@@ -37,6 +37,8 @@ class Settings:
     max_checks: int = 5
     #: fetches at once within one cycle
     concurrency: int = 8
+    #: how often ``vigil serve`` pulls the notices partners forwarded (0: never)
+    forward_interval: float = 300.0
 
 
 def _num(name: str, default: float) -> float:
@@ -81,4 +83,5 @@ def from_env(home: Path | None = None) -> Settings:
         outbox=Path(outbox) if outbox else (home / "outbox" if home else None),
         sender=os.environ.get("VIGIL_TAKEDOWN_FROM") or "takedown@vigil.invalid",
         interval=_num("VIGIL_TAKEDOWN_INTERVAL", 60.0),
-        concurrency=max(1, int(_num("VIGIL_TAKEDOWN_CONCURRENCY", 8))))
+        concurrency=max(1, int(_num("VIGIL_TAKEDOWN_CONCURRENCY", 8))),
+        forward_interval=_num("VIGIL_TAKEDOWN_FORWARD_INTERVAL", 300.0))

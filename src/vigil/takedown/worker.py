@@ -11,13 +11,16 @@ from __future__ import annotations
 import logging
 import os
 import threading
+import time
 from pathlib import Path
 
 from sqlalchemy import Engine
 
+from vigil.exchange.peers import list_peers
 from vigil.matching import Matcher
 from vigil.takedown.clock import Clock, clock_from_env
 from vigil.takedown.fetch import Fetcher
+from vigil.takedown.forward import pull
 from vigil.takedown.mail import Mailer, OutboxMailer, SmtpMailer
 from vigil.takedown.schedule import Loop
 from vigil.takedown.settings import Settings, from_env
@@ -44,10 +47,13 @@ def make_loop(engine: Engine, matcher: Matcher, agency: str, home: Path,
 
 
 class TakedownThread:
-    """Runs ``Loop.cycle`` every ``interval`` seconds in the background."""
+    """Runs ``Loop.cycle`` every ``interval`` seconds in the background, and pulls the
+    notices partners forwarded every ``settings.forward_interval`` seconds (given
+    ``home``, where the peers' tokens are)."""
 
-    def __init__(self, loop: Loop, interval: float) -> None:
-        self.loop, self.interval = loop, interval
+    def __init__(self, loop: Loop, interval: float, home: Path | None = None) -> None:
+        self.loop, self.interval, self.home = loop, interval, home
+        self._last_pull = float("-inf")
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="vigil-takedown", daemon=True)
 
@@ -55,7 +61,7 @@ class TakedownThread:
     def from_env(cls, engine: Engine, matcher: Matcher, agency: str, home: Path,
                  ) -> TakedownThread:
         settings = from_env(home)
-        return cls(make_loop(engine, matcher, agency, home, settings), settings.interval)
+        return cls(make_loop(engine, matcher, agency, home, settings), settings.interval, home)
 
     def start(self) -> None:
         if self.interval > 0:
@@ -79,3 +85,19 @@ class TakedownThread:
                                 stats.errors[0])
             except Exception as exc:  # keep serving; the next tick tries again
                 log.warning("takedown cycle failed: %s: %s", type(exc).__name__, exc)
+            self._pull_forwarded()
+
+    def _pull_forwarded(self) -> None:
+        every = self.loop.settings.forward_interval
+        if self.home is None or every <= 0 or time.monotonic() - self._last_pull < every:
+            return
+        self._last_pull = time.monotonic()
+        for peer in list_peers(self.loop.engine):
+            try:
+                got = pull(self.loop.engine, self.home, peer, self.loop.agency,
+                           self.loop.clock.now())
+                if got.added:
+                    log.info("takedown: %d URL(s) forwarded by %s", got.added, peer.name)
+            except Exception as exc:  # one partner down does not stop the others
+                log.warning("takedown: pulling forwarded notices from %s failed: %s: %s",
+                            peer.name, type(exc).__name__, exc)

@@ -84,6 +84,7 @@ ENDPOINTS = [
     ("GET", "/v1/notices/report", None, TAKEDOWN),
     ("GET", "/v1/notices/series/S-1/report", None, TAKEDOWN),
     ("GET", "/v1/notices/contacts", None, TAKEDOWN),
+    ("GET", "/v1/notices/forwarded", None, PEER),
     ("PUT", "/v1/notices/contacts/example.org", {"email": "abuse@example.org"}, TAKEDOWN),
     ("GET", "/v1/notices/987654", None, TAKEDOWN),
     # allowed, then refused for what it is: no such notice (404)

@@ -17,14 +17,15 @@ from vigil.api.routes.bodies import LimitedJsonRoute
 from vigil.api.runtime.auth import remote_of, require
 from vigil.api.schemas.models import Strict
 from vigil.api.schemas.problems import ERROR_RESPONSES, ApiError
-from vigil.node import PrincipalInfo
-from vigil.takedown import contacts, intake, repo, reports
+from vigil.node import UNKNOWN_JURISDICTION, PrincipalInfo, agency_jurisdiction, signing_key
+from vigil.takedown import contacts, forward, intake, repo, reports
 from vigil.takedown.clock import clock_from_env
 
 router = APIRouter(prefix="/v1", tags=["takedown"], responses=ERROR_RESPONSES,
                    route_class=LimitedJsonRoute)
 Reader = Annotated[PrincipalInfo, Depends(require("takedown.read"))]
 Writer = Annotated[PrincipalInfo, Depends(require("takedown.write"))]
+Peer = Annotated[PrincipalInfo, Depends(require("feeds.read"))]
 PathId = Annotated[int, Path(ge=1, le=2**62)]
 After = Annotated[int, Query(ge=0, le=2**62)]
 #: the reports answer JSON, or a page with ?format=html
@@ -125,6 +126,26 @@ def host_report(request: Request, caller: Reader,
     report = reports.host_report(repo.list_notices(engine, limit=10_000_000),
                                  repo.links(engine), clock_from_env().now())
     return HTMLResponse(reports.html_page(report)) if format == "html" else report
+
+
+@router.get("/notices/forwarded",
+            summary="Notices of hosts in the caller's jurisdiction, signed (peers only)")
+def forwarded(request: Request, caller: Peer, after: After = 0,
+              limit: Annotated[int, Query(ge=1, le=forward.MAX_ITEMS)] = forward.MAX_ITEMS,
+              ) -> dict[str, Any]:
+    """A partner node pulls the notices whose host is in its jurisdiction, to notice the
+    host itself (hotline to hotline); ``next`` is the cursor of its next pull. An agency
+    whose jurisdiction this node does not know (``XX``) is forwarded nothing."""
+    node = request.app.state.node
+    juris = agency_jurisdiction(node.engine, caller.agency) or UNKNOWN_JURISDICTION
+    page = forward.outgoing(node.engine, signing_key(node.settings.home),
+                            node.identity.agency, caller.agency,
+                            "" if juris == UNKNOWN_JURISDICTION else juris, after, limit)
+    if page["items"]:
+        node.audit.append("takedown.forward", agency=node.identity.agency,
+                          actor=caller.label, target=caller.agency,
+                          remote=remote_of(request), detail={"notices": len(page["items"])})
+    return page
 
 
 @router.get("/notices/series/{series}/report", responses=JSON_OR_HTML,
