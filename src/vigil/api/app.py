@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import gc
 import inspect
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
+from pathlib import Path
 from typing import Any
 
-from fastapi import FastAPI
+from fastapi import FastAPI, Request
 from sqlalchemy import Engine
 from starlette.types import ASGIApp
 
@@ -21,6 +22,7 @@ from vigil.api.schemas import problems
 from vigil.api.server.fastmatch import FastMatch
 from vigil.api.server.limits import BodyLimits
 from vigil.api.server.nul import RefuseNul
+from vigil.api.server.review import PREFIX, ReviewPortal, review_root
 from vigil.api.server.wire import LastResort
 from vigil.exchange.periodic import PeerSyncThread, interval_from_env
 from vigil.store import make_engine
@@ -92,10 +94,31 @@ def create_app(engine: Engine | None = None, settings: Settings | None = None) -
     for r in (ops.router, match.router, banks.router, admin.router, exchange.router,
               hma.router, takedown.router):
         app.include_router(r)
+    app.mount(PREFIX, ReviewPortal(lambda: app.state.node, review_root(),
+                                   _review_app_maker(app, settings)))
     app.add_middleware(RefuseNul)  # inside BodyLimits, which bounds the bodies it reads
     app.add_middleware(BodyLimits, settings=settings)
     app.add_middleware(RequestMetrics)
     return app
+
+
+def _review_app_maker(app: FastAPI, settings: Settings) -> Callable[..., ASGIApp]:
+    """How the review portal opens a scan: the review app over this node's store, its
+    exposure ledger and its audit log, with the default caps (docs/review.md)."""
+    from vigil.review.web import review_app
+
+    def make(folder: Path, reviewer: Callable[[Request], str],
+             admin: Callable[[Request], bool]) -> ASGIApp:
+        node = app.state.node
+
+        def audit(action: str, target: str | None = None, **detail: Any) -> object:
+            return node.audit.append(action, agency=node.identity.agency,
+                                     actor=detail.get("reviewer"), target=target,
+                                     detail=detail)
+
+        return review_app(folder, node.engine, reviewer, audit=audit, admin=admin)
+
+    return make
 
 
 def create_asgi() -> ASGIApp:

@@ -107,7 +107,7 @@ def serve(
 
     Put a TLS-terminating proxy in front of it for anything but loopback.
 
-    Settings come from the environment: VIGIL_HOME, VIGIL_DATABASE_URL (PostgreSQL for several workers), VIGIL_SYNC_INTERVAL, VIGIL_MAX_JSON_BYTES, VIGIL_MAX_UPLOAD_BYTES, VIGIL_MAX_IMPORT_BYTES, VIGIL_TRUSTED_PROXIES (the reverse proxies whose X-Forwarded-For is believed), the parsers' limits (VIGIL_MAX_DEPTH, VIGIL_MAX_RECORD_BYTES, ...). A guide to running a node (PostgreSQL, systemd, a TLS proxy, backups): docs/api.md.
+    Settings come from the environment: VIGIL_HOME, VIGIL_DATABASE_URL (PostgreSQL for several workers), VIGIL_SYNC_INTERVAL, VIGIL_MAX_JSON_BYTES, VIGIL_MAX_UPLOAD_BYTES, VIGIL_MAX_IMPORT_BYTES, VIGIL_TRUSTED_PROXIES (the reverse proxies whose X-Forwarded-For is believed), VIGIL_REVIEW_ROOT (the folder of finished scans the review workspace at /review serves: docs/review.md), VIGIL_TAKEDOWN_* (the notice loop: docs/takedown.md), the parsers' limits (VIGIL_MAX_DEPTH, VIGIL_MAX_RECORD_BYTES, ...). A guide to running a node (PostgreSQL, systemd, a TLS proxy, backups): docs/api.md.
     """  # noqa: E501 (one paragraph per line: the help rewraps them)
     from vigil.node import identity
     from vigil.store import vigil_home

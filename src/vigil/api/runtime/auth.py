@@ -38,6 +38,8 @@ PERMISSIONS: dict[str, frozenset[str]] = {
     # reported URLs and takedown notices (vigil.takedown)
     "takedown.read": frozenset({"admin", "curator", "analyst"}),
     "takedown.write": frozenset({"admin", "curator", "analyst"}),
+    # the review workspace (/review): categorising a scan's unknown material
+    "review": frozenset({"admin", "curator", "analyst"}),
 }
 
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address

@@ -21,9 +21,16 @@ UPLOAD_SUFFIXES = ("/v1/hash", "/v1/match/file", "/entries/file")
 IMPORT_SUFFIX = "/import"
 #: HMA-compatible uploads (vigil.api.routes.hma): multipart, parsed in memory, never spooled
 MULTIPART_PATHS = ("/m/lookup", "/h/hash")
+#: the review workspace (vigil.api.server.review): a browser's forms, or the page's JSON
+REVIEW_PREFIX = "/review/"
+REVIEW_TYPES = ("application/x-www-form-urlencoded", "application/json")
+#: its largest body is a decision's few fields (the review app bounds them again)
+MAX_REVIEW_BYTES = 64 * 1024
 
 
 def route_kind(path: str) -> str:
+    if path.startswith(REVIEW_PREFIX):
+        return "review"
     if path in MULTIPART_PATHS:
         return "multipart"
     if path.endswith(UPLOAD_SUFFIXES):
@@ -40,7 +47,8 @@ class BodyLimits:
         self.app = app
         self.limits = {"upload": settings.max_upload_bytes, "import": settings.max_import_bytes,
                        "json": settings.max_json_bytes,
-                       "multipart": settings.max_upload_bytes}
+                       "multipart": settings.max_upload_bytes,
+                       "review": MAX_REVIEW_BYTES}
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http" or scope["method"] not in ("POST", "PUT", "PATCH"):
@@ -59,6 +67,9 @@ class BodyLimits:
         elif kind == "upload" and ctype != "application/octet-stream":
             refusal = (415, "content-type: send the file's bytes as application/octet-stream "
                             f"(not {ctype or 'nothing'}; multipart is not accepted)")
+        elif kind == "review" and ctype not in REVIEW_TYPES:
+            refusal = (415, f"content-type: send a form or application/json, not "
+                            f"{ctype or 'nothing'}")
         elif kind == "multipart" and ctype != "multipart/form-data":
             refusal = (415, f"content-type: send multipart/form-data, not {ctype or 'nothing'}")
         else:

@@ -79,10 +79,16 @@ class _Env:
         return self.env.get_template(name).render(**ctx)
 
 
+def _base(request: Request) -> str:
+    """Where the app is mounted: "" on its own (``vigil review``), ``/review/NAME`` inside
+    ``vigil serve``. Every link, form and redirect starts with it."""
+    return str(request.scope.get("root_path", "")).rstrip("/")
+
+
 def _wants_json(request: Request) -> bool:
     ctype = request.headers.get("content-type", "")
     return (ctype.startswith("application/json")
-            or request.url.path.startswith("/view/")
+            or request.url.path.removeprefix(_base(request)).startswith("/view/")
             or "application/json" in request.headers.get("accept", ""))
 
 
@@ -149,7 +155,8 @@ def create_review_app(session: ReviewSession, reviewer_of: ReviewerOf, *,
 
     def page(request: Request, name: str, status: int = 200, **ctx: Any) -> HTMLResponse:
         reviewer = reviewer_of(request)
-        body = env.render(name, token=token, reviewer=reviewer, scan=scan_title,
+        body = env.render(name, token=token, base=_base(request), reviewer=reviewer,
+                          scan=scan_title,
                           scheme=session.scheme, scheme_title=SCHEMES[session.scheme].title,
                           keys=session.keys, progress=session.progress(reviewer),
                           version=__version__,
@@ -177,7 +184,8 @@ def create_review_app(session: ReviewSession, reviewer_of: ReviewerOf, *,
                 {"type": "https://vigil.invalid/problems/exposure-cap", "title": "Forbidden",
                  "status": 403, "detail": f"clear view refused: {cap.reason}",
                  "instance": request.url.path, "until": cap.until.isoformat(),
-                 "break_url": "/break"}, status_code=403, media_type=PROBLEM, headers=HEADERS)
+                 "break_url": _base(request) + "/break"},
+                status_code=403, media_type=PROBLEM, headers=HEADERS)
         return page(request, "break.html", 403, reason=cap.reason, until=cap.until,
                     wait=max(0, int((cap.until - datetime.now(UTC)).total_seconds())))
 
@@ -247,7 +255,8 @@ def create_review_app(session: ReviewSession, reviewer_of: ReviewerOf, *,
         pos = session.first_open(reviewer_of(request))
         if pos is None:
             return page(request, "done.html")
-        return RedirectResponse(f"/unit/{pos}", status_code=303, headers=HEADERS)
+        return RedirectResponse(f"{_base(request)}/unit/{pos}", status_code=303,
+                                headers=HEADERS)
 
     @app.get("/unit/{pos}", include_in_schema=False)
     def unit(request: Request, pos: int, item: int | None = None) -> Response:
@@ -265,7 +274,8 @@ def create_review_app(session: ReviewSession, reviewer_of: ReviewerOf, *,
             if nxt is None:
                 return page(request, "done.html", message=message_of(request))
             query = "&".join(f"{k}={v}" for k, v in carry.items() if v.isdigit())
-            return RedirectResponse(f"/unit/{nxt}" + (f"?{query}" if query else ""),
+            return RedirectResponse(f"{_base(request)}/unit/{nxt}"
+                                    + (f"?{query}" if query else ""),
                                     status_code=303, headers=HEADERS)
         ids = [it.id for it in view.items]
         focus = item if item in ids else ids[0]
@@ -313,7 +323,8 @@ def create_review_app(session: ReviewSession, reviewer_of: ReviewerOf, *,
               data: dict[str, Any] | None = None) -> Response:
         if _wants_json(request):
             return JSONResponse({"action": aid, "pos": pos, **(data or {})}, headers=HEADERS)
-        url = f"/unit/{pos}?{key}={aid}" + (f"&item={item}" if item is not None else "")
+        url = f"{_base(request)}/unit/{pos}?{key}={aid}" + (
+            f"&item={item}" if item is not None else "")
         return RedirectResponse(url, status_code=303, headers=HEADERS)
 
     @app.post("/decide", include_in_schema=False)
@@ -348,7 +359,7 @@ def create_review_app(session: ReviewSession, reviewer_of: ReviewerOf, *,
                 return JSONResponse({"action": None}, headers=HEADERS)
             back = fields.get("pos", "0")
             pos = int(back) if back.isdigit() and int(back) < len(session.queue.units) else 0
-            return RedirectResponse(f"/unit/{pos}?nothing=undo", status_code=303,
+            return RedirectResponse(f"{_base(request)}/unit/{pos}?nothing=undo", status_code=303,
                                     headers=HEADERS)
         aid, item = done
         pos = session.queue.unit_of.get(item, 0)

@@ -6,6 +6,7 @@ its own server with ``reviewer`` a function naming the authenticated person of a
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 
 from fastapi import FastAPI, Request
@@ -32,10 +33,11 @@ def scheme_for(banks: Banks, bank: str | None, scheme: str | None) -> str:
 
 def review_app(folder: Path, engine: Engine, reviewer: str | ReviewerOf, *,
                bank: str | None = None, scheme: str | None = None, caps: Caps | None = None,
-               audit: AuditSink | None = None, admin: bool = False,
+               audit: AuditSink | None = None, admin: bool | Callable[[Request], bool] = False,
                second_opinion: bool = False) -> FastAPI:
     """The review app for ``folder`` (a finished scan) over the node store ``engine``.
 
+    ``admin``: whether the totals page is shown (to everyone, or per request).
     ``second_opinion``: show items another reviewer decided, and record this reviewer's
     decisions as second opinions (``/agreement`` compares them). Raises
     ``ScanFolderError`` (not a finished scan), ``BankError`` (unknown bank) or
@@ -49,7 +51,7 @@ def review_app(folder: Path, engine: Engine, reviewer: str | ReviewerOf, *,
     who: ReviewerOf = (lambda request: reviewer) if isinstance(reviewer, str) else reviewer
 
     def is_admin(request: Request) -> bool:
-        return admin
+        return admin(request) if callable(admin) else admin
 
     app = create_review_app(session, who, banks=banks, is_admin=is_admin)
     app.state.review = session

@@ -3,6 +3,8 @@
 (function () {
   "use strict";
   var token = (document.querySelector('meta[name="review-token"]') || {}).content || "";
+  /* where the app is mounted: "" for `vigil review`, "/review/NAME" inside `vigil serve` */
+  var base = (document.querySelector('meta[name="review-base"]') || {}).content || "";
   var statusEl = document.getElementById("status");
   var help = document.getElementById("help");
   var LEVEL_NAMES = ["clear", "light", "medium", "strong (default)"];
@@ -36,7 +38,7 @@
       var t = setInterval(function () {
         wait -= 1;
         if (waitEl) { waitEl.textContent = String(Math.max(0, wait)); }
-        if (wait <= 0) { clearInterval(t); location.href = "/"; }
+        if (wait <= 0) { clearInterval(t); location.href = base + "/"; }
       }, 1000);
     }
   }
@@ -46,8 +48,8 @@
     document.addEventListener("keydown", function (e) {
       if (typing(document.activeElement) || e.ctrlKey || e.metaKey || e.altKey) { return; }
       if (e.key === "?") { if (help) { help.showModal(); } e.preventDefault(); }
-      else if (e.key === "e" || e.key === "E") { location.href = "/export"; }
-      else if (e.key === "m" || e.key === "M") { location.href = "/me"; }
+      else if (e.key === "e" || e.key === "E") { location.href = base + "/export"; }
+      else if (e.key === "m" || e.key === "M") { location.href = base + "/me"; }
     });
     return;
   }
@@ -65,14 +67,14 @@
   var reveal = null;  /* {id, timers, pending, ended}: the held reveal */
 
   function src(lv, sid) {
-    return "/item/" + focus + "/image?level=" + lv + (sid ? "&session=" + sid : "");
+    return base + "/item/" + focus + "/image?level=" + lv + (sid ? "&session=" + sid : "");
   }
 
   /* A 403: at an exposure cap, the break screen; otherwise say why (e.g. a stale page). */
   function breakScreen(resp) {
     if (resp.status !== 403) { return false; }
     resp.json().then(function (b) {
-      if (String(b.type || "").indexOf("exposure-cap") >= 0) { location.href = "/break"; }
+      if (String(b.type || "").indexOf("exposure-cap") >= 0) { location.href = base + "/break"; }
       else { say(String(b.detail || "Refused.")); }
     }, function () { say("Refused."); });
     return true;
@@ -88,20 +90,20 @@
   function stopLight(keepalive) {
     if (!light) { return; }
     clearInterval(light.timer);
-    post("/view/stop", {session: light.id}, keepalive);
+    post(base + "/view/stop", {session: light.id}, keepalive);
     light = null;
   }
 
   function openLight(lv) {
     stopLight(false);
-    return post("/view/start", {item: focus, level: lv}).then(function (r) {
+    return post(base + "/view/start", {item: focus, level: lv}).then(function (r) {
       if (breakScreen(r)) { return false; }
       if (!r.ok) { say("The blur could not be lowered."); return false; }
       return r.json().then(function (s) {
         light = {id: s.session, timer: setInterval(function () {
           if (!light) { return; }
           var id = light.id;
-          post("/view/beat", {session: id}).then(function (b) {
+          post(base + "/view/beat", {session: id}).then(function (b) {
             if (breakScreen(b)) { return; }
             return b.json().then(function (o) {
               if (!o.open && light && light.id === id) {
@@ -133,7 +135,7 @@
     var r = reveal;
     reveal = null;
     r.timers.forEach(function (t) { clearInterval(t); clearTimeout(t); });
-    if (r.id) { post("/view/stop", {session: r.id}, true); }
+    if (r.id) { post(base + "/view/stop", {session: r.id}, true); }
     r.ended = true;
     document.getElementById("reveal").setAttribute("aria-pressed", "false");
     if (level < DEFAULT) { level = DEFAULT; }
@@ -147,18 +149,18 @@
     var r = {id: null, timers: [], ended: false};
     reveal = r;
     document.getElementById("reveal").setAttribute("aria-pressed", "true");
-    post("/view/start", {item: focus, level: 0}).then(function (resp) {
+    post(base + "/view/start", {item: focus, level: 0}).then(function (resp) {
       if (breakScreen(resp)) { reveal = null; return; }
       if (!resp.ok) { reveal = null; say("Clear view refused."); return; }
       return resp.json().then(function (s) {
         r.id = s.session;
-        if (r.ended || reveal !== r) { post("/view/stop", {session: s.session}, true); return; }
+        if (r.ended || reveal !== r) { post(base + "/view/stop", {session: s.session}, true); return; }
         img.src = src(0, s.session);
         img.alt = "item " + focus + ", clear greyscale picture";
         levelName.textContent = LEVEL_NAMES[0];
         say("Clear view, at most " + s.max_seconds + " seconds.");
         r.timers.push(setInterval(function () {
-          post("/view/beat", {session: s.session}).then(function (b) {
+          post(base + "/view/beat", {session: s.session}).then(function (b) {
             if (breakScreen(b)) { return; }
             return b.json().then(function (o) { if (!o.open) { endReveal("time limit"); } });
           });
@@ -270,19 +272,19 @@
     else if (k === "k" || k === "K" || k === "ArrowLeft" || k === "ArrowUp") { e.preventDefault(); step(-1); }
     else if (k === "]" || k === "PageDown") {
       var nx = unit.getAttribute("data-next");
-      if (nx) { location.href = "/unit/" + nx; } else { say("This is the last open step."); }
+      if (nx) { location.href = base + "/unit/" + nx; } else { say("This is the last open step."); }
     }
     else if (k === "[" || k === "PageUp") {
       var pv = unit.getAttribute("data-prev");
-      if (pv) { location.href = "/unit/" + pv; } else { say("This is the first open step."); }
+      if (pv) { location.href = base + "/unit/" + pv; } else { say("This is the first open step."); }
     }
     else if (k === "s" || k === "S") { e.preventDefault(); openSeries(); }
     else if (k === "u" || k === "U") { e.preventDefault(); endReveal(); stopLight(true); document.getElementById("undo-form").requestSubmit(); }
     else if (k === "-" || k === "_") { e.preventDefault(); setLevel(level - 1); }
     else if (k === "+" || k === "=") { e.preventDefault(); setLevel(level + 1); }
     else if (k === "?" || k === "h" || k === "H") { e.preventDefault(); if (help) { help.showModal(); } }
-    else if (k === "e" || k === "E") { location.href = "/export"; }
-    else if (k === "m" || k === "M") { location.href = "/me"; }
+    else if (k === "e" || k === "E") { location.href = base + "/export"; }
+    else if (k === "m" || k === "M") { location.href = base + "/me"; }
   });
 
   document.addEventListener("keyup", function (e) {
