@@ -178,13 +178,13 @@ class Served:
 
 
 def serve(case: Case, engine: Engine, caps: Caps | None = None, bank: str = "review-bank",
-          scheme: str | None = None) -> Served:
+          scheme: str | None = None, settle: bool = False) -> Served:
     from vigil.cli._audit import opened
     from vigil.review.web import review_app
 
     audit = opened(engine, case.home)
     app = review_app(case.scan, engine, REVIEWER, bank=bank, scheme=scheme, caps=caps,
-                     audit=audit.record, admin=True)
+                     audit=audit.record, admin=True, settle=settle)
     port = free_port()
     server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port,
                                            log_level="warning", lifespan="off"))

@@ -54,6 +54,10 @@ def review(
     second_opinion: Annotated[bool, typer.Option(
         "--second-opinion", help="Give second opinions on what other reviewers decided "
         "(agreement figures and disagreements on the page's Second opinions).")] = False,
+    settle: Annotated[bool, typer.Option(
+        "--settle", help="Settle disagreements: see only the items whose first decision "
+        "and second opinion differ, with both shown, and decide each; exports bank the "
+        "settled decision.")] = False,
     admin: Annotated[bool, typer.Option(
         "--admin", help="Also show the totals page (all reviewers together).")] = False,
     export: Annotated[str | None, typer.Option(
@@ -94,6 +98,8 @@ def review(
         if export is not None:
             _export(scan_dir, banks, export, who, audit)
             return
+        if settle and second_opinion:
+            fail("choose one of --second-opinion and --settle")
         if not _loopback(host):
             fail(f"vigil review serves one reviewer on this machine: listen on a loopback "
                  f"address (127.0.0.1), not {host}")
@@ -105,7 +111,8 @@ def review(
 
         try:
             web = review_app(scan_dir, banks.engine, who, bank=bank, scheme=scheme, caps=caps,
-                             audit=audit.record, admin=admin, second_opinion=second_opinion)
+                             audit=audit.record, admin=admin, second_opinion=second_opinion,
+                             settle=settle)
         except ReviewError as exc:
             fail(exc.message)
     import uvicorn
@@ -128,7 +135,7 @@ def _export(scan_dir: Path, banks: Banks, bank: str, who: str, audit: LocalAudit
 
     store = ReviewStore(scan_dir / "scan.db")
     try:
-        decisions, series = store.decisions(), store.series_of()
+        decisions, series = store.final_decisions(), store.series_of()
     finally:
         store.close()
     result = export_decisions(scan_dir / "scan.db", decisions, series, banks, bank)

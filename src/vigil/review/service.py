@@ -8,7 +8,7 @@ here, so a second interface (the node's API, a test) obeys the same rules.
 from __future__ import annotations
 
 from collections import Counter
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -57,6 +57,9 @@ class UnitView:
     decided: int
     last_category: tuple[str, str] | None
     series: dict[int, str]
+    #: when settling (round 3): per item, the two decisions that disagree, with who made
+    #: them ("us:1 by SG-SPF/ana")
+    earlier: dict[int, tuple[str, str]] = field(default_factory=dict)
 
 
 @dataclass(frozen=True, slots=True)
@@ -68,6 +71,8 @@ class Agreement:
     kappa: float | None
     pairs: dict[tuple[str, str], int]
     disagreements: list[tuple[int, str, str]]  # (item, first, second)
+    #: disagreements settled in round 3, and how (item -> the settled decision)
+    settled: dict[int, str] = field(default_factory=dict)
 
     @property
     def share(self) -> float | None:
@@ -97,9 +102,11 @@ class ReviewSession:
         self.series_catalog = series
         self.bank = bank
         self.derivatives = Derivatives()
-        if round_ not in (1, 2):
-            raise ReviewError(400, "round must be 1 (review) or 2 (second opinion)", "round")
-        #: 1: the review; 2: a second opinion on items another reviewer decided
+        if round_ not in (1, 2, 3):
+            raise ReviewError(400, "round must be 1 (review), 2 (second opinion) or 3 "
+                                   "(settle disagreements)", "round")
+        #: 1: the review; 2: a second opinion on items another reviewer decided; 3: the
+        #: decision that settles a disagreement between the first two (what is exported)
         self.round = round_
 
     def close(self) -> None:
@@ -126,7 +133,15 @@ class ReviewSession:
         done = self.store.decided(self.round)
         if self.round == 1:
             return done
+        if self.round == 3:
+            return (set(self.queue.by_sha) - self._disputed()) | done
         return (set(self.queue.by_sha) - self._eligible(reviewer)) | done
+
+    def _disputed(self) -> set[str]:
+        """Items whose second opinion differs from their first decision."""
+        first, second = self.store.decisions(1), self.store.decisions(2)
+        return {s for s, d in second.items() if s in first and s in self.queue.by_sha
+                and _key(first[s]) != _key(d)}
 
     def _eligible(self, reviewer: str) -> set[str]:
         return {s for s, d in self.store.decisions(1).items()
@@ -138,10 +153,18 @@ class ReviewSession:
         left = self.queue.remaining(unit, decided)
         shas = [self.queue.items[i].sha256 for i in unit.items]
         series = self.store.series_of()
+        earlier: dict[int, tuple[str, str]] = {}
+        if self.round == 3:
+            first, second = self.store.decisions(1), self.store.decisions(2)
+            for i in left:
+                sha = self.queue.items[i].sha256
+                if sha in first and sha in second:
+                    earlier[i] = (f"{_key(first[sha])} by {first[sha].reviewer}",
+                                  f"{_key(second[sha])} by {second[sha].reviewer}")
         return UnitView(unit, [self.queue.items[i] for i in left], len(unit.items) - len(left),
                         self.store.last_category(reviewer, shas),
                         {i: series[self.queue.items[i].sha256] for i in unit.items
-                         if self.queue.items[i].sha256 in series})
+                         if self.queue.items[i].sha256 in series}, earlier)
 
     def first_open(self, reviewer: str, start: int = 0, step: int = 1) -> int | None:
         return self.queue.next_open(start, self.hidden(reviewer), step)
@@ -149,8 +172,12 @@ class ReviewSession:
     def progress(self, reviewer: str) -> dict[str, Any]:
         hidden = self.hidden(reviewer)
         decided = self.store.decided(self.round)
-        items = len(self.queue.items) if self.round == 1 else \
-            len(self._eligible(reviewer) | (decided & set(self.queue.by_sha)))
+        if self.round == 1:
+            items = len(self.queue.items)
+        elif self.round == 3:
+            items = len(self._disputed() | (decided & set(self.queue.by_sha)))
+        else:
+            items = len(self._eligible(reviewer) | (decided & set(self.queue.by_sha)))
         return {"units": len(self.queue.units), "open_units": self.queue.open_units(hidden),
                 "items": items, "round": self.round,
                 "decided": self.queue.decided_count(decided),
@@ -193,6 +220,10 @@ class ReviewSession:
         decided = self.hidden(reviewer)
         shas = [self.queue.items[i].sha256 for i in targets]
         if scope == "item" and shas[0] in decided:
+            if self.round == 3 and not self.store.is_decided(shas[0], 3):
+                raise ReviewError(409, f"item {item_id} has no disagreement to settle (its "
+                                       "first decision and second opinion agree, or it has "
+                                       "no second opinion)", "item")
             if self.round == 2 and not self.store.is_decided(shas[0], 2):
                 raise ReviewError(409, f"item {item_id} has no first decision by another "
                                        "reviewer to give a second opinion on", "item")
@@ -263,7 +294,10 @@ class ReviewSession:
             kappa = 1.0 if pe == 1 else (po - pe) / (1 - pe)
         disagree = sorted((self.queue.by_sha[s], _key(first[s]), _key(second[s]))
                           for s in both if _key(first[s]) != _key(second[s]))
-        return Agreement(n, agree, kappa, dict(pairs), disagree)
+        third = self.store.decisions(3)
+        settled = {self.queue.by_sha[s]: _key(d) for s, d in third.items()
+                   if s in self.queue.by_sha}
+        return Agreement(n, agree, kappa, dict(pairs), disagree, settled)
 
     def _audit(self, action: str, **detail: Any) -> None:
         if self.ledger.audit is not None:

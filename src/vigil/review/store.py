@@ -13,7 +13,8 @@ Tables (added beside the scan's own; ``review_schema_version`` in ``meta``):
 
 ``review_actions``        one row per reviewer action (decide, series, undo), with when
 ``review_decisions``      one row per item decided: kind (category | not_relevant), scheme,
-                          category, round (1; 2 = second opinion), live (0 once undone)
+                          category, round (1; 2 = second opinion; 3 = settles a
+                          disagreement), live (0 once undone)
 ``review_series_links``   an item put in a series (the latest live link wins)
 ``review_series``         series created during this review (new names)
 ``meta.review_scan_id``   a random id naming this scan in the node's exposure ledger
@@ -293,6 +294,13 @@ class ReviewStore:
                 f"reviewer = ? AND kind = 'category' AND sha256 IN ({marks}) "
                 "ORDER BY id DESC LIMIT 1", (reviewer, *items)).fetchone()
         return None if row is None else (row[0], row[1])
+
+    def final_decisions(self) -> dict[str, Decision]:
+        """What an export banks: each item's first decision, or the decision that settled
+        a disagreement about it (round 3) where there is one."""
+        out = self.decisions(1)
+        out.update(self.decisions(3))
+        return out
 
     def counts(self, round_: int = 1) -> dict[str, int]:
         """Live decisions per category key (``scheme:value`` or ``not_relevant``)."""

@@ -375,7 +375,7 @@ def create_review_app(session: ReviewSession, reviewer_of: ReviewerOf, *,
         if not bank:
             raise ReviewError(422, "name the bank to export to", "bank")
         try:
-            result = export_decisions(session.db_path, session.store.decisions(),
+            result = export_decisions(session.db_path, session.store.final_decisions(),
                                       session.store.series_of(), banks, bank)
         except BankError as exc:
             raise ReviewError(422, str(exc), "bank") from None

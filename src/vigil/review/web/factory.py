@@ -34,12 +34,14 @@ def scheme_for(banks: Banks, bank: str | None, scheme: str | None) -> str:
 def review_app(folder: Path, engine: Engine, reviewer: str | ReviewerOf, *,
                bank: str | None = None, scheme: str | None = None, caps: Caps | None = None,
                audit: AuditSink | None = None, admin: bool | Callable[[Request], bool] = False,
-               second_opinion: bool = False) -> FastAPI:
+               second_opinion: bool = False, settle: bool = False) -> FastAPI:
     """The review app for ``folder`` (a finished scan) over the node store ``engine``.
 
     ``admin``: whether the totals page is shown (to everyone, or per request).
     ``second_opinion``: show items another reviewer decided, and record this reviewer's
-    decisions as second opinions (``/agreement`` compares them). Raises
+    decisions as second opinions (``/agreement`` compares them). ``settle``: show only
+    the items whose first decision and second opinion disagree, with both, and record
+    the decision that settles each (what exports bank). Raises
     ``ScanFolderError`` (not a finished scan), ``BankError`` (unknown bank) or
     ``ReviewError`` (unknown scheme) before anything is served.
     """
@@ -47,7 +49,7 @@ def review_app(folder: Path, engine: Engine, reviewer: str | ReviewerOf, *,
     chosen = scheme_for(banks, bank, scheme)
     ledger = Ledger(engine, caps, audit)
     session = ReviewSession(folder, chosen, ledger, BankSeries(engine), bank,
-                            2 if second_opinion else 1)
+                            3 if settle else 2 if second_opinion else 1)
     who: ReviewerOf = (lambda request: reviewer) if isinstance(reviewer, str) else reviewer
 
     def is_admin(request: Request) -> bool:
