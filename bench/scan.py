@@ -407,17 +407,18 @@ def run_child(root: Path, out: Path, jobs: int) -> dict[str, Any]:
     return {**json.loads(stdout), "wall": wall, "mem": mem.result()}
 
 
-def cli_argv(root: Path, out: Path, jobs: int) -> list[str]:
+def cli_argv(root: Path, out: Path, jobs: int, ray: str | None = None) -> list[str]:
     return [PY, "-m", "vigil", "scan", str(root), "--out", str(out), "--bank", BANK,
-            "-j", str(jobs), "-q"]
+            "-j", str(jobs), "-q", *(["--ray", ray] if ray else [])]
 
 
-def run_cli(root: Path, out: Path, jobs: int, kill_at: float | None = None
-            ) -> dict[str, Any]:
+def run_cli(root: Path, out: Path, jobs: int, kill_at: float | None = None,
+            ray: str | None = None, env: dict[str, str] | None = None) -> dict[str, Any]:
     """The real CLI; with ``kill_at``, SIGKILL its process group once that share of the
     files is no longer pending."""
     t = time.perf_counter()
-    p = subprocess.Popen(cli_argv(root, out, jobs), env=store_env(), stdout=subprocess.PIPE,
+    p = subprocess.Popen(cli_argv(root, out, jobs, ray), env={**store_env(), **(env or {})},
+                         stdout=subprocess.PIPE,
                          stderr=subprocess.PIPE, text=True, cwd=REPO, start_new_session=True)
     mem = TreeMemory(p.pid)
     mem.start()
@@ -450,6 +451,76 @@ def run_cli(root: Path, out: Path, jobs: int, kill_at: float | None = None
         raise SystemExit(f"vigil scan failed ({p.returncode}):\n{stderr[-2000:]}")
     return {"wall": wall, "exit": p.returncode, "hashed": hashed, "killed_at": killed_at,
             "mem": mem.result(), "summary": stdout.splitlines()[:1]}
+
+
+class RayCluster:
+    """A head and a second node on loopback, one CPU each, token authentication on (as
+    tests/triage/test_ray.py starts them); ``env`` is what a driver needs."""
+
+    def __init__(self) -> None:
+        import secrets
+        import tempfile
+
+        self.root = Path(tempfile.mkdtemp(prefix="vray", dir="/tmp"))
+        token = self.root / "token"
+        token.write_text(secrets.token_hex(32))
+        token.chmod(0o600)
+        port = 6400 + os.getpid() % 500
+        self.env = {**os.environ, "RAY_AUTH_MODE": "token", "RAY_AUTH_TOKEN_PATH": str(token),
+                    "RAY_USAGE_STATS_ENABLED": "0", "RAY_ADDRESS": f"127.0.0.1:{port}"}
+        self.procs = [self._start(["--head", "--port", str(port), "--include-dashboard",
+                                   "false", "--temp-dir", str(self.root / "t")])]
+        self._wait("1.0 CPU")
+        self.procs.append(self._start(["--address", self.env["RAY_ADDRESS"]]))
+        self._wait("2.0 CPU")
+
+    def _start(self, args: list[str]) -> subprocess.Popen[bytes]:
+        ray = str(Path(PY).with_name("ray"))
+        return subprocess.Popen([ray, "start", "--block", "--num-cpus", "1",
+                                 "--object-store-memory", str(200 * 1024 * 1024),
+                                 "--disable-usage-stats", *args], env=self.env,
+                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                                start_new_session=True)
+
+    def _wait(self, cpus: str) -> None:
+        ray = str(Path(PY).with_name("ray"))
+        for _ in range(120):
+            out = subprocess.run([ray, "status", "--address", self.env["RAY_ADDRESS"]],
+                                 env=self.env, capture_output=True, text=True).stdout
+            if f"/{cpus}" in out:
+                return
+            time.sleep(1)
+        raise SystemExit(f"the Ray cluster never reached {cpus}")
+
+    def stop(self) -> None:
+        for p in reversed(self.procs):
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(p.pid, signal.SIGTERM)
+            p.wait(timeout=30)
+        shutil.rmtree(self.root, ignore_errors=True)
+
+
+def wire_bytes(root: Path, sample: int = 300) -> dict[str, float]:
+    """What a Ray task carries each way per file, pickled as Ray sends it: the paths and
+    options in, the results out (measured on ``sample`` files in this process)."""
+    import pickle
+
+    from vigil.signals.evidence import Limits, iter_items
+    from vigil.triage.cluster import CHUNK, _hash_chunk
+    from vigil.triage.rows import hash_options
+    from vigil.triage.scan import units_of
+
+    paths = [it.path for it in iter_items([str(root)], Limits()) if it.error is None]
+    units = units_of(paths[:: max(1, len(paths) // sample)][:sample])
+    options = hash_options("fast", False, True)
+    sent = got = files = 0
+    for k in range(0, len(units), CHUNK):
+        parts = list(enumerate(units[k:k + CHUNK], start=k))
+        sent += len(pickle.dumps((parts, options)))
+        results = _hash_chunk(parts, options)
+        got += len(pickle.dumps(results))
+        files += len(results)
+    return {"files": files, "to_task": sent / files, "from_task": got / files}
 
 
 def _fingerprint(out: Path) -> tuple[Any, ...]:
@@ -486,7 +557,9 @@ def main() -> None:
     ap.add_argument("--files", type=int, default=50_000)
     ap.add_argument("--steps", default="j1,j2,clifull,resume,profile",
                     help="comma list of: j1, j2, clifull (uninterrupted CLI), resume (needs "
-                    "clifull: kill at 50%% + rerun), profile (default all)")
+                    "clifull: kill at 50%% + rerun), profile (default all), ray (the CLI "
+                    "-j 2 and --ray on a two-node cluster on loopback, alternated; not in "
+                    "the default)")
     ap.add_argument("--sample", type=int, default=10_000,
                     help="files timed in the profile (every k-th file of the seizure)")
     args = ap.parse_args()
@@ -522,6 +595,26 @@ def main() -> None:
         log(json.dumps(second))
         same = _fingerprint(work / "cli-full") == _fingerprint(work / "cli-resume")
         res["cli"] = {"full": base, "killed": first, "rerun": second, "identical": same}
+    if "ray" in steps:
+        log("Ray: a two-node cluster on loopback ...")
+        cluster = RayCluster()
+        try:
+            runs: dict[str, list[dict[str, Any]]] = {"j2": [], "ray": []}
+            for i in range(2):  # A B A B: the machine's drift lands on both
+                for name in ("j2", "ray"):
+                    out = work / f"ray-step-{name}"
+                    shutil.rmtree(out, ignore_errors=True)
+                    r = run_cli(root, out, 2, ray=cluster.env["RAY_ADDRESS"]
+                                if name == "ray" else None,
+                                env=cluster.env if name == "ray" else None)
+                    r["files"] = count_done(out)
+                    runs[name].append(r)
+                    log(f"{name} run {i + 1}: {r['wall']:.1f} s")
+            same = _fingerprint(work / "ray-step-j2") == _fingerprint(work / "ray-step-ray")
+        finally:
+            cluster.stop()
+        res["ray"] = {"runs": runs, "identical": same, "wire": wire_bytes(root),
+                      "load": os.getloadavg()[0]}
     if "profile" in steps:
         db = next((work / d / "scan.db" for d in ("j1", "j2", "cli-full")
                    if (work / d / "scan.db").exists()), None)
@@ -617,6 +710,26 @@ def render(res: dict[str, Any]) -> str:
         out.append(f"resume: files hashed {work:.1%} of uninterrupted; wall time {wall:.1%}; "
                    f"results identical to the uninterrupted scan: {c['identical']}"
                    + (f"; CLI end to end {files / full['wall']:.0f} files/s" if files else ""))
+    if "ray" in res:
+        r = res["ray"]
+        rows = []
+        best = {}
+        for name, runs in r["runs"].items():
+            walls = [x["wall"] for x in runs]
+            best[name] = min(walls)
+            n = runs[0]["files"]
+            rows.append([name, f"{n:,}", " / ".join(f"{w:.1f}" for w in walls),
+                         f"{n / min(walls):.0f}",
+                         f"{1000 * min(x['mem']['cpu_seconds'] for x in runs) / n:.2f}"])
+        out.append(table(["CLI vigil scan", "files", "wall s (runs)", "files/s (best)",
+                          "CPU ms/file, CLI process tree (not Ray's workers)"], rows))
+        n = r["runs"]["ray"][0]["files"]
+        w = r["wire"]
+        out.append(f"Ray two-node cluster / -j 2: {best['j2'] / best['ray']:.2f}x (target "
+                   f">= 0.80x); overhead {1000 * (best['ray'] - best['j2']) / n:.2f} ms per "
+                   f"file; per file over the wire (pickled): {w['to_task']:.0f} B to a task, "
+                   f"{w['from_task']:.0f} B back ({w['files']} files sampled); results "
+                   f"identical: {r['identical']}; load average at the end {r['load']:.2f}")
     return "\n\n".join(out)
 
 

@@ -36,6 +36,11 @@ def scan(
                                             help="Reference-mode PDQ (slower).")] = False,
     no_match: Annotated[bool, typer.Option("--no-match", help="Hash and group only.")] = False,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress display.")] = False,
+    ray: Annotated[str | None, typer.Option(
+        "--ray", help="Hash as Ray tasks: a cluster's ADDRESS (host:port), auto (the "
+        "cluster `ray start` made on this machine) or local (a private one here, -j CPUs). "
+        "Workers read the evidence by path from storage the cluster shares; only signals "
+        "and thumbnails travel (docs/scale.md).", show_default=False)] = None,
 ) -> None:
     """Hash every file of a seizure, match it against the banks, group the unknown, report.
 
@@ -50,6 +55,9 @@ def scan(
     opened (error special-file). A worker process that dies is replaced; the file it was
     on is retried once, then recorded as an error (worker-died).
 
+    With --ray the hashing runs on a Ray cluster (pip install 'vigil[ray]'); everything
+    else is unchanged, and a scan may be resumed with or without --ray.
+
     [bold]Example[/bold]
 
       vigil scan /evidence/phone.zip /evidence/laptop --bank sg-known --out case-17
@@ -63,7 +71,8 @@ def scan(
     options = ScanOptions(inputs=tuple(str(p) for p in evidence),
                           banks=tuple(banks_) if banks_ else None, threshold=threshold,
                           dihedral=dihedral, mode="reference" if reference else "fast",
-                          thumbnails=thumbnails, jobs=jobs or (os.cpu_count() or 1))
+                          thumbnails=thumbnails, jobs=jobs or (os.cpu_count() or 1),
+                          ray=ray)
     t0 = time.perf_counter()
     with user_errors():
         matcher = None
@@ -80,9 +89,11 @@ def scan(
                     tasks[phase] = bar.add_task(phase, total=total)
                 bar.update(tasks[phase], completed=done, total=total)
 
+            from vigil.triage.cluster import ClusterError
+
             try:
                 stats = run_scan(out, options, matcher, show)
-            except ScanError as exc:
+            except (ScanError, ClusterError) as exc:
                 fail(str(exc))
         written = write_outputs(out, thumbnails)
     _summary(out, stats, time.perf_counter() - t0, written)

@@ -24,6 +24,7 @@ from vigil import __version__
 from vigil.matching import Matcher, queries_of, video_detail
 from vigil.signals.evidence import SEP, Limits, iter_items
 from vigil.signals.runner import Unit, run
+from vigil.triage.cluster import run_on_ray
 from vigil.triage.grouping import Unknown, group_unknown
 from vigil.triage.rows import hash_options, scan_row, signals_of
 from vigil.triage.scandb import MatchRow, ScanDB
@@ -49,6 +50,10 @@ class ScanOptions:
     mode: str = "fast"
     thumbnails: str = "blurred"  # blurred | clear | none
     jobs: int = field(default_factory=lambda: os.cpu_count() or 1)
+    #: hash as Ray tasks: a cluster's address, ``auto`` (the one ``ray start`` made
+    #: here) or ``local`` (a private one on this machine); None: worker processes here.
+    #: Not part of the identity: a scan may be resumed on Ray or locally either way.
+    ray: str | None = None
 
     def identity(self) -> dict[str, Any]:
         """What must not change between a scan and its resumption."""
@@ -111,7 +116,7 @@ def run_scan(out: Path, options: ScanOptions, matcher: Matcher | None,
         stats.seconds["enumerate"] = time.perf_counter() - t
 
         t = time.perf_counter()
-        _hash_pending(db, options, stats, progress)
+        _hash_pending(db, options, stats, progress, out / "ray-spill")
         stats.seconds["hash"] = time.perf_counter() - t
 
         t = time.perf_counter()
@@ -146,7 +151,7 @@ def _register(db: ScanDB, options: ScanOptions) -> int:
 
 
 def _hash_pending(db: ScanDB, options: ScanOptions, stats: ScanStats,
-                  progress: Progress | None) -> None:
+                  progress: Progress | None, spill: Path) -> None:
     paths = db.pending_paths()
     total = db.summary().files
     done = total - len(paths)
@@ -154,7 +159,10 @@ def _hash_pending(db: ScanDB, options: ScanOptions, stats: ScanStats,
     batch: list[dict[str, Any]] = []
     thumbs: list[tuple[str, bytes]] = []
     last = time.monotonic()
-    for hashed in run(units_of(paths), work, options.jobs):
+    units = units_of(paths)
+    batches = run_on_ray(units, work, options.ray, spill, options.jobs) if options.ray \
+        else run(units, work, options.jobs)
+    for hashed in batches:
         for h in hashed.results:
             r = h.result
             batch.append(scan_row(r))

@@ -207,14 +207,21 @@ class ScanDB:
         self.conn = sqlite3.connect(self.path, timeout=60, isolation_level=None)
         self.conn.execute("PRAGMA journal_mode=WAL")
         self.conn.execute("PRAGMA synchronous=NORMAL")
+        # the version first: a scan written by another Vigil is refused before anything
+        # in it is changed
+        has_meta = self.conn.execute(
+            "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'meta'").fetchone()
+        version = self.get_meta("schema_version") if has_meta else None
+        if version is not None and version != SCHEMA_VERSION:
+            self.conn.close()
+            raise ValueError(f"{self.path}: scan database version {version}, written by "
+                             f"another Vigil (this one reads version {SCHEMA_VERSION}): "
+                             "resume it with the Vigil that wrote it, or rerun the scan "
+                             "into a new folder")
         self.conn.executescript(DDL)
         self._add_missing_columns()
-        version = self.get_meta("schema_version")
         if version is None:
             self.set_meta("schema_version", SCHEMA_VERSION)
-        elif version != SCHEMA_VERSION:
-            raise ValueError(f"{self.path}: scan database version {version}, this Vigil reads "
-                             f"{SCHEMA_VERSION}; rerun the scan into a new folder")
 
     def _add_missing_columns(self) -> None:
         """Columns added since a scan.db was created (a scan resumed by a newer Vigil)."""

@@ -1,0 +1,151 @@
+"""The hashing of ``vigil scan`` as Ray tasks, when one machine is not enough.
+
+Why Ray: it is an existing, widely run engine that schedules Python tasks over many
+machines, retries a task whose worker or node died, and is started on a cluster with one
+command per machine (``ray start``) or by KubeRay. Vigil adds nothing to it but the task.
+
+What travels: a task carries the *paths* of a chunk of units (files, or members of one
+archive) and the hashing options; its worker reads the evidence from storage the
+cluster shares (the same path on every node) and returns what ``vigil scan -j N``
+workers return: signals, EXIF, and the small greyscale thumbnail. Never the file's
+bytes. Results land in the same scan.db through the same code, so resume, matching,
+grouping, the report and every export are unchanged, and a scan begun locally can be
+resumed on Ray and the reverse.
+
+Failures: Ray re-runs a task whose worker or node was lost (``RETRIES``); results are
+recorded by path, so a task run twice is recorded once and nothing is counted twice.
+A chunk that still fails is split and its units retried one by one; a unit that fails
+alone again is recorded as ``worker-died`` (as the local runner does), the scan goes on.
+
+Usage statistics are off (``RAY_USAGE_STATS_ENABLED=0``) unless the operator set them.
+``--ray local`` starts a private single-machine Ray whose object spill folder is inside
+the scan's own folder, so no evidence-derived object lands in an unprotected ``/tmp``,
+with token authentication and a token of its own there. For a cluster, its operator
+sets ``ray start --object-spilling-directory`` and token authentication
+(``RAY_AUTH_MODE=token``, the same token on every node and here: docs/scale.md).
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+from collections import deque
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+from typing import Any
+
+from vigil.signals.errors import WorkerDiedError
+from vigil.signals.options import HashOptions
+from vigil.signals.result import FileSignals
+from vigil.signals.runner import Batch, Hashed, Unit, work
+
+#: units per task: enough that scheduling costs little per file, few enough to balance
+CHUNK = 16
+#: tasks in flight per CPU of the cluster (the next is ready when one finishes)
+IN_FLIGHT_PER_CPU = 3
+#: how many times Ray re-runs a task whose worker or node died
+RETRIES = 3
+#: the object store of ``--ray local``: results are small (signals and thumbnails)
+LOCAL_OBJECT_STORE = 200 * 1024 * 1024
+
+
+class ClusterError(RuntimeError):
+    """Ray is not installed, or the cluster cannot be reached; the message says what to do."""
+
+
+def _hash_chunk(parts: list[tuple[int, Unit]], options: HashOptions) -> list[Hashed]:
+    """One Ray task: the results of a chunk of units, read from shared storage."""
+    out: list[Hashed] = []
+    for uid, unit in parts:
+        out.extend(work(uid, unit, options))
+    return out
+
+
+def _died(uid: int, unit: Unit, why: str) -> list[Hashed]:
+    """Error rows for a unit whose task failed even alone: each member wanted, or the
+    file (an archive listed whole is reported as the archive)."""
+    paths = sorted(unit.members) if unit.archive and unit.members else [unit.path]
+    return [Hashed(uid, i, FileSignals(path=p, error=WorkerDiedError(
+        p, f"the Ray task hashing it failed {RETRIES + 1} times alone ({why}); not hashed")))
+        for i, p in enumerate(paths)]
+
+
+def _private_token(path: Path) -> None:
+    """Token authentication for a private Ray, with a token of its own beside the scan
+    (Ray's default would write one into the user's home for every later cluster)."""
+    if "RAY_AUTH_MODE" in os.environ:
+        return
+    if not path.exists():
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "w") as f:
+            f.write(secrets.token_hex(32))
+    os.environ["RAY_AUTH_MODE"] = "token"
+    os.environ["RAY_AUTH_TOKEN_PATH"] = str(path)
+
+
+def connect(address: str, spill: Path | None = None, cpus: int | None = None) -> Any:
+    """Ray, connected: to the cluster at ``address`` (``auto``: the one ``ray start``
+    made on this machine), or a private one on this machine (``local``)."""
+    os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
+    if address == "local" and spill is not None:
+        # before Ray is imported: it reads its authentication settings then
+        spill.mkdir(parents=True, exist_ok=True, mode=0o700)
+        _private_token(spill.parent / "ray-token")
+    try:
+        import ray
+    except ImportError:
+        raise ClusterError("--ray needs Ray: pip install 'vigil[ray]'") from None
+    kwargs: dict[str, Any] = {"include_dashboard": False, "log_to_driver": False,
+                              "configure_logging": False, "ignore_reinit_error": True}
+    if address == "local":
+        kwargs.update(num_cpus=cpus, object_store_memory=LOCAL_OBJECT_STORE)
+        if spill is not None:
+            kwargs["object_spilling_directory"] = str(spill)
+    else:
+        kwargs["address"] = address
+    try:
+        ray.init(**kwargs)
+    except (ConnectionError, RuntimeError, ValueError) as exc:
+        raise ClusterError(f"cannot reach a Ray cluster at {address!r}: {exc} (start one "
+                           "with `ray start --head`, or give its address)") from None
+    return ray
+
+
+def run_on_ray(units: Sequence[Unit], options: HashOptions, address: str,
+               spill: Path | None = None, cpus: int | None = None) -> Iterator[Batch]:
+    """Hash every unit as Ray tasks; batches as they complete (any order), like
+    :func:`vigil.signals.runner.run`."""
+    if not units:
+        return
+    ray = connect(address, spill, cpus)
+    try:
+        task = ray.remote(max_retries=RETRIES, num_cpus=1)(_hash_chunk)
+        todo: deque[list[tuple[int, Unit]]] = deque(
+            [(i, u) for i, u in enumerate(units)][k:k + CHUNK]
+            for k in range(0, len(units), CHUNK))
+        alone: set[int] = set()  # units already retried alone
+        width = max(1, int(ray.cluster_resources().get("CPU", 1))) * IN_FLIGHT_PER_CPU
+        flying: dict[Any, list[tuple[int, Unit]]] = {}
+        while todo or flying:
+            while todo and len(flying) < width:
+                parts = todo.popleft()
+                flying[task.remote(parts, options)] = parts
+            done, _ = ray.wait(list(flying), num_returns=1)
+            for ref in done:
+                parts = flying.pop(ref)
+                try:
+                    results: list[Hashed] = ray.get(ref)
+                except ray.exceptions.RayError as exc:
+                    why = type(exc).__name__
+                    if len(parts) > 1 or parts[0][0] not in alone:
+                        alone.update(uid for uid, _ in parts)
+                        todo.extendleft([p] for p in reversed(parts))
+                        continue
+                    uid, unit = parts[0]
+                    results = _died(uid, unit, why)
+                yield Batch(results, [uid for uid, _ in parts])
+    finally:
+        ray.shutdown()
+
+
+__all__ = ["CHUNK", "ClusterError", "connect", "run_on_ray"]
