@@ -15,6 +15,7 @@ import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from sqlalchemy import Engine
 
+from tests.api.conftest import wait_for
 from tests.exchange.conftest import make_node
 from tests.takedown.conftest import Smtp, WebHost, corpus
 from vigil.banks import Banks, Labels
@@ -48,15 +49,6 @@ def _bank(engine: Engine, agency: str, photo: Path) -> None:
     r = hash_file(photo)
     assert r.ok, r.error
     banks.apply("known", records_of_file(r, Labels(category=("us", "1"), series="S-7")))
-
-
-def _wait(predicate: Callable[[], bool], timeout: float = 60) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return
-        time.sleep(0.2)
-    raise AssertionError("timed out")
 
 
 def test_host_country_from_contact_then_country_code_domain() -> None:
@@ -149,7 +141,8 @@ def test_a_notice_about_a_host_in_hong_kong_is_noticed_by_hong_kong(
         time.sleep(1)           # (HK's pulls meanwhile get nothing, and skip nothing)
         sg.add_peer("hk", hk)   # ...and its jurisdiction when SG adds HK in turn
         case = f"forwarded:SG-SPF:notice-{sg_hk}"
-        _wait(lambda: any(u.case_ref == case for u in repo.list_urls(hk.engine)))
+        wait_for(lambda: any(u.case_ref == case for u in repo.list_urls(hk.engine)),
+                 timeout=60)
         urls = repo.list_urls(hk.engine)
         assert [u.url for u in urls] == [in_hk.url("/a.jpg")]  # SG's own host stays home
         # HK's loop fetched it, matched it against HK's bank and noticed the host
