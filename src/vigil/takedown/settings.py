@@ -13,6 +13,7 @@ from datetime import timedelta
 from pathlib import Path
 
 from vigil.takedown.fetch import FetchLimits, Network
+from vigil.takedown.mail import SmtpRelay
 
 
 @dataclass(frozen=True, slots=True)
@@ -26,6 +27,8 @@ class Settings:
     deadline: timedelta = timedelta(hours=48)
     #: SMTP relay ``host:port``; without one, messages are written to ``outbox``
     smtp: str | None = None
+    #: how to reach the relay: TLS mode, login, CA (vigil.takedown.mail.SmtpRelay)
+    relay: SmtpRelay | None = None
     outbox: Path | None = None
     sender: str = "takedown@vigil.invalid"
     #: how often the loop inside ``vigil serve`` looks for due work (0: never)
@@ -74,12 +77,20 @@ def from_env(home: Path | None = None) -> Settings:
         max_redirects=int(_num("VIGIL_TAKEDOWN_MAX_REDIRECTS", 5)),
         allow_networks=_networks(os.environ.get("VIGIL_TAKEDOWN_ALLOW_NETWORKS", "")))
     smtp = os.environ.get("VIGIL_TAKEDOWN_SMTP") or None
+    relay = None
+    if smtp:
+        pw = os.environ.get("VIGIL_TAKEDOWN_SMTP_PASSWORD_FILE")
+        ca = os.environ.get("VIGIL_TAKEDOWN_SMTP_CA")
+        relay = SmtpRelay.parse(smtp, os.environ.get("VIGIL_TAKEDOWN_SMTP_SECURITY") or None,
+                                os.environ.get("VIGIL_TAKEDOWN_SMTP_USER") or None,
+                                Path(pw) if pw else None, Path(ca) if ca else None)
     outbox = os.environ.get("VIGIL_TAKEDOWN_OUTBOX")
     return Settings(
         limits=limits,
         renotice=timedelta(hours=_num("VIGIL_TAKEDOWN_RENOTICE_HOURS", 24.0)),
         deadline=timedelta(hours=_num("VIGIL_TAKEDOWN_DEADLINE_HOURS", 48.0)),
         smtp=smtp,
+        relay=relay,
         outbox=Path(outbox) if outbox else (home / "outbox" if home else None),
         sender=os.environ.get("VIGIL_TAKEDOWN_FROM") or "takedown@vigil.invalid",
         interval=_num("VIGIL_TAKEDOWN_INTERVAL", 60.0),

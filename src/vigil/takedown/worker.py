@@ -31,7 +31,7 @@ log = logging.getLogger("vigil.takedown")
 def mailer_for(settings: Settings) -> Mailer:
     """The SMTP relay if one is set, else the outbox folder."""
     if settings.smtp:
-        return SmtpMailer(settings.smtp)
+        return SmtpMailer(settings.relay or settings.smtp)
     if settings.outbox is None:
         raise ValueError("set VIGIL_TAKEDOWN_SMTP (host:port) or VIGIL_TAKEDOWN_OUTBOX")
     return OutboxMailer(settings.outbox)
