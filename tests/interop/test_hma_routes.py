@@ -57,9 +57,12 @@ def banked(node: Node, bank: str, shared: Path) -> dict[str, Any]:
             h = c.post("/v1/hash", params={"reference": "true"}, content=p.read_bytes(),
                        headers={"content-type": "application/octet-stream"})
             out["hashes"].append(h.json())
-    with node.client("analyst") as c:  # the index follows the store within its interval
-        wait_for(lambda: c.get("/m/raw_lookup", params={
-            "signal": out["hashes"][1]["pdq"], "signal_type": "pdq"}).json()["matches"])
+    # The index follows the store within its interval. Other tests on this shared node bank
+    # the same photos, so wait for each hash in *this* bank, not for any match at all.
+    with node.client("analyst") as c:
+        for h in out["hashes"]:
+            wait_for(lambda h=h: c.get("/m/raw_lookup", params={
+                "signal": h["pdq"], "signal_type": "pdq", "banks": bank}).json()["matches"])
     return out
 
 
