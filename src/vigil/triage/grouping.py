@@ -11,13 +11,15 @@ join a group when they match each other as vPDQ does (80% of either video's fram
 from __future__ import annotations
 
 import io
+from array import array
 from collections import Counter
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
-from vigil.index import HammingIndex, codes_from_hex, hamming
+from vigil.index import HammingIndex, hamming
 from vigil.index.video import MIN_QUERY_PCT, VideoIndex
 from vigil.signals.vpdq import read_vpdq
 from vigil.triage.scandb import GroupRow
@@ -41,71 +43,128 @@ class Unknown:
 
 
 class _UnionFind:
+    """Union-find over item positions, 4 bytes per item: grouping a million unknown items
+    must not cost the scan's parent process a Python object per item."""
+
     def __init__(self, n: int) -> None:
-        self.parent = list(range(n))
+        self.parent = array("i", range(n))
+        #: positions ever joined to another: only these can be in a group of two or more
+        self.touched: set[int] = set()
 
     def find(self, i: int) -> int:
-        while self.parent[i] != i:
-            self.parent[i] = self.parent[self.parent[i]]
-            i = self.parent[i]
+        parent = self.parent
+        while parent[i] != i:
+            parent[i] = parent[parent[i]]
+            i = parent[i]
         return i
 
     def union(self, a: int, b: int) -> None:
         ra, rb = self.find(a), self.find(b)
         if ra != rb:
             self.parent[max(ra, rb)] = min(ra, rb)
+            self.touched.update((a, b))
+
+
+class Gathered:
+    """What grouping must hold for every unknown item, by position: 32 bytes of PDQ when
+    usable, a pair of positions for a shared serial-numbered device, a video's vPDQ text.
+    Everything else about an item (EXIF, format) is read again for group members only."""
+
+    def __init__(self, min_quality: int = 50, by_device: bool = True) -> None:
+        self.min_quality = min_quality
+        self.by_device = by_device
+        self.n = 0
+        self._codes = bytearray()
+        self._coded = array("i")  # positions of the items with a usable PDQ
+        self._device_first: dict[str, int] = {}
+        self.device_pairs = array("i")  # flat (first, i) pairs: same serial-numbered device
+        self.videos: list[tuple[int, str]] = []
+
+    def add(self, pdq: str | None, quality: int, device: str | None,
+            vpdq: str | None = None) -> None:
+        """The next item (position ``n``)."""
+        i = self.n
+        self.n += 1
+        if pdq and quality >= self.min_quality:
+            self._codes += bytes.fromhex(pdq)
+            self._coded.append(i)
+        if self.by_device and device and "|" in device and device.rsplit("|", 1)[1]:
+            first = self._device_first.setdefault(device, i)
+            if first != i:
+                self.device_pairs.extend((first, i))
+        if vpdq:
+            self.videos.append((i, vpdq))
+
+    def components(self, threshold: int) -> list[list[int]]:
+        """Positions joined by PDQ within ``threshold``, by vPDQ, or by a shared device:
+        every component of two or more, each in ascending order."""
+        uf = _UnionFind(self.n)
+        coded = np.frombuffer(bytes(self._coded), dtype=np.int32).astype(np.int64)
+        if len(coded) > 1:
+            codes = np.frombuffer(bytes(self._codes), dtype=np.uint8).reshape(-1, 32)
+            index = HammingIndex()
+            index.add(codes, coded)
+            res = index.search(codes, threshold)
+            for k, i in enumerate(coded.tolist()):
+                for j, _d in res.matches(k):
+                    if j != i:
+                        uf.union(i, int(j))
+        _link_videos(self.videos, uf)
+        pairs = self.device_pairs
+        for k in range(0, len(pairs), 2):
+            uf.union(pairs[k], pairs[k + 1])
+        comps: dict[int, list[int]] = {}
+        for i in sorted(uf.touched):
+            comps.setdefault(uf.find(i), []).append(i)
+        return [m for m in comps.values() if len(m) >= 2]
+
+
+def gather(items: Iterable[Unknown], min_quality: int = 50, by_device: bool = True
+           ) -> Gathered:
+    g = Gathered(min_quality, by_device)
+    for it in items:
+        g.add(it.pdq, it.quality, it.device, it.vpdq)
+    return g
+
+
+def rank_groups(components: list[list[int]], detail: Callable[[list[int]], list[Unknown]]
+                ) -> list[GroupRow]:
+    """Ranked groups from components; ``detail`` gives the members' full records (read
+    for group members only, so the unknown items need not all be held)."""
+    groups = []
+    for members in components:
+        items = detail(members)
+        devices = Counter(it.device for it in items if it.device)
+        top, top_n = devices.most_common(1)[0] if devices else (None, 0)
+        shared = top if top_n * 2 > len(items) else None
+        score = len(items) + (DEVICE_WEIGHT * top_n / len(items) if shared else 0.0)
+        dist = [(it.sha256, _distance(items[0], it)) for it in items]
+        groups.append((score, items, shared, dist))
+    groups.sort(key=lambda g: (-g[0], g[1][0].sha256))
+    return [GroupRow(id=rank, rank=rank, size=len(items), score=round(score, 3),
+                     device=shared, summary=_summary(items), members=dist)
+            for rank, (score, items, shared, dist) in enumerate(groups, start=1)]
 
 
 def group_unknown(items: list[Unknown], threshold: int = 31, min_quality: int = 50,
                   by_device: bool = True) -> list[GroupRow]:
-    """Ranked groups (size >= 2) of unknown images; singletons without a device stay out."""
-    uf = _UnionFind(len(items))
-    hashed = [i for i, it in enumerate(items) if it.pdq and it.quality >= min_quality]
-    if len(hashed) > 1:
-        index = HammingIndex()
-        codes = codes_from_hex([items[i].pdq for i in hashed])  # type: ignore[misc]
-        index.add(codes, np.asarray(hashed, dtype=np.int64))
-        res = index.search(codes, threshold)
-        for k, i in enumerate(hashed):
-            for j, _d in res.matches(k):
-                if j != i:
-                    uf.union(i, int(j))
-    _link_videos(items, uf)
-    if by_device:
-        first_of: dict[str, int] = {}
-        for i, it in enumerate(items):
-            if it.device and "|" in it.device and it.device.rsplit("|", 1)[1]:  # has a serial
-                uf.union(first_of.setdefault(it.device, i), i)
-    comps: dict[int, list[int]] = {}
-    for i in range(len(items)):
-        comps.setdefault(uf.find(i), []).append(i)
-    groups = []
-    for members in comps.values():
-        if len(members) < 2:
-            continue
-        devices = Counter(items[i].device for i in members if items[i].device)
-        top, top_n = devices.most_common(1)[0] if devices else (None, 0)
-        shared = top if top_n * 2 > len(members) else None
-        score = len(members) + (DEVICE_WEIGHT * top_n / len(members) if shared else 0.0)
-        seed = members[0]
-        dist = [(items[i].sha256, _distance(items[seed], items[i])) for i in members]
-        groups.append((score, members, shared, dist))
-    groups.sort(key=lambda g: (-g[0], items[g[1][0]].sha256))
-    return [GroupRow(id=rank, rank=rank, size=len(members), score=round(score, 3),
-                     device=shared, summary=_summary([items[i] for i in members]),
-                     members=dist)
-            for rank, (score, members, shared, dist) in enumerate(groups, start=1)]
+    """Ranked groups (size >= 2) of unknown images; singletons without a device stay out.
+
+    All items in memory: the reference for the scan's streamed grouping, which gathers
+    the same way and reads members' records back from scan.db."""
+    comps = gather(items, min_quality, by_device).components(threshold)
+    return rank_groups(comps, lambda members: [items[i] for i in members])
 
 
-def _link_videos(items: list[Unknown], uf: _UnionFind) -> None:
+def _link_videos(videos: list[tuple[int, str]], uf: _UnionFind) -> None:
     """Join videos that match each other as vPDQ does (80% of either video's frames)."""
-    videos = [(i, read_vpdq(io.StringIO(it.vpdq))) for i, it in enumerate(items) if it.vpdq]
     if len(videos) < 2:
         return
+    parsed = [(i, read_vpdq(io.StringIO(text))) for i, text in videos]
     index = VideoIndex()
-    index.add_many(videos)
-    found = index.search_many([f for _, f in videos], min_query_pct=0.0)
-    for (i, _), matches in zip(videos, found, strict=True):
+    index.add_many(parsed)
+    found = index.search_many([f for _, f in parsed], min_query_pct=0.0)
+    for (i, _), matches in zip(parsed, found, strict=True):
         for vm in matches:
             s = vm.score
             if vm.video_id != i and max(s.query_pct, s.compared_pct) >= MIN_QUERY_PCT:

@@ -25,9 +25,9 @@ from vigil.matching import Matcher, queries_of, video_detail
 from vigil.signals.evidence import SEP, Limits, iter_items
 from vigil.signals.runner import Unit, run
 from vigil.triage.cluster import run_on_ray
-from vigil.triage.grouping import Unknown, group_unknown
+from vigil.triage.grouping import Gathered, Unknown, rank_groups
 from vigil.triage.rows import hash_options, scan_row, signals_of
-from vigil.triage.scandb import MatchRow, ScanDB
+from vigil.triage.scandb import FileRow, MatchRow, ScanDB
 
 #: Commit results at least this often (seconds): bounds the work lost to a kill.
 COMMIT_EVERY = 0.5
@@ -205,18 +205,28 @@ def _match(db: ScanDB, options: ScanOptions, matcher: Matcher, progress: Progres
 
 
 def _group(db: ScanDB, options: ScanOptions) -> None:
-    known = db.matched_items()
-    unknown = []
-    for chunk in db.iter_items(kinds=("image", "video")):
-        for it in chunk:
-            if it.sha256 in known:
-                continue
-            # Only what grouping and its summary read: keeps memory small per item.
-            exif: dict[str, Any] = {k: it.exif[k] for k in ("datetime_original", "gps")
-                                    if k in it.exif}
-            unknown.append(Unknown(it.sha256, it.pdq, it.pdq_quality or 0, it.device, exif,
-                                   it.format, it.vpdq))
-    db.replace_groups(group_unknown(unknown, options.threshold, options.min_quality))
+    """Group the unknown items, holding per item only what linking needs (``Gathered``:
+    32 bytes of PDQ, a device pair, a video's vPDQ) and 32 bytes of SHA-256; the full
+    records of group members are read back afterwards. Equal to ``group_unknown`` over
+    every unknown item (tests/triage/test_scan_grouping.py)."""
+    gathered = Gathered(options.min_quality)
+    shas = bytearray()
+    for sha, pdq, quality, device, vpdq in db.unknown_signals():
+        shas += bytes.fromhex(sha)
+        gathered.add(pdq, quality, device, vpdq)
+
+    def detail(members: list[int]) -> list[Unknown]:
+        names = [shas[32 * i:32 * i + 32].hex() for i in members]
+        rows = db.unknown_details(names)
+        return [_unknown(rows[s]) for s in names]
+
+    db.replace_groups(rank_groups(gathered.components(options.threshold), detail))
+
+
+def _unknown(f: FileRow) -> Unknown:
+    # Only what grouping's summary reads of the EXIF.
+    exif: dict[str, Any] = {k: f.exif[k] for k in ("datetime_original", "gps") if k in f.exif}
+    return Unknown(f.sha256 or "", f.pdq, f.pdq_quality or 0, f.device, exif, f.format, f.vpdq)
 
 
 __all__ = ["ScanError", "ScanOptions", "ScanStats", "run_scan"]

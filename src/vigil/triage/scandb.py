@@ -404,6 +404,32 @@ class ScanDB:
                        first.pdq, first.pdq_quality, first.exif, [], first.md5, first.sha1,
                        first.device, first.pdq_dihedral, first.vpdq)
 
+    _FIRST_UNKNOWN = ("FROM files WHERE id IN (SELECT min(id) FROM files WHERE status = 'done'"
+                      " AND sha256 IS NOT NULL AND kind IN ('image', 'video') GROUP BY sha256)"
+                      " AND sha256 NOT IN (SELECT sha256 FROM matches)")
+
+    def unknown_signals(self) -> Iterator[tuple[str, str | None, int, str | None, str | None]]:
+        """(sha256, pdq, quality, device, vpdq) of every unmatched image or video item, its
+        first file's, in SHA-256 order: what grouping holds per item, streamed."""
+        for sha, pdq, q, device, vpdq in self.conn.execute(
+                f"SELECT sha256, pdq, pdq_quality, device, vpdq {self._FIRST_UNKNOWN} "
+                "ORDER BY sha256"):
+            yield sha, pdq, q or 0, device, vpdq
+
+    def unknown_details(self, shas: list[str]) -> dict[str, FileRow]:
+        """The first file of each item named: grouping reads full records (EXIF, format)
+        of group members only."""
+        out: dict[str, FileRow] = {}
+        for k in range(0, len(shas), 500):
+            part = shas[k:k + 500]
+            q = (f"SELECT id, {', '.join(FILE_COLUMNS)} FROM files WHERE id IN (SELECT min(id)"
+                 f" FROM files WHERE status = 'done' AND kind IN ('image', 'video') AND sha256 IN"
+                 f" ({', '.join('?' * len(part))}) GROUP BY sha256)")
+            for row in self.conn.execute(q, part):
+                f = self._file(row)
+                out[f.sha256 or ""] = f
+        return out
+
     def matched_items(self) -> set[str]:
         """SHA-256 of every item with at least one match."""
         return {r[0] for r in self.conn.execute("SELECT DISTINCT sha256 FROM matches")}

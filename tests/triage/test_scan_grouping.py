@@ -1,0 +1,72 @@
+"""The scan's streamed grouping equals the in-memory reference, ``group_unknown``."""
+
+from __future__ import annotations
+
+import hashlib
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from vigil.index import hex_from_codes
+from vigil.triage.grouping import Unknown, group_unknown
+from vigil.triage.scan import ScanOptions, _group
+from vigil.triage.scandb import MatchRow, ScanDB
+
+
+def _near(code: str, bits: int, rng: np.random.Generator) -> str:
+    v = int(code, 16)
+    for b in rng.choice(256, bits, replace=False):
+        v ^= 1 << int(b)
+    return f"{v:064x}"
+
+
+def _scan(path: Path, rng: np.random.Generator) -> ScanDB:
+    """A scan.db of 600 files: bursts of near-duplicates, shared cameras, duplicate
+    files, matched items, flat pictures and non-images, in shuffled order."""
+    seeds = hex_from_codes(rng.integers(0, 256, (60, 32), dtype=np.uint8))
+    rows: list[dict[str, Any]] = []
+    for k in range(600):
+        s = int(rng.integers(0, 60))
+        seed = seeds[s]
+        pdq = _near(seed, int(rng.integers(0, 40)), rng) if rng.random() < 0.9 else None
+        kind = "image" if rng.random() < 0.95 else "other"
+        device = (f"cam|m|SN{s % 8}" if s < 16 and rng.random() < 0.8 else
+                  "phone|p|" if rng.random() < 0.1 else None)
+        content = f"file-{k}" if rng.random() < 0.9 else f"file-{int(rng.integers(0, 20))}"
+        sha = hashlib.sha256(content.encode()).hexdigest()
+        exif = {"datetime_original": f"2026-01-{k % 28 + 1:02d}T10:00:00", "gps": None,
+                "make": "x"} if device else {}
+        rows.append({"path": f"/e/{k}.jpg", "status": "done", "kind": kind, "format": "JPEG",
+                     "sha256": sha, "pdq": pdq, "pdq_quality": int(rng.integers(30, 101)),
+                     "device": device, "exif": exif})
+    db = ScanDB(path)
+    db.add_pending([(r["path"], None, 1, 0.0) for r in rows])
+    db.record(rows)
+    matched = sorted({r["sha256"] for r in rows})[::7]
+    db.replace_matches([MatchRow(s, "b", "sg", 1, "pdq", ["pdq"], "original", 3, None, None, None,
+                                 "unknown", []) for s in matched])
+    return db
+
+
+def test_streamed_grouping_equals_the_reference(tmp_path: Path) -> None:
+    rng = np.random.default_rng(11)
+    db = _scan(tmp_path / "scan.db", rng)
+    try:
+        known = db.matched_items()
+        unknown = [Unknown(it.sha256, it.pdq, it.pdq_quality or 0, it.device,
+                           {k: it.exif[k] for k in ("datetime_original", "gps")
+                            if k in it.exif}, it.format, it.vpdq)
+                   for chunk in db.iter_items(kinds=("image", "video")) for it in chunk
+                   if it.sha256 not in known]
+        reference = group_unknown(unknown, threshold=31, min_quality=50)
+        _group(db, ScanOptions(inputs=("/e",)))
+        streamed = db.groups()
+        assert len(reference) >= 10  # the data makes groups of every kind
+        assert any(g.device for g in reference)
+        assert [(g.rank, g.size, g.score, g.device, g.summary, sorted(g.members))
+                for g in streamed] == \
+               [(g.rank, g.size, g.score, g.device, g.summary, sorted(g.members))
+                for g in reference]
+    finally:
+        db.close()
