@@ -28,7 +28,7 @@ import multiprocessing as mp
 import signal
 import time
 from collections import deque
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from multiprocessing.connection import Connection, wait
 from multiprocessing.context import ForkServerContext, SpawnContext
@@ -229,42 +229,58 @@ class _Slot:
 class _Pool:
     """Worker processes, the work each holds, and what to do when one dies."""
 
-    def __init__(self, units: Sequence[Unit], options: HashOptions, jobs: int) -> None:
-        self.units = units
+    def __init__(self, units: Iterable[Unit], options: HashOptions, jobs: int,
+                 total: int | None = None) -> None:
+        self.units = iter(units)
+        #: units not yet planned (None: unknown, chunks stay at their largest)
+        self.left = total
         self.options = options
         self.jobs = jobs
         self.queue: deque[_Task] = deque()
         self.slots: list[_Slot] = []
+        # Both only for units of tasks in flight: dropped when a task completes, so the
+        # parent holds nothing per finished file.
         self.reported: dict[int, set[str]] = {}
         self.done: set[int] = set()
         self.deaths: dict[tuple[int, int], int] = {}
         #: deaths in a row of workers that had not begun their task
         self.barren = 0
         self.next_task = 0
+        self.next_uid = 0
         self.ctx: ForkServerContext | SpawnContext
         if "forkserver" in mp.get_all_start_methods():
             self.ctx = mp.get_context("forkserver")
             self.ctx.set_forkserver_preload(["vigil.signals.runner"])
         else:  # pragma: no cover - platforms without fork
             self.ctx = mp.get_context("spawn")
-        self._plan()
 
     def _task(self, parts: Iterable[_Part]) -> _Task:
         self.next_task += 1
         return _Task(self.next_task, tuple(parts))
 
-    def _plan(self) -> None:
-        """Plain files in chunks (smaller towards the end, to keep every worker busy);
-        each archive on its own."""
-        plain = [_Part(i, u) for i, u in enumerate(self.units) if not u.archive]
-        k = 0
-        while k < len(plain):
-            size = max(1, min(MAX_CHUNK, (len(plain) - k) // (self.jobs * 4)))
-            self.queue.append(self._task(plain[k:k + size]))
-            k += size
-        for i, u in enumerate(self.units):
-            if u.archive:
-                self.queue.append(self._task([_Part(i, u)]))
+    def _plan(self) -> bool:
+        """The next task from the units, planned only when the queue runs dry, so units
+        are read lazily: plain files in chunks (smaller towards the end, to keep every
+        worker busy), an archive on its own. False when no units are left."""
+        if self.queue:
+            return True
+        size = MAX_CHUNK if self.left is None else \
+            max(1, min(MAX_CHUNK, self.left // (self.jobs * 4)))
+        parts: list[_Part] = []
+        for unit in self.units:
+            part = _Part(self.next_uid, unit)
+            self.next_uid += 1
+            if self.left is not None:
+                self.left -= 1
+            if unit.archive:
+                self.queue.append(self._task([part]))
+                break
+            parts.append(part)
+            if len(parts) >= size:
+                break
+        if parts:
+            self.queue.appendleft(self._task(parts))
+        return bool(self.queue)
 
     def _start(self) -> _Slot:
         parent, child = self.ctx.Pipe(duplex=True)
@@ -277,7 +293,7 @@ class _Pool:
 
     def run(self) -> Iterator[Batch]:
         try:
-            while self.queue or any(s.task is not None for s in self.slots):
+            while self._plan() or any(s.task is not None for s in self.slots):
                 self._assign()
                 busy = [s for s in self.slots if s.task is not None]
                 ready = set(wait([s.conn for s in busy] + [s.process.sentinel for s in busy]))
@@ -290,7 +306,7 @@ class _Pool:
     def _assign(self) -> None:
         self.slots = [s for s in self.slots if s.task is not None or s.process.is_alive()]
         idle = [s for s in self.slots if s.task is None]
-        while self.queue and (idle or len(self.slots) < self.jobs):
+        while (self.queue or self._plan()) and (idle or len(self.slots) < self.jobs):
             if idle:
                 slot = idle.pop()
             else:
@@ -327,6 +343,10 @@ class _Pool:
             self.barren = 0
         self.done.update(msg.finished)
         if msg.task_done:
+            if slot.task is not None:
+                for p in slot.task.parts:
+                    self.done.discard(p.uid)
+                    self.reported.pop(p.uid, None)
             slot.task = None
         return Batch(list(msg.results), list(msg.finished))
 
@@ -391,14 +411,18 @@ class _Pool:
         self.slots = []
 
 
-def run(units: Sequence[Unit], options: HashOptions, jobs: int = 1) -> Iterator[Batch]:
+def run(units: Iterable[Unit], options: HashOptions, jobs: int = 1,
+        total: int | None = None) -> Iterator[Batch]:
     """Hash every unit, ``jobs`` worker processes at a time; batches as they complete.
 
+    ``units`` is read lazily, as workers need work, so a caller may stream them from a
+    database; ``total`` (how many there are, when known) sizes the chunks so every worker
+    stays busy to the end. Unit indexes in the batches count from 0 in ``units`` order.
     With ``jobs <= 1`` the work runs in this process, in order, and a crash is this
-    process's. Otherwise no more workers start than there are tasks; results of different
-    units come back in any order (``in_order`` restores input order).
+    process's. Otherwise results of different units come back in any order
+    (``in_order`` restores input order).
     """
-    if jobs <= 1 or not units:
+    if jobs <= 1:
         for uid, unit in enumerate(units):
             batch = Batch()
             for hashed in work(uid, unit, options):
@@ -409,7 +433,7 @@ def run(units: Sequence[Unit], options: HashOptions, jobs: int = 1) -> Iterator[
             batch.finished.append(uid)
             yield batch
         return
-    yield from _Pool(units, options, jobs).run()
+    yield from _Pool(units, options, jobs, total).run()
 
 
 def in_order(batches: Iterable[Batch]) -> Iterator[tuple[int, FileSignals]]:

@@ -30,7 +30,8 @@ from __future__ import annotations
 import os
 import secrets
 from collections import deque
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator
+from itertools import islice
 from pathlib import Path
 from typing import Any
 
@@ -111,25 +112,37 @@ def connect(address: str, spill: Path | None = None, cpus: int | None = None) ->
     return ray
 
 
-def run_on_ray(units: Sequence[Unit], options: HashOptions, address: str,
+def _chunks(units: Iterable[Unit]) -> Iterator[list[tuple[int, Unit]]]:
+    """Numbered units, CHUNK at a time, read as they are needed."""
+    it = enumerate(units)
+    while chunk := list(islice(it, CHUNK)):
+        yield chunk
+
+
+def run_on_ray(units: Iterable[Unit], options: HashOptions, address: str,
                spill: Path | None = None, cpus: int | None = None) -> Iterator[Batch]:
     """Hash every unit as Ray tasks; batches as they complete (any order), like
-    :func:`vigil.signals.runner.run`."""
-    if not units:
+    :func:`vigil.signals.runner.run`. ``units`` is read lazily: only the tasks in flight
+    are held, so a caller may stream them from a database."""
+    fresh = _chunks(units)
+    first = next(fresh, None)
+    if first is None:
         return
     ray = connect(address, spill, cpus)
     try:
         task = ray.remote(max_retries=RETRIES, num_cpus=1)(_hash_chunk)
-        todo: deque[list[tuple[int, Unit]]] = deque(
-            [(i, u) for i, u in enumerate(units)][k:k + CHUNK]
-            for k in range(0, len(units), CHUNK))
-        alone: set[int] = set()  # units already retried alone
+        todo: deque[list[tuple[int, Unit]]] = deque([first])  # retries go first
+        alone: set[int] = set()  # units retried alone (only those that failed)
         width = max(1, int(ray.cluster_resources().get("CPU", 1))) * IN_FLIGHT_PER_CPU
         flying: dict[Any, list[tuple[int, Unit]]] = {}
-        while todo or flying:
-            while todo and len(flying) < width:
-                parts = todo.popleft()
+        while True:
+            while len(flying) < width:
+                parts = todo.popleft() if todo else next(fresh, None)
+                if parts is None:
+                    break
                 flying[task.remote(parts, options)] = parts
+            if not flying:
+                break
             done, _ = ray.wait(list(flying), num_returns=1)
             for ref in done:
                 parts = flying.pop(ref)

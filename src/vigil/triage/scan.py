@@ -15,10 +15,11 @@ from __future__ import annotations
 
 import os
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import asdict, dataclass, field
+from itertools import islice
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from vigil import __version__
 from vigil.matching import Matcher, queries_of, video_detail
@@ -32,6 +33,8 @@ from vigil.triage.scandb import FileRow, MatchRow, ScanDB
 #: Commit results at least this often (seconds): bounds the work lost to a kill.
 COMMIT_EVERY = 0.5
 MATCH_BATCH = 2000
+
+T = TypeVar("T")
 
 
 class ScanError(Exception):
@@ -90,6 +93,14 @@ def units_of(paths: list[str]) -> list[Unit]:
     return plain + [Unit(a, archive=True, members=frozenset(m)) for a, m in members.items()]
 
 
+def pending_units(db: ScanDB) -> Iterator[Unit]:
+    """``units_of(db.pending_paths())``, streamed: plain files a page at a time, then one
+    unit per outermost archive. Equal to the reference (tests/triage/test_scan_stream.py)."""
+    yield from (Unit(p) for p in db.pending_plain())
+    for outer in db.pending_archives():
+        yield Unit(outer, archive=True, members=frozenset(db.pending_under(outer)))
+
+
 def run_scan(out: Path, options: ScanOptions, matcher: Matcher | None,
              progress: Progress | None = None) -> ScanStats:
     """Run (or resume) a scan into ``out``; returns what this run did."""
@@ -111,7 +122,7 @@ def run_scan(out: Path, options: ScanOptions, matcher: Matcher | None,
 
         t = time.perf_counter()
         # Before the listing: its error rows are this run's findings, not earlier work.
-        stats.skipped_done = db.summary().files - len(db.pending_paths())
+        stats.skipped_done = db.summary().files - db.pending_count()
         stats.registered = _register(db, options)
         stats.seconds["enumerate"] = time.perf_counter() - t
 
@@ -133,35 +144,45 @@ def run_scan(out: Path, options: ScanOptions, matcher: Matcher | None,
         db.close()
 
 
+#: Files registered per transaction: the listing is never held whole.
+REGISTER_CHUNK = 5000
+
+
 def _register(db: ScanDB, options: ScanOptions) -> int:
     """Enumerate the evidence; new files become pending, listing errors become error rows."""
-    rows: list[tuple[str, str | None, int | None, float | None, tuple[str, ...]]] = []
-    errors: list[dict[str, Any]] = []
-    for item in iter_items(list(options.inputs), Limits()):
-        rows.append((item.path, item.container, item.size, item.mtime, item.flags))
-        if item.error is not None:
-            errors.append({"path": item.path, "status": "error", "error_code": item.error.code,
-                           "error_message": item.error.cause})
-    n = db.add_pending(rows)
-    if errors:
-        # Only rows still pending: a resumed scan never rewrites what it already decided.
-        pending = set(db.pending_paths())
-        db.record([e for e in errors if e["path"] in pending])
+    n = 0
+    for chunk in _chunked(iter_items(list(options.inputs), Limits()), REGISTER_CHUNK):
+        n += db.add_pending((it.path, it.container, it.size, it.mtime, it.flags)
+                            for it in chunk)
+        errors = [{"path": it.path, "status": "error", "error_code": it.error.code,
+                   "error_message": it.error.cause} for it in chunk if it.error is not None]
+        if errors:
+            # Only rows still pending: a resumed scan never rewrites what it already decided.
+            pending = db.pending_among([e["path"] for e in errors])
+            db.record([e for e in errors if e["path"] in pending])
     return n
+
+
+def _chunked(items: Iterable[T], size: int) -> Iterator[list[T]]:
+    it = iter(items)
+    while chunk := list(islice(it, size)):
+        yield chunk
 
 
 def _hash_pending(db: ScanDB, options: ScanOptions, stats: ScanStats,
                   progress: Progress | None, spill: Path) -> None:
-    paths = db.pending_paths()
+    left = db.pending_count()
     total = db.summary().files
-    done = total - len(paths)
+    done = total - left
     work = hash_options(options.mode, options.dihedral, options.thumbnails != "none")
     batch: list[dict[str, Any]] = []
     thumbs: list[tuple[str, bytes]] = []
     last = time.monotonic()
-    units = units_of(paths)
+    if not left:
+        return
+    units = pending_units(db)
     batches = run_on_ray(units, work, options.ray, spill, options.jobs) if options.ray \
-        else run(units, work, options.jobs)
+        else run(units, work, options.jobs, total=left)
     for hashed in batches:
         for h in hashed.results:
             r = h.result
@@ -180,9 +201,14 @@ def _hash_pending(db: ScanDB, options: ScanOptions, stats: ScanStats,
 
 def _match(db: ScanDB, options: ScanOptions, matcher: Matcher, progress: Progress | None) -> None:
     """Match every distinct item: exact digests first, then PDQ (and its dihedral variants),
-    then vPDQ for videos. Items are read in chunks so memory stays flat."""
+    then vPDQ for videos. Items are read, and their leads written, in chunks, so memory
+    stays flat however many items match."""
+    db.replace_matches(_leads(db, options, matcher, progress))
+
+
+def _leads(db: ScanDB, options: ScanOptions, matcher: Matcher, progress: Progress | None
+           ) -> Iterator[MatchRow]:
     total = db.summary().items
-    rows: list[MatchRow] = []
     done = 0
     for chunk in db.iter_items(MATCH_BATCH):
         queries = [queries_of(signals_of(it), options.dihedral) for it in chunk]
@@ -193,15 +219,13 @@ def _match(db: ScanDB, options: ScanOptions, matcher: Matcher, progress: Progres
             for m, signals in outcome.leads():
                 lab = m.entry.labels
                 cat = lab.category or (None, None)
-                rows.append(MatchRow(it.sha256, m.entry.bank, m.entry.origin_agency, m.entry.id,
-                                     m.signal_type, sorted(signals), m.variant, m.distance,
-                                     cat[0], cat[1], lab.series, lab.victim_status,
-                                     list(lab.tags),
-                                     video_detail(m.video) if m.video else None))
+                yield MatchRow(it.sha256, m.entry.bank, m.entry.origin_agency, m.entry.id,
+                               m.signal_type, sorted(signals), m.variant, m.distance,
+                               cat[0], cat[1], lab.series, lab.victim_status, list(lab.tags),
+                               video_detail(m.video) if m.video else None)
         done += len(chunk)
         if progress:
             progress("matching", done, total)
-    db.replace_matches(rows)
 
 
 def _group(db: ScanDB, options: ScanOptions) -> None:

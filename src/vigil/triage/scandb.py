@@ -24,8 +24,11 @@ import json
 import sqlite3
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
+from itertools import islice
 from pathlib import Path
 from typing import Any
+
+from vigil.signals.evidence import SEP
 
 SCHEMA_VERSION = 1
 
@@ -270,6 +273,48 @@ class ScanDB:
         return [r[0] for r in self.conn.execute(
             "SELECT path FROM files WHERE status = 'pending' ORDER BY id")]
 
+    def pending_count(self) -> int:
+        return int(self.conn.execute(
+            "SELECT count(*) FROM files WHERE status = 'pending'").fetchone()[0])
+
+    def pending_among(self, paths: list[str]) -> set[str]:
+        """Which of ``paths`` are still pending (a chunk of the listing at a time)."""
+        out: set[str] = set()
+        for k in range(0, len(paths), 500):
+            part = paths[k:k + 500]
+            out.update(r[0] for r in self.conn.execute(
+                f"SELECT path FROM files WHERE status = 'pending' AND path IN "
+                f"({', '.join('?' * len(part))})", part))
+        return out
+
+    def pending_plain(self, page: int = 5000) -> Iterator[str]:
+        """Pending paths outside archives, in registration order, read a page at a time
+        (keyset on id: the parent never holds the whole listing)."""
+        last = 0
+        while True:
+            rows = self.conn.execute(
+                "SELECT id, path FROM files WHERE status = 'pending' AND id > ? AND "
+                "instr(path, ?) = 0 ORDER BY id LIMIT ?", (last, SEP, page)).fetchall()
+            if not rows:
+                return
+            last = rows[-1][0]
+            yield from (r[1] for r in rows)
+
+    def pending_archives(self) -> list[str]:
+        """Outermost archives with pending members, in registration order."""
+        return [r[0] for r in self.conn.execute(
+            "SELECT substr(path, 1, instr(path, ?) - 1) AS outer, min(id) FROM files WHERE "
+            "status = 'pending' AND instr(path, ?) > 0 GROUP BY outer ORDER BY min(id)",
+            (SEP, SEP))]
+
+    def pending_under(self, outer: str) -> list[str]:
+        """Pending members of one outermost archive (a range on the path index)."""
+        lo = outer + SEP
+        hi = lo[:-1] + chr(ord(lo[-1]) + 1)
+        return [r[0] for r in self.conn.execute(
+            "SELECT path FROM files WHERE path >= ? AND path < ? AND status = 'pending'",
+            (lo, hi))]
+
     def record(self, results: Iterable[dict[str, Any]],
                thumbs: Iterable[tuple[str, bytes]] = ()) -> None:
         """Store finished files (dicts keyed by FILE_COLUMNS, 'path' required) atomically.
@@ -293,16 +338,25 @@ class ScanDB:
         cur.execute("COMMIT")
 
     def replace_matches(self, rows: Iterable[MatchRow]) -> None:
+        """All matches, replaced in one transaction. ``rows`` may be a generator that reads
+        this database (the scan's matching does): it is consumed a chunk at a time."""
         cur = self.conn.cursor()
         cur.execute("BEGIN")
-        cur.execute("DELETE FROM matches")
-        cur.executemany(
-            "INSERT OR REPLACE INTO matches(sha256, bank, agency, entry_id, signal_type, signals,"
-            " variant, distance, category_scheme, category, series, victim_status, tags, detail)"
-            " VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
-            [(m.sha256, m.bank, m.agency, m.entry_id, m.signal_type, json.dumps(m.signals),
-              m.variant, m.distance, m.category_scheme, m.category, m.series, m.victim_status,
-              json.dumps(m.tags), json.dumps(m.detail) if m.detail else None) for m in rows])
+        try:
+            cur.execute("DELETE FROM matches")
+            it = iter(rows)
+            while chunk := list(islice(it, 1000)):
+                cur.executemany(
+                    "INSERT OR REPLACE INTO matches(sha256, bank, agency, entry_id, signal_type,"
+                    " signals, variant, distance, category_scheme, category, series,"
+                    " victim_status, tags, detail) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
+                    [(m.sha256, m.bank, m.agency, m.entry_id, m.signal_type,
+                      json.dumps(m.signals), m.variant, m.distance, m.category_scheme,
+                      m.category, m.series, m.victim_status, json.dumps(m.tags),
+                      json.dumps(m.detail) if m.detail else None) for m in chunk])
+        except BaseException:
+            cur.execute("ROLLBACK")
+            raise
         cur.execute("COMMIT")
 
     def replace_groups(self, groups: Iterable[GroupRow]) -> None:
