@@ -30,3 +30,43 @@ def test_pending_units_equal_units_of_the_pending_paths(tmp_path: Path) -> None:
         assert db.pending_count() == len(db.pending_paths())
     finally:
         db.close()
+
+
+def test_items_for_equals_items(scan_db: ScanDB) -> None:
+    """The report reads only the items it shows: the same records ``items()`` holds."""
+    every = {it.sha256: it for it in scan_db.items()}
+    assert any(it.matches for it in every.values())
+    assert any(len(it.paths) > 1 for it in every.values())
+    assert scan_db.items_for([*every, "0" * 64]) == every
+    some = sorted(every)[::2]
+    assert scan_db.items_for(some) == {s: every[s] for s in some}
+    assert scan_db.matches(limit=3) == scan_db.matches()[:3]
+    assert sum(scan_db.distance_counts().values()) == scan_db.match_count() \
+        == len(scan_db.matches())
+
+
+def test_first_files_equal_the_files_grouped_in_memory(scan_db: ScanDB) -> None:
+    """The VICS export streams items with their paths: as grouping every file would."""
+    paths: dict[str, list[str]] = {}
+    firsts = []
+    for f in scan_db.files("done"):
+        if f.sha256:
+            if f.sha256 not in paths:
+                firsts.append(f)
+            paths.setdefault(f.sha256, []).append(f.path)
+    streamed = list(scan_db.first_files())
+    assert any(len(p) > 1 for p in paths.values())
+    assert streamed == [(f, paths[f.sha256 or ""]) for f in firsts]
+    assert scan_db.done_with_digest() == sum(len(p) for p in paths.values())
+
+
+def test_files_with_first_equal_the_running_dict(scan_db: ScanDB) -> None:
+    """results.jsonl names each duplicate's first path without a dict of every digest."""
+    first: dict[str, str] = {}
+    expected = []
+    for f in scan_db.files():
+        if f.sha256 and f.status == "done":
+            first.setdefault(f.sha256, f.path)
+        expected.append((f, first.get(f.sha256) if f.sha256 else None))
+    assert sum(1 for f, p in expected if p and p != f.path) > 0
+    assert list(scan_db.files_with_first()) == expected

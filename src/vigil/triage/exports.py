@@ -177,9 +177,7 @@ def _csv_cell(v: Any) -> Any:
     return v
 
 
-def _file_record(f: FileRow, first_path: dict[str, str], leads: list[MatchRow]
-                 ) -> dict[str, Any]:
-    dup = first_path.get(f.sha256) if f.sha256 else None
+def _file_record(f: FileRow, dup: str | None, leads: list[MatchRow]) -> dict[str, Any]:
     return {
         "path": clean_text(f.path), "container": clean_text(f.container) if f.container
         else None, "flags": list(f.flags), "status": f.status, "size": f.size,
@@ -225,16 +223,13 @@ def write_results(db: ScanDB, out_dir: Path) -> tuple[Path, Path]:
     out_dir.mkdir(parents=True, exist_ok=True)
     jsonl, csv_path = out_dir / "results.jsonl", out_dir / "results.csv"
     leads = matches_by_item(db)
-    first_path: dict[str, str] = {}
     tmp_j, tmp_c = jsonl.with_suffix(".jsonl.tmp"), csv_path.with_suffix(".csv.tmp")
     with open(tmp_j, "w", encoding="utf-8", newline="\n") as fj, \
             open(tmp_c, "w", encoding="utf-8", newline="") as fc:
         w = csv.writer(fc)
         w.writerow(CSV_COLUMNS)
-        for f in db.files():
-            if f.sha256 and f.status == "done":
-                first_path.setdefault(f.sha256, f.path)
-            rec = _file_record(f, first_path, leads.get(f.sha256, []) if f.sha256 else [])
+        for f, first in db.files_with_first():
+            rec = _file_record(f, first, leads.get(f.sha256, []) if f.sha256 else [])
             fj.write(json.dumps(rec, ensure_ascii=False, sort_keys=False) + "\n")
             w.writerow(_csv_row(rec))
     os.replace(tmp_j, jsonl)
@@ -355,16 +350,12 @@ def write_vics_case(db: ScanDB, out: Path, case_id: str | None = None,
     meta = db.meta()
     case_id = case_id or meta.get("case_id") or str(uuid.uuid4())
     leads = matches_by_item(db)
-    paths: dict[str, list[str]] = {}
-    for f in db.files("done"):
-        if f.sha256:
-            paths.setdefault(f.sha256, []).append(f.path)
-    n_pre = sum(1 for s in paths if vics_category(leads.get(s, [])) is not None)
+    n_pre = sum(1 for ms in leads.values() if vics_category(ms) is not None)
     header = {
         "CaseID": case_id, "CaseNumber": str(meta.get("case_number") or case_id),
         "SourceApplicationName": "Vigil", "SourceApplicationVersion": __version__,
         "DateCreated": datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
-        "TotalMediaFiles": sum(len(p) for p in paths.values()),
+        "TotalMediaFiles": db.done_with_digest(),
         "TotalPrecategorized": n_pre,
     }
     tmp = out.with_name(out.name + ".tmp")
@@ -373,16 +364,13 @@ def write_vics_case(db: ScanDB, out: Path, case_id: str | None = None,
         fh.write(",".join(f"{json.dumps(k)}:{json.dumps(v)}" for k, v in header.items()))
         fh.write(',"Media":[')
         sep = "\n"
-        n = 0
-        for f in db.files("done"):
-            if not f.sha256 or f.sha256 not in paths:
-                continue
-            item_paths = paths.pop(f.sha256)  # first file of the item; later copies skip
-            n += 1
+        # Items in order of first appearance, each with every path: streamed from scan.db.
+        for n, (f, item_paths) in enumerate(db.first_files(), start=1):
             fh.write(sep)
-            media = _media(n, item_paths, f, leads.get(f.sha256, []))
-            if overrides and f.sha256 in overrides:
-                media.update(overrides[f.sha256])
+            sha = f.sha256 or ""
+            media = _media(n, item_paths, f, leads.get(sha, []))
+            if overrides and sha in overrides:
+                media.update(overrides[sha])
             _write_json_item(fh, media)
             sep = ",\n"
         fh.write("\n]}]}\n")

@@ -33,7 +33,7 @@ import os
 from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any, Literal, TextIO
 
@@ -220,47 +220,79 @@ def category_label(key: str) -> str:
     return f"{scheme} {value} · {desc}" if desc else f"{scheme} {value}"
 
 
-def distance_bins(distances: list[int]) -> list[tuple[str, int]]:
+def distance_bins(distances: Iterable[int]) -> list[tuple[str, int]]:
     """Match distances binned: 0 (exact or identical) on its own, then equal-width ranges."""
-    if not distances:
+    return distance_bins_counted(Counter(distances))
+
+
+def distance_bins_counted(counts: Counter[int]) -> list[tuple[str, int]]:
+    """``distance_bins`` from how many matches have each distance (a few hundred keys at
+    most, however many matches a scan has)."""
+    if not counts:
         return []
-    top = max(max(distances), 1)
+    top = max(max(counts), 1)
     width = max(1, math.ceil(top / 16))
-    bins = [("0", sum(1 for d in distances if d <= 0))]
+    bins = [("0", sum(n for d, n in counts.items() if d <= 0))]
     lo = 1
     while lo <= top:
         hi = lo + width - 1
         bins.append((str(lo) if width == 1 else f"{lo}–{hi}",
-                     sum(1 for d in distances if lo <= d <= hi)))
+                     sum(n for d, n in counts.items() if lo <= d <= hi)))
         lo = hi + 1
     return bins
 
 
-def timeline_bins(times: list[datetime]) -> tuple[list[tuple[str, int]], str]:
+def timeline_bins(times: Iterable[datetime]) -> tuple[list[tuple[str, int]], str]:
     """Capture times counted per day, month or year (whichever gives a readable chart)."""
-    if not times:
-        return [], ""
-    first, last = min(times), max(times)
-    span = (last - first).days
-    if span <= 92:
-        unit = "day"
-        keys = [t.strftime("%Y-%m-%d") for t in times]
-        d0 = first.date()
-        labels = [(d0.fromordinal(d0.toordinal() + i)).isoformat() for i in range(span + 1)]
-    elif span <= 366 * 12:
-        unit = "month"
-        keys = [t.strftime("%Y-%m") for t in times]
-        labels = []
-        y, m = first.year, first.month
-        while (y, m) <= (last.year, last.month):
-            labels.append(f"{y:04d}-{m:02d}")
-            y, m = (y + 1, 1) if m == 12 else (y, m + 1)
-    else:
-        unit = "year"
-        keys = [str(t.year) for t in times]
-        labels = [str(y) for y in range(first.year, last.year + 1)]
-    counts = Counter(keys)
-    return [(lab, counts.get(lab, 0)) for lab in labels], unit
+    t = Timeline()
+    for x in times:
+        t.add(x)
+    return t.bins()
+
+
+class Timeline:
+    """Capture times as counts per day with the first and last time: all the chart needs,
+    in memory that grows with the days covered, not with the items."""
+
+    def __init__(self) -> None:
+        self.days: Counter[date] = Counter()
+        self.first: datetime | None = None
+        self.last: datetime | None = None
+        self.n = 0
+
+    def add(self, t: datetime) -> None:
+        self.days[t.date()] += 1
+        self.n += 1
+        self.first = t if self.first is None or t < self.first else self.first
+        self.last = t if self.last is None or t > self.last else self.last
+
+    def bins(self) -> tuple[list[tuple[str, int]], str]:
+        first, last = self.first, self.last
+        if first is None or last is None:
+            return [], ""
+        span = (last - first).days
+        counts: Counter[str] = Counter()
+        if span <= 92:
+            unit = "day"
+            for d, n in self.days.items():
+                counts[d.isoformat()] += n
+            d0 = first.date()
+            labels = [(d0.fromordinal(d0.toordinal() + i)).isoformat() for i in range(span + 1)]
+        elif span <= 366 * 12:
+            unit = "month"
+            for d, n in self.days.items():
+                counts[f"{d.year:04d}-{d.month:02d}"] += n
+            labels = []
+            y, m = first.year, first.month
+            while (y, m) <= (last.year, last.month):
+                labels.append(f"{y:04d}-{m:02d}")
+                y, m = (y + 1, 1) if m == 12 else (y, m + 1)
+        else:
+            unit = "year"
+            for d, n in self.days.items():
+                counts[str(d.year)] += n
+            labels = [str(y) for y in range(first.year, last.year + 1)]
+        return [(lab, counts.get(lab, 0)) for lab in labels], unit
 
 
 # ----------------------------------------------------------------------------- sections
@@ -324,25 +356,24 @@ def _totals(s: Summary) -> str:
     return "".join(out)
 
 
-def _charts(s: Summary, matches: list[MatchRow], items: Iterable[ItemRow]) -> str:
+def _charts(s: Summary, distances: Counter[int], timeline: Timeline) -> str:
     cats = sorted(s.known_by_category.items(), key=lambda kv: (-kv[1], kv[0]))
     cat_chart = _bars_h([(category_label(k), v, k != "uncategorised") for k, v in cats],
                         "Known items by category")
-    dist_chart = _bars_v(distance_bins([m.distance for m in matches]),
+    dist_chart = _bars_v(distance_bins_counted(distances),
                          "Match distance (PDQ Hamming bits; 0 = exact)", "distance (bits)")
-    times = [t for t in (capture_time(it.exif) for it in items) if t is not None]
-    bins, unit = timeline_bins(times)
+    bins, unit = timeline.bins()
     tl_chart = _bars_v(bins, "Capture dates (EXIF DateTimeOriginal)",
                        f"items per {unit}" if unit else "")
     return ('<section id="charts"><h2>Charts</h2><div class="charts">'
             f"<div><h3>Category breakdown</h3>{cat_chart}</div>"
             f"<div><h3>Match distances</h3>{dist_chart}</div>"
             f"<div><h3>Capture timeline</h3>{tl_chart}"
-            f'<p class="note">{len(times):,} items carry a capture time.</p></div>'
+            f'<p class="note">{timeline.n:,} items carry a capture time.</p></div>'
             "</div></section>")
 
 
-def _known(ctx: _Ctx, matches: list[MatchRow]) -> str:
+def _known(ctx: _Ctx, matches: list[MatchRow], total: int) -> str:
     out = ['<section id="known"><h2>Known material</h2>'
            '<p class="note">Items that match an entry in a bank, one row per match. Known '
            "material is not shown: it was assessed when it was labelled. Bank hash values are "
@@ -374,8 +405,8 @@ def _known(ctx: _Ctx, matches: list[MatchRow]) -> str:
             f'<td class="num">{m.distance}</td><td>{esc(via)}</td><td>{esc(m.variant)}</td>'
             f"<td>{esc(', '.join(m.tags))}</td></tr>")
     out.append("</tbody></table>")
-    if len(matches) > MAX_ROWS:
-        out.append(f'<p class="note">Showing the first {MAX_ROWS:,} of {len(matches):,} '
+    if total > MAX_ROWS:
+        out.append(f'<p class="note">Showing the first {MAX_ROWS:,} of {total:,} '
                    "matches (closest first); results.csv and results.jsonl list all.</p>")
     out.append("</section>")
     return "".join(out)
@@ -528,10 +559,20 @@ def write_report(db: ScanDB, out: Path,
         out = out / "report.html"
     out.parent.mkdir(parents=True, exist_ok=True)
     s = db.summary()
-    item_list = db.items()
-    ctx = _Ctx(db, thumbnails, {it.sha256: it for it in item_list})
-    matches = db.matches()
+    # Only what the page shows is held: the first rows of matches and groups, and the
+    # items they name; charts are counted while streaming the items.
+    matches = db.matches(limit=MAX_ROWS)
     groups = db.groups()
+    shown = {m.sha256 for m in matches}
+    for g in groups[:MAX_GROUPS]:
+        shown.update(sha for sha, _ in g.members)
+    ctx = _Ctx(db, thumbnails, db.items_for(shown))
+    timeline = Timeline()
+    for chunk in db.iter_items():
+        for it in chunk:
+            t = capture_time(it.exif)
+            if t is not None:
+                timeline.add(t)
     # Groups first: the header must say how many thumbnails the page shows.
     groups_html = _groups(ctx, groups, s.unknown_images)
     tmp = out.with_name(out.name + ".tmp")
@@ -543,7 +584,8 @@ def write_report(db: ScanDB, out: Path,
                "<title>Vigil triage report</title>"
                f"<style>{CSS}</style></head><body>",
                _header(s, thumbnails, ctx.thumbs_shown), "<main>",
-               _totals(s), _charts(s, matches, item_list), groups_html, _known(ctx, matches),
+               _totals(s), _charts(s, db.distance_counts(), timeline), groups_html,
+               _known(ctx, matches, db.match_count()),
                _errors(db, s.errors), "</main>",
                f'<footer>Vigil {esc(__version__)} · rendered from {esc(db.path.name)}. '
                "Every lead is for a human to assess, not a verdict. results.csv, results.jsonl "

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import json
 import sqlite3
+from collections import Counter
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from itertools import islice
@@ -391,12 +392,28 @@ class ScanDB:
         for row in self.conn.execute(q + " ORDER BY id", args):
             yield self._file(row)
 
-    def matches(self) -> list[MatchRow]:
+    def match_count(self) -> int:
+        return int(self.conn.execute("SELECT count(*) FROM matches").fetchone()[0])
+
+    def distance_counts(self) -> Counter[int]:
+        """How many matches have each distance (the report's chart, without the rows)."""
+        return Counter(dict(self.conn.execute(
+            "SELECT distance, count(*) FROM matches GROUP BY distance").fetchall()))
+
+    def matches(self, limit: int | None = None, shas: Iterable[str] | None = None
+                ) -> list[MatchRow]:
+        """Matches, closest first: every one, the first ``limit``, or those of ``shas``."""
+        where, args = "", []
+        if shas is not None:
+            args = list(shas)
+            where = f" WHERE sha256 IN ({', '.join('?' * len(args))})"
+        q = ("SELECT sha256, bank, agency, entry_id, signal_type, signals, variant, distance,"
+             " category_scheme, category, series, victim_status, tags, detail FROM matches"
+             f"{where} ORDER BY distance, bank, entry_id")
+        if limit is not None:
+            q += f" LIMIT {int(limit)}"
         out = []
-        for r in self.conn.execute(
-                "SELECT sha256, bank, agency, entry_id, signal_type, signals, variant, distance,"
-                " category_scheme, category, series, victim_status, tags, detail FROM matches "
-                "ORDER BY distance, bank, entry_id"):
+        for r in self.conn.execute(q, args):
             out.append(MatchRow(r[0], r[1], r[2], r[3], r[4], json.loads(r[5]), r[6], r[7],
                                 r[8], r[9], r[10], r[11], json.loads(r[12]),
                                 json.loads(r[13]) if r[13] else None))
@@ -418,6 +435,54 @@ class ScanDB:
                                first.pdq, first.pdq_quality, first.exif, leads.get(sha, []),
                                first.md5, first.sha1, first.device, first.pdq_dihedral,
                                first.vpdq))
+        return out
+
+    def files_with_first(self) -> Iterator[tuple[FileRow, str | None]]:
+        """Every file in input order, with the path of the first done file (by id, up to
+        this one) of the same SHA-256: duplicates named without holding every digest."""
+        cols = ", ".join(f"f.{c}" for c in ("id", *FILE_COLUMNS))
+        for row in self.conn.execute(
+                f"SELECT {cols}, (SELECT g.path FROM files g WHERE g.sha256 = f.sha256 AND "
+                "g.status = 'done' AND g.id <= f.id ORDER BY g.id LIMIT 1) FROM files f "
+                "ORDER BY f.id"):
+            yield self._file(row[:-1]), row[-1]
+
+    def first_files(self) -> Iterator[tuple[FileRow, list[str]]]:
+        """Each item's first file and every path of the item, in order of first appearance,
+        streamed (one statement; the paths come from the SHA-256 index)."""
+        cols = ", ".join(f"f.{c}" for c in ("id", *FILE_COLUMNS))
+        for row in self.conn.execute(
+                f"SELECT {cols}, (SELECT json_group_array(path) FROM (SELECT g.path FROM files"
+                " g WHERE g.sha256 = f.sha256 AND g.status = 'done' ORDER BY g.id)) FROM files"
+                " f WHERE f.id IN (SELECT min(id) FROM files WHERE status = 'done' AND sha256"
+                " IS NOT NULL GROUP BY sha256) ORDER BY f.id"):
+            yield self._file(row[:-1]), json.loads(row[-1])
+
+    def done_with_digest(self) -> int:
+        return int(self.conn.execute(
+            "SELECT count(*) FROM files WHERE status = 'done' AND sha256 IS NOT NULL"
+        ).fetchone()[0])
+
+    def items_for(self, shas: Iterable[str]) -> dict[str, ItemRow]:
+        """The items named, with every path and lead: what ``items()`` gives for them."""
+        out: dict[str, ItemRow] = {}
+        names = sorted(set(shas))
+        for k in range(0, len(names), 500):
+            part = names[k:k + 500]
+            marks = ", ".join("?" * len(part))
+            files: dict[str, list[FileRow]] = {}
+            for row in self.conn.execute(
+                    f"SELECT id, {', '.join(FILE_COLUMNS)} FROM files WHERE status = 'done' "
+                    f"AND sha256 IN ({marks}) ORDER BY id", part):
+                f = self._file(row)
+                files.setdefault(f.sha256 or "", []).append(f)
+            leads: dict[str, list[MatchRow]] = {}
+            for m in self.matches(shas=part):
+                leads.setdefault(m.sha256, []).append(m)
+            for sha, fs in files.items():
+                item = self._item(fs[0], [f.path for f in fs])
+                item.matches.extend(leads.get(sha, []))
+                out[sha] = item
         return out
 
     def iter_items(self, chunk: int = 5000, kinds: tuple[str, ...] | None = None
