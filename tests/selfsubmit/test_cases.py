@@ -146,5 +146,5 @@ def test_consent_concern_and_key_are_required(engine: Engine) -> None:
         cases.submit(engine, AGENCY, [item(1)], "under18", False, key.public, None)
     with pytest.raises(CaseError, match="concern"):
         cases.submit(engine, AGENCY, [item(1)], "other", True, key.public, None)
-    with pytest.raises(CaseError, match="P-256|public key"):
+    with pytest.raises(CaseError, match=r"P-256|public key"):
         cases.submit(engine, AGENCY, [item(1)], "adult", True, "AAAA", None)
