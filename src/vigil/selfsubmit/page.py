@@ -16,10 +16,11 @@ from urllib.parse import urlsplit
 STATIC = Path(__file__).parent / "static"
 LANGUAGES = ("en", "zh-Hant", "zh-Hans", "ko", "ms")
 _TYPES = {".html": "text/html; charset=utf-8", ".js": "text/javascript; charset=utf-8",
-          ".css": "text/css; charset=utf-8", ".json": "application/json; charset=utf-8"}
+          ".css": "text/css; charset=utf-8", ".json": "application/json; charset=utf-8",
+          ".svg": "image/svg+xml"}
 FILES: dict[str, str] = {
     **{n: _TYPES[Path(n).suffix] for n in ("index.html", "app.js", "worker.js", "pdq.js",
-                                           "md5.js", "style.css")},
+                                           "md5.js", "style.css", "favicon.svg")},
     **{f"i18n/{lang}.json": _TYPES[".json"] for lang in LANGUAGES},
 }
 
@@ -76,7 +77,7 @@ def write_bundle(out: Path, api: str) -> list[Path]:
 def message_keys(text: str) -> set[str]:
     """The catalogue keys a page file uses (``data-i18n="…"``, ``t("…")``, ``"error.…"``)."""
     keys = set(re.findall(r'data-i18n="([^"]+)"', text))
-    keys |= set(re.findall(r'\bt\("([^"]+)"', text))
+    keys |= set(re.findall(r'\bt\("([^"]+)"[,)]', text))
     keys |= set(re.findall(r'say\("[^"]+", "([^"]+)"', text))
     keys |= set(re.findall(r'"((?:error|state|withdraw)\.[a-z0-9-]+)"', text))
     return keys
