@@ -93,8 +93,12 @@ def test_submit_match_status_withdraw_everywhere(browser_page: Watched,  # noqa:
     hits = _matches(sg, small)
     assert [h["bank"] for h in hits] == [BANK]
     assert "unverified" in hits[0]["tags"]  # type: ignore[operator]
-    assert "listed" not in sg.cli("selfcases", "list").stdout
-    assert "matches=1" in sg.cli("selfcases", "list").stdout
+    listed = sg.cli("selfcases", "list").stdout
+    assert f"{number}  active" in listed and "matches=1" in listed
+    assert all(h["signals"] for h in hits)  # type: ignore[index]
+    assert hits[0]["entry_id"] in [  # type: ignore[index]
+        json.loads(x)["entry_id"] for x in sg.cli("selfcases", "leads", "--json").stdout.splitlines()]
+    assert [r["detail"] for r in _audit(sg, "selfsubmit.lead")] == [{"leads": 1}]
     # 3. the status shows one match
     w.page.fill("#check-case", number)
     w.page.fill("#check-pin", pin)
@@ -205,3 +209,20 @@ def test_every_language_has_every_message(browser_page: Watched,  # noqa: F811
         assert all(text == catalogues[lang][k] for k, text in shown), lang
         assert w.page.get_attribute("html", "lang") == lang
     assert w.errors == []
+
+
+def test_static_bundle(tmp_path: Path) -> None:
+    from typer.testing import CliRunner
+
+    from vigil.cli import app
+
+    r = CliRunner().invoke(app, ["selfcases", "page", str(tmp_path / "out"),
+                                 "--api", "https://node.example"])
+    assert r.exit_code == 0, r.output
+    index = (tmp_path / "out" / "index.html").read_text()
+    assert '<meta name="vigil-api" content="https://node.example">' in index
+    assert "connect-src &#x27;self&#x27; https://node.example" in index
+    assert (tmp_path / "out" / "i18n" / "ko.json").exists()
+    r = CliRunner().invoke(app, ["selfcases", "page", str(tmp_path / "o2"),
+                                 "--api", "node.example/x"])
+    assert r.exit_code == 1 and "--api must be" in r.output
