@@ -96,8 +96,8 @@ def test_submit_match_status_withdraw_everywhere(browser_page: Watched,  # noqa:
     listed = sg.cli("selfcases", "list").stdout
     assert f"{number}  active" in listed and "matches=1" in listed
     assert all(h["signals"] for h in hits)  # type: ignore[index]
-    assert hits[0]["entry_id"] in [  # type: ignore[index]
-        json.loads(x)["entry_id"] for x in sg.cli("selfcases", "leads", "--json").stdout.splitlines()]
+    leads = sg.cli("selfcases", "leads", "--json").stdout.splitlines()
+    assert hits[0]["entry_id"] in [json.loads(x)["entry_id"] for x in leads]
     assert [r["detail"] for r in _audit(sg, "selfsubmit.lead")] == [{"leads": 1}]
     # 3. the status shows one match
     w.page.fill("#check-case", number)
