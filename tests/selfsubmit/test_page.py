@@ -106,11 +106,14 @@ def test_submit_match_status_withdraw_everywhere(browser_page: Watched,  # noqa:
     w.page.wait_for_selector("#status-out:not([hidden])")
     assert w.page.text_content("#st-matches") == "1"
     # share the bank with both peers; each pulls it and matches
-    for agency in ("HK-POL", "KR-KNPA"):
-        sg.cli("bank", "share", BANK, agency, "--labels", "tags")
+    # (HK with the default labels: the tags, which say "unverified", travel anyway)
+    sg.cli("bank", "share", BANK, "HK-POL")
+    sg.cli("bank", "share", BANK, "KR-KNPA", "--labels", "category")
     for peer in (hk, kr):
         peer.cli("peer", "sync", "sg")
-        assert [h["bank"] for h in _matches(peer, small)] == [f"SG-SPF.{BANK}"]
+        peer_hits = _matches(peer, small)
+        assert [h["bank"] for h in peer_hits] == [f"SG-SPF.{BANK}"]
+        assert "unverified" in peer_hits[0]["tags"]  # type: ignore[operator]
     # 4. withdraw with the recovery file (a signed one-time challenge), no PIN
     w.page.fill("#check-pin", "")
     w.page.set_input_files("#check-key", str(recovery))

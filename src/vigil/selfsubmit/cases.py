@@ -23,6 +23,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from vigil.banks import BankError, Banks, EntryRecord
+from vigil.exchange.rules import SELF_SUBMITTED_BANK
 from vigil.selfsubmit import keys, pins, throttle
 from vigil.selfsubmit.items import CONCERNS, SOURCE, ItemError, check_items, records
 from vigil.store.models import Bank, Entry, utcnow
@@ -34,8 +35,9 @@ from vigil.store.models_selfsubmit import (
 )
 from vigil.store.models_takedown import TakedownNoticeEntry
 
-#: the node's self-submission bank (created at the first submission)
-BANK = "self-submitted"
+#: the node's self-submission bank (created at the first submission); sharing it always
+#: carries its tags (``unverified``), see vigil.exchange.rules
+BANK = SELF_SUBMITTED_BANK
 #: the actor of the bank changes a submission or withdrawal makes
 ACTOR = "self-submission"
 
