@@ -211,6 +211,15 @@ def test_every_language_has_every_message(browser_page: Watched,  # noqa: F811
             "[data-i18n]", "els => els.map(e => [e.dataset.i18n, e.textContent])")
         assert all(text == catalogues[lang][k] for k, text in shown), lang
         assert w.page.get_attribute("html", "lang") == lang
+    # on a phone: nothing wider than the screen; every control has a label to announce
+    w.page.set_viewport_size({"width": 360, "height": 740})
+    _open(w, nodes["sg"].url, "ms")
+    assert w.page.evaluate("() => document.documentElement.scrollWidth") <= 360
+    unlabelled = w.page.evaluate("""() => [...document.querySelectorAll('input, select')]
+        .filter(e => !(e.labels && e.labels.length)).map(e => e.id || e.name)""")
+    assert unlabelled == []
+    w.page.keyboard.press("Tab")
+    assert w.page.evaluate("() => document.activeElement.id") == "lang"
     assert w.errors == []
 
 
