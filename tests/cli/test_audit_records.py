@@ -36,7 +36,8 @@ from vigil.store import make_engine, migrate
 #: commands that change no state of the node, and why
 READ_ONLY = {
     ("hash",): "hashes files and prints the hashes",
-    ("match",): "reads banks and prints leads",
+    ("match",): "reads banks and prints leads (a hit on a self-submitted hash is counted "
+                "for its case and audited as selfsubmit.lead: tests/selfsubmit/test_page.py)",
     ("scan",): "writes its own report folder (--out), not the node's state",
     ("serve",): "runs the API, which audits every change it makes",
     ("review",): "runs the review app, which audits every change it makes; its --export "
@@ -58,6 +59,10 @@ READ_ONLY = {
     ("notice", "render"): "prints a host's notices",
     ("notice", "report"): "writes report files (--html, --json), not the node's state",
     ("notice", "contact", "list"): "lists contacts",
+    ("selfcases", "list"): "counts self-submitted cases",
+    ("selfcases", "show"): "counts one self-submitted case",
+    ("selfcases", "leads"): "lists leads on self-submitted hashes",
+    ("selfcases", "page"): "writes the page's static files (OUT), not the node's state",
 }
 #: commands that change state, and the actions of the records each must leave, in order
 MUTATING = {

@@ -39,6 +39,23 @@ def _match_json(m: Match, signals: list[str]) -> dict[str, Any]:
             "note": lab.note, "video": video_detail(m.video) if m.video else None}
 
 
+def _self_leads(banks: Any, outcomes: list[Any]) -> None:
+    """Hits on victims' self-submitted hashes become leads of their cases (counted for the
+    victim's status; reviewed by staff with ``vigil selfcases leads``), audited."""
+    from vigil.selfsubmit import BANK
+
+    ids = [m.entry.id for o in outcomes for m in o.matches if m.entry.bank == BANK]
+    if not ids:
+        return
+    from vigil.cli._audit import local_actor, opened
+    from vigil.selfsubmit.cases import record_leads
+
+    audit = opened(banks.engine)
+    n = record_leads(banks.engine, ids, f"vigil match ({local_actor()})")
+    if n:
+        audit.record("selfsubmit.lead", BANK, leads=n)
+
+
 @app.command("match")
 def match(
     paths: Annotated[list[Path] | None, typer.Argument(
@@ -93,6 +110,7 @@ def match(
         names = [f.path for f in files] + [f"{q.signal_type}:{q.value}" for q in bare]
         outcomes = matcher.match(items, threshold=threshold, bank_names=banks_,
                                  min_quality=min_quality)
+        _self_leads(banks, outcomes)
     failed = 0
     writer = csv.writer(sys.stdout) if as_csv else None
     if writer:

@@ -18,6 +18,11 @@ from vigil.exchange.records import DEFAULT_FIELDS, SHAREABLE_FIELDS, Descriptor
 from vigil.exchange.repo import MirrorInfo, RuleInfo
 from vigil.node import check_code
 
+#: victims' self-submitted hashes (vigil.selfsubmit): unverified, so their tags (which say
+#: so) always travel with them, whatever label fields a rule names; a peer must never take
+#: them for verified entries (its takedown acts only on verified ones)
+SELF_SUBMITTED_BANK = "self-submitted"
+
 
 def check_fields(fields: Sequence[str] | None) -> tuple[str, ...]:
     """Validate label field names; None means the default (category only)."""
@@ -40,7 +45,10 @@ def share(engine: Engine, bank: str, agency: str, fields: Sequence[str] | None =
         if agency == b.agency:
             raise BankError(f"{agency} owns bank {bank!r}; sharing is with other agencies")
         if b.mirror_of is None:
-            return check_fields(fields), reshare
+            checked = check_fields(fields)
+            if bank == SELF_SUBMITTED_BANK and "tags" not in checked:
+                checked = tuple(sorted((*checked, "tags")))
+            return checked, reshare
         d = Descriptor.parse(b.mirror_of)
         if not d.reshare:
             raise BankError(f"bank {bank!r} mirrors {d}; {d.origin} did not allow "
@@ -79,5 +87,5 @@ def mirror_names(engine: Engine) -> dict[str, str]:
     return repo.mirror_names(engine)
 
 
-__all__ = ["MirrorInfo", "RuleInfo", "check_fields", "mirror_info", "mirror_names", "rules",
-           "share", "unshare"]
+__all__ = ["SELF_SUBMITTED_BANK", "MirrorInfo", "RuleInfo", "check_fields", "mirror_info",
+           "mirror_names", "rules", "share", "unshare"]

@@ -443,7 +443,15 @@ class PeerSyncer:
             log.warning("%s", fs.error)
         finally:
             pages.close()
+            self._retracted(fs)
         return fs
+
+    def _retracted(self, fs: FeedSync) -> None:
+        """Removals pulled into a mirror (retractions, withdrawn self-submissions) are
+        recorded in this node's audit log: its own record that they stopped matching."""
+        if fs.removed and self.audit is not None:
+            self.audit.append("feed.retract", agency=self.local, actor=self.actor,
+                              target=fs.mirror, detail={"feed": fs.feed, "removed": fs.removed})
 
     def _write(self, feed: repo.MirrorFeed, d: Descriptor, pages: _Pages, fs: FeedSync) -> bool:
         """Write the next verified pages (at most ``TXN_RECORDS`` records, for at most

@@ -41,7 +41,7 @@ from datetime import timedelta
 
 from sqlalchemy import Engine
 
-from vigil.matching import Matcher, queries_of
+from vigil.matching import Match, Matcher, queries_of
 from vigil.signals import FileSignals
 from vigil.takedown import repo
 from vigil.takedown.clock import Clock
@@ -89,6 +89,13 @@ class CycleStats:
                 "errors": self.errors[:50]}
 
 
+def _verified(matches: typing.Sequence[Match]) -> list[Match]:
+    """Matches that may open a notice: not on unverified entries (victims' self-submitted
+    hashes, tagged ``unverified``: a hit on them is a lead for review, never an automatic
+    action)."""
+    return [m for m in matches if "unverified" not in m.entry.labels.tags]
+
+
 def facts_of(r: FetchResult, outcome: str) -> FetchFacts:
     return FetchFacts(outcome=outcome, status=r.status, content_type=r.content_type,
                       final_url=r.final_url, address=r.address, seconds=r.seconds,
@@ -118,12 +125,13 @@ class Loop:
 
     def match(self, signals: FileSignals) -> Found | None:
         outcome = self.matcher.match([queries_of(signals, dihedral=True)])[0]
-        if not outcome.matches:
+        matches = _verified(outcome.matches)
+        if not matches:
             return None
-        cats = {m.entry.labels.category for m in outcome.matches if m.entry.labels.category}
-        series = {m.entry.labels.series for m in outcome.matches if m.entry.labels.series}
+        cats = {m.entry.labels.category for m in matches if m.entry.labels.category}
+        series = {m.entry.labels.series for m in matches if m.entry.labels.series}
         return Found(tuple(sorted(cats)), tuple(sorted(series)),
-                     tuple(sorted({m.entry.id for m in outcome.matches})))
+                     tuple(sorted({m.entry.id for m in matches})))
 
     def _classify(self, r: FetchResult) -> tuple[str, Found | None]:
         if r.ok and r.signals is not None:

@@ -21,7 +21,8 @@ PROBLEM = "application/problem+json"
 TITLES = {400: "Bad request", 401: "Unauthorized", 403: "Forbidden", 404: "Not found",
           405: "Method not allowed", 409: "Conflict", 413: "Content too large",
           414: "URI too long", 415: "Unsupported media type", 422: "Invalid request",
-          431: "Request header fields too large", 500: "Internal error", 503: "Not ready"}
+          429: "Too many requests", 431: "Request header fields too large",
+          500: "Internal error", 503: "Not ready"}
 
 
 class FieldError(BaseModel):
