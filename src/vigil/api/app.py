@@ -14,7 +14,7 @@ from sqlalchemy import Engine
 from starlette.types import ASGIApp
 
 from vigil import __version__
-from vigil.api.routes import admin, banks, exchange, hma, match, ops, takedown
+from vigil.api.routes import admin, banks, exchange, hma, match, ops, series, takedown
 from vigil.api.runtime.metrics import RequestMetrics
 from vigil.api.runtime.settings import Settings
 from vigil.api.runtime.state import NodeState
@@ -92,7 +92,7 @@ def create_app(engine: Engine | None = None, settings: Settings | None = None) -
                   lifespan=lifespan, **_NO_TELEMETRY)
     problems.install(app)
     for r in (ops.router, match.router, banks.router, admin.router, exchange.router,
-              hma.router, takedown.router):
+              hma.router, takedown.router, series.router):
         app.include_router(r)
     app.mount(PREFIX, ReviewPortal(lambda: app.state.node, review_root(),
                                    _review_app_maker(app, settings)))

@@ -22,8 +22,9 @@ COMMAND_MODULES: dict[str, tuple[str, ...]] = {
     "bank": ("bank", "peer"), "hash": ("hash",), "index": ("index",), "match": ("match",),
     "scan": ("scan",), "peer": ("peer",), "init": ("node",), "serve": ("node",),
     "token": ("node",), "user": ("node",), "audit": ("node",), "review": ("review",),
-    "url": ("takedown",), "notice": ("takedown",)}
-ALL_MODULES = ("bank", "hash", "index", "match", "node", "peer", "review", "scan", "takedown")
+    "url": ("takedown",), "notice": ("takedown",), "series": ("series",)}
+ALL_MODULES = ("bank", "hash", "index", "match", "node", "peer", "review", "scan", "takedown",
+               "series")
 
 
 def modules_for(argv: list[str]) -> tuple[str, ...]:

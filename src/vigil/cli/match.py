@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import json
 import sys
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -28,15 +29,30 @@ CSV_FIELDS = ["item", "bank", "agency", "entry_id", "signal_type", "variant", "d
               "category_scheme", "category", "series", "victim_status", "tags"]
 
 
-def _match_json(m: Match, signals: list[str]) -> dict[str, Any]:
+def _match_json(m: Match, signals: list[str], notes: dict[str, dict[str, Any]],
+                ) -> dict[str, Any]:
     lab = m.entry.labels
-    return {"bank": m.entry.bank, "agency": m.entry.origin_agency, "entry_id": m.entry.id,
+    return {"series_status": notes.get(lab.series) if lab.series else None,
+            "bank": m.entry.bank, "agency": m.entry.origin_agency, "entry_id": m.entry.id,
             "signal_type": m.signal_type, "signals": signals, "variant": m.variant,
             "distance": m.distance,
             "category": ({"scheme": lab.category[0], "value": lab.category[1]}
                          if lab.category else None),
             "series": lab.series, "victim_status": lab.victim_status, "tags": list(lab.tags),
             "note": lab.note, "video": video_detail(m.video) if m.video else None}
+
+
+def _series_notes(labels: Iterable[str | None]) -> dict[str, dict[str, Any]]:
+    """The series registry's word on the hits' series (one batch), when this store is a
+    node's (before `vigil init` there is no registry)."""
+    wanted = {x for x in labels if x}
+    if not wanted:
+        return {}
+    from vigil.cli.series import registry_here
+    from vigil.victimid.annotate import series_notes
+
+    reg = registry_here(required=False)
+    return {} if reg is None else series_notes(reg, wanted)
 
 
 @app.command("match")
@@ -93,6 +109,7 @@ def match(
         names = [f.path for f in files] + [f"{q.signal_type}:{q.value}" for q in bare]
         outcomes = matcher.match(items, threshold=threshold, bank_names=banks_,
                                  min_quality=min_quality)
+        notes = _series_notes(m.entry.labels.series for o in outcomes for m, _ in o.leads())
     failed = 0
     writer = csv.writer(sys.stdout) if as_csv else None
     if writer:
@@ -103,7 +120,7 @@ def match(
         leads = outcome.leads()
         if as_json:
             row: dict[str, Any] = {"item": name,
-                                   "matches": [_match_json(m, s) for m, s in leads]}
+                                   "matches": [_match_json(m, s, notes) for m, s in leads]}
             if outcome.skipped:
                 row["skipped"] = outcome.skipped
             if error:
@@ -129,6 +146,9 @@ def match(
                            f"[{shown(m.entry.origin_agency)}] {shown(grade)} "
                            f"series={shown(lab.series or '-')} victim={lab.victim_status} "
                            f"distance={m.distance} via {shown(via)}")
+                note = notes.get(lab.series) if lab.series else None
+                if note is not None:
+                    typer.echo(f"  series {shown(note['summary'])}")
         if error is not None:
             err.print(f"vigil match: {error.code}: {shown(error)}", highlight=False,
                       markup=False, soft_wrap=True)

@@ -38,7 +38,7 @@ Id = Annotated[int, Field(ge=1, le=2**62)]
 SignalType = Annotated[str, Field(min_length=1, max_length=64,
                                   pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$",
                                   examples=["pdq", "md5", "sha1", "sha256"])]
-Role = Literal["admin", "curator", "analyst", "matcher", "auditor", "peer"]
+Role = Literal["admin", "curator", "analyst", "matcher", "auditor", "peer", "victim-id"]
 VictimStatus = Literal["unknown", "unidentified", "identified"]
 Variant = Literal["rotate90", "rotate180", "rotate270", "flip-x", "flip-y", "flip-plus1",
                   "flip-minus1"]
@@ -303,7 +303,7 @@ class UserCreate(Strict):
                                ". _ - @; starts with a letter or digit"),
                     door(text.principal_name, "name")]
     kind: Literal["user", "service"] = "user"
-    roles: list[Role] = Field(min_length=1, max_length=6)
+    roles: list[Role] = Field(min_length=1, max_length=7)
 
 
 class UserOut(BaseModel):

@@ -1,0 +1,72 @@
+"""Series state on match and scan hits, and the hit notices they queue.
+
+Why a mapping built once: a scan can hold a million hits on a few series. The series of
+all hits are loaded in one batch (``Registry.states``), each folded once, and every hit
+is then annotated with one dict lookup by its entry's ``series`` label (the label the
+origin's signed bank feed carried). ``bench/victimid.py`` measures the cost against
+matching without it; ``annotate_reference`` is the plain per-hit version the tests
+compare it with.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+from sqlalchemy import Engine
+
+from vigil.victimid import registry
+from vigil.victimid.model import CASE_REF, SERIES_ID, SeriesError, SeriesState, fold, namespace
+from vigil.victimid.service import Registry
+
+
+def note(s: SeriesState) -> dict[str, Any]:
+    """What a hit says about its series: id, origin, status, who identified it (agency,
+    contact role, when), who holds the claim."""
+    out: dict[str, Any] = {"id": s.id, "origin": s.origin, "status": s.status,
+                           "summary": s.summary()}
+    if s.identified:
+        out["identified"] = {k: s.identified[k] for k in ("agency", "contact_role", "at")}
+    if s.holder is not None:
+        out["claimed_by"] = s.holder.agency
+    return out
+
+
+def series_notes(reg: Registry, series: Iterable[str | None]) -> dict[str, dict[str, Any]]:
+    """Notes of the distinct series among ``series`` (labels of hits), loaded in batches;
+    a label that names no known series has none."""
+    ids = {x for x in series if x and SERIES_ID.fullmatch(x)}
+    return {sid: note(s) for sid, s in reg.states(ids).items()} if ids else {}
+
+
+def annotate(labels: Iterable[str | None], notes: Mapping[str, dict[str, Any]],
+             ) -> list[dict[str, Any] | None]:
+    """Each hit's note: one lookup by its series label."""
+    get = notes.get
+    return [get(x) if x else None for x in labels]
+
+
+def annotate_reference(engine: Engine, labels: Iterable[str | None],
+                       ) -> list[dict[str, Any] | None]:
+    """The same, the simple way: every hit folds its series from the store on its own."""
+    out: list[dict[str, Any] | None] = []
+    for x in labels:
+        events = registry.events_of(engine, [x]).get(x, []) if x else []
+        s = fold(x, events) if x and events else None
+        out.append(note(s) if s is not None else None)
+    return out
+
+
+def queue_hits(reg: Registry, labels: Iterable[str | None], case_ref: str,
+               notes: Mapping[str, dict[str, Any]]) -> list[tuple[str, str, int]]:
+    """Queue a hit notice for each series another agency originated among the hits (one
+    per series: its item count, the finder's case reference; no hash, path or picture).
+    Returns (origin, series, items) of each notice queued."""
+    if not CASE_REF.fullmatch(case_ref):
+        raise SeriesError(f"case reference {case_ref[:40]!r}: letters, digits and ' :._/#-' "
+                          "(at most 100)", None, 422)
+    counts = Counter(x for x in labels if x and x in notes and namespace(x) != reg.agency)
+    hits = [(namespace(sid), sid, n, case_ref) for sid, n in sorted(counts.items())]
+    registry.queue_hits(reg.engine, hits)
+    return [(o, s, n) for o, s, n, _ in hits]
