@@ -58,6 +58,9 @@ READ_ONLY = {
     ("notice", "render"): "prints a host's notices",
     ("notice", "report"): "writes report files (--html, --json), not the node's state",
     ("notice", "contact", "list"): "lists contacts",
+    ("series", "list"): "lists series",
+    ("series", "show"): "shows a series",
+    ("series", "hits"): "lists hit notices received",
 }
 #: commands that change state, and the actions of the records each must leave, in order
 MUTATING = {
@@ -78,7 +81,8 @@ MUTATING = {
     ("peer", "grant"): ("user.create", "token.create"),
     ("peer", "trust"): ("peer.trust",),
     ("peer", "add"): ("peer.add",),
-    ("peer", "sync"): ("peer.sync",),
+    ("peer", "sync"): ("peer.sync", "series.sync"),
+    ("series", "sync"): ("series.sync",),
     ("bank", "opinion"): ("bank.opinion",),
     ("notice", "pull"): ("takedown.forward.pull",),
     ("peer", "remove"): ("peer.remove",),
@@ -88,6 +92,14 @@ MUTATING = {
     ("notice", "run"): ("takedown.cycle",),
     ("notice", "ack"): ("takedown.notice.acknowledge",),
     ("notice", "close"): ("takedown.notice.close",),
+    ("series", "create"): ("series.create",),
+    ("series", "update"): ("series.update",),
+    ("series", "clue"): ("series.clue",),
+    ("series", "claim"): ("series.claim",),
+    ("series", "renew"): ("series.renew",),
+    ("series", "release"): ("series.release",),
+    ("series", "identify"): ("series.identify",),
+    ("series", "close"): ("series.close",),
 }
 MD5 = [f"{i:032x}" for i in range(1, 6)]
 
@@ -238,6 +250,7 @@ def test_every_mutating_command_leaves_its_record(node: Node, local: Local,
         (("peer", "add"), ["peer", "add", "sg", node.url, "--key", sg_key, "--token",
                            node.tokens[(HK, "peer")]]),
         (("peer", "sync"), ["peer", "sync", "sg", "-q"]),
+        (("series", "sync"), ["series", "sync", "sg"]),
         (("bank", "opinion"), ["bank", "opinion", f"{SG}.{shared}", "--signal",
                                f"md5:{MD5[4]}", "--agree"]),
         (("notice", "pull"), ["notice", "pull", "sg"]),
@@ -249,6 +262,15 @@ def test_every_mutating_command_leaves_its_record(node: Node, local: Local,
         (("notice", "run"), ["notice", "run"]),
         (("notice", "ack"), lambda: ["notice", "ack", str(a_notice())]),
         (("notice", "close"), lambda: ["notice", "close", str(a_notice())]),
+        (("series", "create"), ["series", "create", f"{HK}:S-1", "--victim", "V1"]),
+        (("series", "update"), ["series", "update", f"{HK}:S-1", "--country", "HK"]),
+        (("series", "clue"), ["series", "clue", f"{HK}:S-1", "a clue that stays here"]),
+        (("series", "claim"), ["series", "claim", f"{HK}:S-1"]),
+        (("series", "renew"), ["series", "renew", f"{HK}:S-1"]),
+        (("series", "release"), ["series", "release", f"{HK}:S-1"]),
+        (("series", "identify"), ["series", "identify", f"{HK}:S-1", "--contact-role",
+                                  "VID desk"]),
+        (("series", "close"), ["series", "close", f"{HK}:S-1"]),
     ]
     assert [p for p, _ in steps] == list(MUTATING), "run every mutating command, in order"
     made: dict[str, AuditEntry] = {}
