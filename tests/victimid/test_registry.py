@@ -188,3 +188,23 @@ def test_annotation_matches_the_reference_and_queues_hits(engine: Engine) -> Non
     assert registry.hits_for(engine, "KR-KNPA", 0, 10) == []
     with pytest.raises(SeriesError, match="case reference"):
         queue_hits(reg, [], "bad\nref", notes)
+
+
+def test_kept_notes_equal_the_fold_even_past_a_lease(engine: Engine) -> None:
+    """The notes kept with every change (the fast path) against folding every time."""
+    import time
+
+    reg = Registry(engine, Ed25519PrivateKey.generate(), "SG-SPF")
+    for i in range(5):
+        reg.create(f"SG-SPF:S-{i}")
+    reg.claim("SG-SPF:S-1", timedelta(seconds=1))
+    reg.claim("SG-SPF:S-2")
+    reg.identify("SG-SPF:S-3", "VID desk")
+    labels = [f"SG-SPF:S-{i}" for i in range(6)]
+    notes = series_notes(reg, labels)
+    assert annotate(labels, notes) == annotate_reference(engine, labels)
+    assert notes["SG-SPF:S-1"]["status"] == "claimed"
+    time.sleep(1.05)  # S-1's lease lapses: its kept note is stale, folded again
+    notes = series_notes(reg, labels)
+    assert notes["SG-SPF:S-1"]["status"] == "unidentified"
+    assert annotate(labels, notes) == annotate_reference(engine, labels)

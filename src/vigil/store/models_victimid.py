@@ -4,6 +4,7 @@
   (``origin`` is its agency) or a peer's, stored exactly as received. A series' state is
   never stored: it is folded from its events every time it is read, the same way on every
   node, so two nodes holding the same events agree (and a lease expires by the clock).
+* ``SeriesNote``: each series' folded note, kept with every change (a cache of the fold).
 * ``SeriesCursor``: how far this node pulled one peer's registry chain and hit notices.
 * ``SeriesClue``: a free-text clue; local unless a grant names the agency it may go to.
 * ``SeriesHitOut`` / ``SeriesHitIn``: hit notices queued for a series' origin, and those
@@ -36,6 +37,18 @@ class SeriesEvent(Base):
     body: Mapped[str] = mapped_column(Text)
     hash: Mapped[str] = mapped_column(String(64))
     sig: Mapped[str | None] = mapped_column(String(128), nullable=True)
+
+
+class SeriesNote(Base):
+    """A series' folded note as of its last record, valid until ``valid_until`` (its first
+    lease to end): what a hit reads, one row per series, instead of folding every time.
+    Rewritten with every record of the series; ``vigil.victimid`` folds again past it."""
+
+    __tablename__ = "series_notes"
+
+    series_id: Mapped[str] = mapped_column(String(100), primary_key=True)
+    note: Mapped[str] = mapped_column(Text)
+    valid_until: Mapped[str] = mapped_column(String(40))
 
 
 class SeriesCursor(Base):

@@ -12,32 +12,42 @@ from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Iterable, Mapping
+from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import Engine
 
 from vigil.victimid import registry
-from vigil.victimid.model import CASE_REF, SERIES_ID, SeriesError, SeriesState, fold, namespace
+from vigil.victimid.model import (
+    CASE_REF,
+    SERIES_ID,
+    SeriesError,
+    SeriesState,
+    fold,
+    iso,
+    namespace,
+)
 from vigil.victimid.service import Registry
 
 
 def note(s: SeriesState) -> dict[str, Any]:
-    """What a hit says about its series: id, origin, status, who identified it (agency,
-    contact role, when), who holds the claim."""
-    out: dict[str, Any] = {"id": s.id, "origin": s.origin, "status": s.status,
-                           "summary": s.summary()}
-    if s.identified:
-        out["identified"] = {k: s.identified[k] for k in ("agency", "contact_role", "at")}
-    if s.holder is not None:
-        out["claimed_by"] = s.holder.agency
-    return out
+    """What a hit says about its series (``SeriesState.note``)."""
+    return s.note()
 
 
 def series_notes(reg: Registry, series: Iterable[str | None]) -> dict[str, dict[str, Any]]:
-    """Notes of the distinct series among ``series`` (labels of hits), loaded in batches;
-    a label that names no known series has none."""
+    """Notes of the distinct series among ``series`` (labels of hits), loaded in batches
+    from the notes kept with every change (``registry.notes``: one row per series, still
+    valid until its first lease ends); a series whose note lapsed is folded again. A label
+    that names no known series has none."""
     ids = {x for x in series if x and SERIES_ID.fullmatch(x)}
-    return {sid: note(s) for sid, s in reg.states(ids).items()} if ids else {}
+    if not ids:
+        return {}
+    now = iso(datetime.now(UTC))
+    kept, stale = registry.notes(reg.engine, ids, now)
+    if stale:
+        kept.update({sid: s.note() for sid, s in reg.states(stale).items()})
+    return kept
 
 
 def annotate(labels: Iterable[str | None], notes: Mapping[str, dict[str, Any]],

@@ -205,6 +205,24 @@ class SeriesState:
                 "conflicts": self.conflicts, "identified": self.identified,
                 "refused": self.refused}
 
+    def note(self) -> dict[str, Any]:
+        """What a hit says about its series: id, origin, status, who identified it
+        (agency, contact role, when), who holds the claim."""
+        out: dict[str, Any] = {"id": self.id, "origin": self.origin, "status": self.status,
+                               "summary": self.summary()}
+        if self.identified:
+            out["identified"] = {k: self.identified[k] for k in ("agency", "contact_role",
+                                                                 "at")}
+        if self.holder is not None:
+            out["claimed_by"] = self.holder.agency
+        return out
+
+    def valid_until(self) -> str:
+        """Until when this state holds with no new record: the first lease to end (a
+        lapse changes it), or far in the future."""
+        ends = [c.expires for c in ([self.holder] if self.holder else []) + self.contested]
+        return min(ends) if ends else "9999-12-31T00:00:00.000000Z"
+
     def summary(self) -> str:
         """One line for a hit: the id, the status and who to contact."""
         if self.status == "identified" and self.identified:

@@ -7,13 +7,13 @@ hits cost one query per few hundred series, not one per hit.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import Engine, func, insert, select, update
+import orjson
+from sqlalchemy import Engine, delete, func, insert, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -23,8 +23,9 @@ from vigil.store.models_victimid import (
     SeriesEvent,
     SeriesHitIn,
     SeriesHitOut,
+    SeriesNote,
 )
-from vigil.victimid.model import Event
+from vigil.victimid.model import Event, fold
 
 #: series ids per ``IN`` list
 BATCH = 500
@@ -45,7 +46,7 @@ class StoredRecord:
 
 
 def _event(origin: str, seq: int, body: str) -> Event:
-    b = json.loads(body)
+    b = orjson.loads(body)
     return Event(origin, seq, b["at"], b["kind"], b["series"], b.get("fields") or {})
 
 
@@ -68,6 +69,7 @@ def append(engine: Engine, build: Any, origin: str, tries: int = 5) -> StoredRec
                 s.execute(insert(SeriesEvent).values(
                     origin=rec.origin, seq=rec.seq, series_id=rec.series_id, kind=rec.kind,
                     at=rec.at, body=rec.body, hash=rec.hash, sig=rec.sig))
+                _refresh(s, [rec.series_id])
             return rec
         except IntegrityError:
             if attempt == tries - 1:
@@ -81,15 +83,10 @@ def events_of(engine: Engine, series_ids: Iterable[str] | None = None,
     out: dict[str, list[Event]] = {}
     q = select(SeriesEvent.series_id, SeriesEvent.origin, SeriesEvent.seq, SeriesEvent.body)
     with Session(engine) as s:
-        if series_ids is None:
-            batches: list[Any] = [q]
-        else:
-            ids = sorted(set(series_ids))
-            batches = [q.where(SeriesEvent.series_id.in_(ids[i:i + BATCH]))
-                       for i in range(0, len(ids), BATCH)]
-        for stmt in batches:
-            for sid, origin, seq, body in s.execute(stmt):
-                out.setdefault(sid, []).append(_event(origin, int(seq), body))
+        if series_ids is not None:
+            return _events(s, series_ids)
+        for sid, origin, seq, body in s.execute(q):
+            out.setdefault(sid, []).append(_event(origin, int(seq), body))
     return out
 
 
@@ -144,7 +141,54 @@ def store_page(engine: Engine, peer: str, expected: int, records: Sequence[Store
         s.execute(insert(SeriesEvent), [
             {"origin": r.origin, "seq": r.seq, "series_id": r.series_id, "kind": r.kind,
              "at": r.at, "body": r.body, "hash": r.hash, "sig": r.sig} for r in records])
+        _refresh(s, {r.series_id for r in records})
     return True
+
+
+def _events(s: Session, ids: Iterable[str]) -> dict[str, list[Event]]:
+    out: dict[str, list[Event]] = {}
+    q = select(SeriesEvent.series_id, SeriesEvent.origin, SeriesEvent.seq, SeriesEvent.body)
+    ordered = sorted(set(ids))
+    for i in range(0, len(ordered), BATCH):
+        for sid, origin, seq, body in s.execute(
+                q.where(SeriesEvent.series_id.in_(ordered[i:i + BATCH]))):
+            out.setdefault(sid, []).append(_event(origin, int(seq), body))
+    return out
+
+
+def _refresh(s: Session, ids: Iterable[str]) -> None:
+    """Fold these series again and keep their notes (in the caller's transaction)."""
+    now = datetime.now(UTC)
+    rows = []
+    for sid, events in _events(s, ids).items():
+        st = fold(sid, events, now)
+        if st is not None:
+            rows.append({"series_id": sid, "note": orjson.dumps(st.note()).decode(),
+                         "valid_until": st.valid_until()})
+    keys = [r["series_id"] for r in rows]
+    for i in range(0, len(keys), BATCH):
+        s.execute(delete(SeriesNote).where(SeriesNote.series_id.in_(keys[i:i + BATCH])))
+    if rows:
+        s.execute(insert(SeriesNote), rows)
+
+
+def notes(engine: Engine, ids: Iterable[str], now: str,
+          ) -> tuple[dict[str, dict[str, Any]], list[str]]:
+    """(notes still valid at ``now`` by series id, ids whose note lapsed) of these series;
+    ids with no note are series not known here."""
+    kept: dict[str, dict[str, Any]] = {}
+    stale: list[str] = []
+    ordered = sorted(set(ids))
+    q = select(SeriesNote.series_id, SeriesNote.note, SeriesNote.valid_until)
+    with Session(engine) as s:
+        for i in range(0, len(ordered), BATCH):
+            for sid, text, until in s.execute(
+                    q.where(SeriesNote.series_id.in_(ordered[i:i + BATCH]))):
+                if until > now:
+                    kept[sid] = orjson.loads(text)
+                else:
+                    stale.append(sid)
+    return kept, stale
 
 
 def set_cursor(engine: Engine, peer: str, **values: Any) -> None:

@@ -36,6 +36,12 @@ def upgrade() -> None:
     )
     op.create_index("ix_series_events_series", "series_events", ["series_id"])
     op.create_table(
+        "series_notes",
+        sa.Column("series_id", sa.String(100), primary_key=True),
+        sa.Column("note", sa.Text, nullable=False),
+        sa.Column("valid_until", sa.String(40), nullable=False),
+    )
+    op.create_table(
         "series_cursors",
         sa.Column("peer", sa.String(100), primary_key=True),
         sa.Column("agency", sa.String(64), nullable=False),
@@ -86,5 +92,5 @@ def upgrade() -> None:
 
 def downgrade() -> None:
     for t in ("series_hits_in", "series_hits_out", "series_clues", "series_cursors",
-              "series_events"):
+              "series_notes", "series_events"):
         op.drop_table(t)
