@@ -1,17 +1,17 @@
 """Victim identification (issue 17): the cost of series annotation on matching, and the
 sync of a series registry between two real nodes.
 
-1. **Annotation overhead.** A private store (bench/out/vid-home, SQLite, built once) holds
-   one bank of ``--entries`` random signals (PDQ, MD5, SHA-1, SHA-256 in turn), each
+1. **Annotation overhead.** A private store (bench/out/vid-home-*, SQLite, built once)
+   holds one bank of ``--entries`` random signals (PDQ, MD5, SHA-1, SHA-256 in turn), each
    labelled with one of ``--series`` series, and a registry holding those series as a
    peer's verified chain (every tenth identified). ``--files`` items are matched with
-   ``Matcher.match`` — each a PDQ 4 bits off a bank PDQ and, for every other item, an MD5
-   in the bank — then annotated as `vigil match` and `vigil scan` annotate them
-   (``series_notes`` over all hits' series, one batch; ``annotate``, one lookup per hit).
-   The ratio is annotation time over match time in the same process on the same items
-   (hashing the files, which `vigil match` also does, is left out: the ratio is stricter
-   than against the whole command). ``annotate_reference`` is checked to give the same on
-   a sample.
+   ``Matcher.match`` (and ``Outcome.leads``, which every output prints) — each item a PDQ
+   4 bits off a bank PDQ and, for every other item, an MD5 in the bank — then annotated
+   as `vigil match` and `vigil scan` annotate them (``series_notes`` over all hits'
+   series, one batch; ``annotate``, one lookup per hit). The ratio is annotation time
+   over match time, same process, same items. Hashing the files (which `vigil match`
+   also does) is left out, so the ratio is stricter than against the whole command.
+   ``annotate_reference`` is checked to give the same on a sample.
 2. **Registry sync.** The origin ("SG-SPF", a real `vigil serve` on loopback) holds
    ``--records`` registry records (creates, claims, identifications, releases), written in
    bulk into its store; a fresh receiver ("HK-POL") pulls them: the ``sync_peer`` call in
@@ -138,9 +138,10 @@ def bench_annotation(entries: int, series: int, files: int, repeat: int) -> dict
     for _ in range(repeat):
         t = time.perf_counter()
         outcomes = matcher.match(items)
+        leads = [o.leads() for o in outcomes]  # what every output prints, series or not
         t_match.append(time.perf_counter() - t)
         t = time.perf_counter()
-        labels = [m.entry.labels.series for o in outcomes for m, _ in o.leads()]
+        labels = [m.entry.labels.series for ls in leads for m, _ in ls]
         notes = series_notes(reg, labels)
         out = annotate(labels, notes)
         t_note.append(time.perf_counter() - t)

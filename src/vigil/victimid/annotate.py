@@ -40,7 +40,7 @@ def series_notes(reg: Registry, series: Iterable[str | None]) -> dict[str, dict[
     from the notes kept with every change (``registry.notes``: one row per series, still
     valid until its first lease ends); a series whose note lapsed is folded again. A label
     that names no known series has none."""
-    ids = {x for x in series if x and SERIES_ID.fullmatch(x)}
+    ids = {x for x in set(series) if x and SERIES_ID.fullmatch(x)}
     if not ids:
         return {}
     now = iso(datetime.now(UTC))
