@@ -36,6 +36,11 @@ def note(s: SeriesState) -> dict[str, Any]:
 
 
 def series_notes(reg: Registry, series: Iterable[str | None]) -> dict[str, dict[str, Any]]:
+    """Notes of the distinct series among ``series`` (labels of hits): ``notes_for``."""
+    return notes_for(reg.engine, series)
+
+
+def notes_for(engine: Engine, series: Iterable[str | None]) -> dict[str, dict[str, Any]]:
     """Notes of the distinct series among ``series`` (labels of hits), loaded in batches
     from the notes kept with every change (``registry.notes``: one row per series, still
     valid until its first lease ends); a series whose note lapsed is folded again. A label
@@ -43,11 +48,18 @@ def series_notes(reg: Registry, series: Iterable[str | None]) -> dict[str, dict[
     ids = {x for x in set(series) if x and SERIES_ID.fullmatch(x)}
     if not ids:
         return {}
-    now = iso(datetime.now(UTC))
-    kept, stale = registry.notes(reg.engine, ids, now)
-    if stale:
-        kept.update({sid: s.note() for sid, s in reg.states(stale).items()})
+    now = datetime.now(UTC)
+    kept, stale = registry.notes(engine, ids, iso(now))
+    for sid, events in registry.events_of(engine, stale).items() if stale else ():
+        st = fold(sid, events, now)
+        if st is not None:
+            kept[sid] = st.note()
     return kept
+
+
+def names_a_series(label: str | None) -> bool:
+    """Whether a hit's series label is a registry id (``AGENCY:LOCAL``) worth looking up."""
+    return bool(label) and SERIES_ID.fullmatch(label or "") is not None
 
 
 def annotate(labels: Iterable[str | None], notes: Mapping[str, dict[str, Any]],

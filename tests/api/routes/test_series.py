@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from sqlalchemy import select
 
-from tests.api.conftest import HK, SG, Node
+from tests.api.conftest import HK, SG, Node, wait_for
 from vigil.store.models_node import AuditRecord
 
 
@@ -46,3 +46,31 @@ def test_series_roles_rules_and_audit(node: Node) -> None:
         actions = {a for (a,) in c.execute(select(AuditRecord.action).where(
             AuditRecord.target == sid))}
     assert {"series.create", "series.claim", "series.identify", "series.clue"} <= actions
+
+
+def test_match_names_the_series_status_for_analysts_only(node: Node) -> None:
+    """`/v1/match` (the fast path hands such leads to the route) carries the registry's
+    note on a lead's series; a matcher sees no series at all."""
+    import uuid
+
+    sid = f"{SG}:S-M-{uuid.uuid4().hex[:6]}"
+    md5 = uuid.uuid4().hex
+    bank = f"vid-{uuid.uuid4().hex[:8]}"
+    with node.client("admin") as adm, node.client("victim-id") as vid:
+        assert adm.post("/v1/banks", json={"name": bank}).status_code == 201
+        r = adm.post(f"/v1/banks/{bank}/entries", json={"entries": [
+            {"type": "md5", "value": md5, "series": sid}]})
+        assert r.status_code == 200, r.text
+        assert vid.post("/v1/series", json={"id": sid}).status_code == 201
+        assert vid.post(f"/v1/series/{sid}/identify",
+                        json={"contact_role": "VID desk"}).status_code == 200
+    body = {"signals": [{"type": "md5", "value": md5}]}
+    with node.client("analyst") as ana, node.client("matcher") as mat:
+        wait_for(lambda: ana.post("/v1/match", json=body).json()["matched"] == 1, 20)
+        for _ in range(2):  # the second time the token is in the worker's cache: fast path
+            lead = ana.post("/v1/match", json=body).json()["results"][0]["matches"][0]
+            assert lead["series"] == sid
+            assert lead["series_status"]["status"] == "identified"
+            assert lead["series_status"]["identified"]["agency"] == SG
+            m = mat.post("/v1/match", json=body).json()["results"][0]["matches"][0]
+            assert "series" not in m and "series_status" not in m

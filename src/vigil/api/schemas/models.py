@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from datetime import UTC, datetime
-from typing import Annotated, Literal, get_args
+from typing import Annotated, Any, Literal, get_args
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationInfo, field_validator
 
@@ -167,6 +167,9 @@ class MatchOut(BaseModel):
     note: str | None = None
     #: a video match: both percentages and the matched time ranges in both videos
     video: VideoDetail | None = None
+    #: what the series registry says of the entry's series (``vigil.victimid``): status,
+    #: who identified it and whom to contact, who holds the claim
+    series_status: dict[str, Any] | None = None
 
 
 class SignalResult(BaseModel):
