@@ -208,3 +208,12 @@ def test_kept_notes_equal_the_fold_even_past_a_lease(engine: Engine) -> None:
     notes = series_notes(reg, labels)
     assert notes["SG-SPF:S-1"]["status"] == "unidentified"
     assert annotate(labels, notes) == annotate_reference(engine, labels)
+
+
+def test_the_periodic_sync_pulls_registries_too(engine: Engine, tmp_path: Path) -> None:
+    """`vigil serve`'s periodic sync runs the registry pull after the bank feeds."""
+    from vigil.exchange.periodic import PeerSyncThread
+
+    calls: list[int] = []
+    t = PeerSyncThread(engine, tmp_path, None, 0, also=lambda: calls.append(1))  # type: ignore[arg-type]
+    assert t.tick() and calls == [1]

@@ -28,6 +28,20 @@ from vigil.exchange.periodic import PeerSyncThread, interval_from_env
 from vigil.store import make_engine
 from vigil.takedown.worker import TakedownThread
 
+
+def registries(engine: Engine, home: Path, audit: Any) -> None:
+    """The periodic sync's second half: every peer's series registry (vigil.victimid)."""
+    from vigil.node import identity
+    from vigil.victimid.sync import sync_all as sync_registries
+
+    ident = identity(engine)
+    for r in sync_registries(engine, home):
+        audit.append("series.sync", outcome="ok" if r.error is None else "failed",
+                     agency=ident.agency if ident else None, actor=f"peer-sync/{r.peer}",
+                     target=r.peer, detail={"records": r.after - r.before, "hits": r.hits,
+                                            "clues": r.clues, "error": r.error})
+
+
 DESCRIPTION = """Each agency's Vigil node: hash files, match signals against the agency's
 banks, curate banks, and read the audit trail. Authenticate with
 `Authorization: Bearer <token>` (tokens come from `vigil init` / `POST /v1/tokens`).
@@ -61,7 +75,8 @@ def create_app(engine: Engine | None = None, settings: Settings | None = None) -
         node = NodeState(eng, settings)
         node.start()
         peers = PeerSyncThread(eng, settings.home, node.audit, interval_from_env(),
-                               banks_changed=node.banks_changed)
+                               banks_changed=node.banks_changed,
+                               also=lambda: registries(eng, settings.home, node.audit))
         peers.start()
         notices = TakedownThread.from_env(eng, node.matcher, node.identity.agency,
                                           settings.home)
