@@ -216,6 +216,9 @@ def sync_peer(engine: Engine, home: Path, peer: str, page_size: int = 5000,
         seq, prev = c.last_seq, c.last_hash
         while True:
             r = client.get("/v1/registry/feed", after=seq, limit=page_size)
+            if r.status_code == 404:  # a peer running a Vigil without a registry
+                out.notes.append(f"{peer} has no series registry (404); nothing pulled")
+                return out
             if r.status_code != 200:
                 raise PeerError(f"{p.url}/v1/registry/feed answered {r.status_code}: "
                                 f"{problem_of(r)}")
