@@ -100,6 +100,7 @@ MUTATING = {
     ("series", "release"): ("series.release",),
     ("series", "identify"): ("series.identify",),
     ("series", "close"): ("series.close",),
+    ("series", "notify"): ("series.notify",),
 }
 MD5 = [f"{i:032x}" for i in range(1, 6)]
 
@@ -271,6 +272,7 @@ def test_every_mutating_command_leaves_its_record(node: Node, local: Local,
         (("series", "identify"), ["series", "identify", f"{HK}:S-1", "--contact-role",
                                   "VID desk"]),
         (("series", "close"), ["series", "close", f"{HK}:S-1"]),
+        (("series", "notify"), ["series", "notify", SG]),
     ]
     assert [p for p, _ in steps] == list(MUTATING), "run every mutating command, in order"
     made: dict[str, AuditEntry] = {}

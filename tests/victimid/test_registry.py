@@ -179,8 +179,10 @@ def test_annotation_matches_the_reference_and_queues_hits(engine: Engine) -> Non
     assert notes["SG-SPF:S-3"]["status"] == "identified"
     from vigil.victimid.annotate import queue_hits
 
-    queued = queue_hits(reg, ["SG-SPF:S-3", "SG-SPF:S-3", "HK-POL:H-1", None], "HK-2026-114",
-                        notes)
+    hits = ["SG-SPF:S-3", "SG-SPF:S-3", "HK-POL:H-1", None]
+    assert queue_hits(reg, hits, "HK-2026-114", notes) == []  # no rule: deny by default
+    assert registry.set_notify(engine, "SG-SPF", True, "test")
+    queued = queue_hits(reg, hits, "HK-2026-114", notes)
     assert queued == [("SG-SPF", "SG-SPF:S-3", 2)]  # never for HK's own series
     out = registry.hits_for(engine, "SG-SPF", 0, 10)
     assert [(h.series_id, h.items, h.case_ref) for h in out] == [

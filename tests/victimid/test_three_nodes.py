@@ -116,6 +116,7 @@ def test_series_from_scan_hits_abroad_and_the_origin_hears_of_it(
     _sync(hk, kr, banks=True)
     # HK's seizure holds resized copies: its scan names the SG series and its status
     _photos(tmp_path / "hk-seizure", 0.6)
+    hk.cli("series", "notify", "SG-SPF")  # hit notices to SG: deny by default
     scan = hk.cli("scan", str(tmp_path / "hk-seizure"), "--out", str(tmp_path / "hk-scan"),
                   "-j", "1", "-q", "--case", "HK-2026-114").stdout
     assert f"hit notice queued for SG-SPF: series {SID}, 3 item(s), case HK-2026-114" in scan

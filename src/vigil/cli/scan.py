@@ -110,7 +110,7 @@ def _series(out: Path, case: str | None) -> dict[str, dict[str, Any]] | None:
     hit notices queued for other agencies' series when a case reference is given."""
     from vigil.cli.series import registry_here
     from vigil.triage.scandb import ScanDB
-    from vigil.victimid.annotate import queue_hits, series_notes
+    from vigil.victimid.annotate import queue_hits_ruled, series_notes
 
     reg = registry_here(required=case is not None)
     if reg is None:
@@ -122,8 +122,12 @@ def _series(out: Path, case: str | None) -> dict[str, dict[str, Any]] | None:
         db.close()
     notes = series_notes(reg, labels.values())
     if case is not None:
-        for origin, sid, n in queue_hits(reg, labels.values(), case, notes):
+        sent, withheld = queue_hits_ruled(reg, labels.values(), case, notes)
+        for origin, sid, n in sent:
             typer.echo(f"hit notice queued for {origin}: series {sid}, {n} item(s), case {case}")
+        for origin, sid, n in withheld:
+            typer.echo(f"no hit notice for {origin} (series {sid}, {n} item(s)): no rule "
+                       f"allows notices to it (vigil series notify {origin})")
     return notes
 
 

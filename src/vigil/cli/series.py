@@ -297,6 +297,27 @@ def clue(
                ("local" if not c.grants else f"granted to {', '.join(c.grants)}"))
 
 
+@series_app.command("notify")
+def notify(
+    agency: Annotated[str, typer.Argument(help="The agency, e.g. SG-SPF.")],
+    off: Annotated[bool, typer.Option("--off", help="Stop sending it hit notices.")] = False,
+) -> None:
+    """Allow hit notices to an agency: when a scan with --case hits one of its series, it
+    learns the series, the item count, the date and the case reference (nothing else).
+    Deny by default: with no rule, no notice is queued."""
+    from vigil.cli._audit import local_actor, opened
+    from vigil.node import check_code
+    from vigil.victimid import registry
+
+    with user_errors():
+        reg = _reg()
+        code = check_code(agency)
+        audit = opened(reg.engine)
+        changed = registry.set_notify(reg.engine, code, not off, local_actor())
+        audit.record("series.notify", code, allow=not off, changed=changed)
+    typer.echo(f"hit notices to {code}: {'off' if off else 'on'}")
+
+
 @series_app.command("hits")
 def hits(series_id: Annotated[str | None, typer.Argument(help="Only this series.")] = None,
          as_json: Json = False) -> None:

@@ -7,6 +7,7 @@
 * ``SeriesNote``: each series' folded note, kept with every change (a cache of the fold).
 * ``SeriesCursor``: how far this node pulled one peer's registry chain and hit notices.
 * ``SeriesClue``: a free-text clue; local unless a grant names the agency it may go to.
+* ``SeriesNotifyRule``: the agencies this node sends hit notices to (deny by default).
 * ``SeriesHitOut`` / ``SeriesHitIn``: hit notices queued for a series' origin, and those
   pulled from peers about this node's series. They hold no hash, path or picture.
 """
@@ -80,6 +81,16 @@ class SeriesClue(Base):
     series_id: Mapped[str] = mapped_column(String(100))
     text: Mapped[str] = mapped_column(Text)
     grants: Mapped[str] = mapped_column(String(1000), default="")
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    created_by: Mapped[str | None] = mapped_column(String(200), nullable=True)
+
+
+class SeriesNotifyRule(Base):
+    """This node may send hit notices to ``agency`` (deny by default: no row, no notice)."""
+
+    __tablename__ = "series_notify_rules"
+
+    agency: Mapped[str] = mapped_column(String(64), primary_key=True)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
     created_by: Mapped[str | None] = mapped_column(String(200), nullable=True)
 

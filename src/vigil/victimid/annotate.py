@@ -83,12 +83,22 @@ def annotate_reference(engine: Engine, labels: Iterable[str | None],
 def queue_hits(reg: Registry, labels: Iterable[str | None], case_ref: str,
                notes: Mapping[str, dict[str, Any]]) -> list[tuple[str, str, int]]:
     """Queue a hit notice for each series another agency originated among the hits (one
-    per series: its item count, the finder's case reference; no hash, path or picture).
+    per series: its item count, the finder's case reference; no hash, path or picture),
+    where a rule allows notices to that agency (``vigil series notify``; deny by default).
     Returns (origin, series, items) of each notice queued."""
+    return queue_hits_ruled(reg, labels, case_ref, notes)[0]
+
+
+def queue_hits_ruled(reg: Registry, labels: Iterable[str | None], case_ref: str,
+                     notes: Mapping[str, dict[str, Any]],
+                     ) -> tuple[list[tuple[str, str, int]], list[tuple[str, str, int]]]:
+    """``queue_hits``, and the notices withheld for want of a rule."""
     if not CASE_REF.fullmatch(case_ref):
         raise SeriesError(f"case reference {case_ref[:40]!r}: letters, digits and ' :._/#-' "
                           "(at most 100)", None, 422)
     counts = Counter(x for x in labels if x and x in notes and namespace(x) != reg.agency)
-    hits = [(namespace(sid), sid, n, case_ref) for sid, n in sorted(counts.items())]
-    registry.queue_hits(reg.engine, hits)
-    return [(o, s, n) for o, s, n, _ in hits]
+    allowed = registry.notify_agencies(reg.engine)
+    hits = [(namespace(sid), sid, n) for sid, n in sorted(counts.items())]
+    send = [h for h in hits if h[0] in allowed]
+    registry.queue_hits(reg.engine, [(o, s, n, case_ref) for o, s, n in send])
+    return send, [h for h in hits if h[0] not in allowed]

@@ -24,6 +24,7 @@ from vigil.store.models_victimid import (
     SeriesHitIn,
     SeriesHitOut,
     SeriesNote,
+    SeriesNotifyRule,
 )
 from vigil.victimid.model import Event, fold
 
@@ -221,6 +222,25 @@ def queue_hits(engine: Engine, hits: Sequence[tuple[str, str, int, str]]) -> lis
             s.flush()
             ids.append(h.id)
     return ids
+
+
+def set_notify(engine: Engine, agency: str, allow: bool, by: str | None) -> bool:
+    """Allow (or stop) hit notices to ``agency``; whether anything changed."""
+    with Session(engine) as s, s.begin():
+        row = s.get(SeriesNotifyRule, agency)
+        if allow and row is None:
+            s.add(SeriesNotifyRule(agency=agency, created_at=datetime.now(UTC),
+                                   created_by=by))
+            return True
+        if not allow and row is not None:
+            s.delete(row)
+            return True
+        return False
+
+
+def notify_agencies(engine: Engine) -> set[str]:
+    with Session(engine) as s:
+        return set(s.scalars(select(SeriesNotifyRule.agency)))
 
 
 def hits_for(engine: Engine, origin: str, after: int, limit: int) -> list[HitNotice]:

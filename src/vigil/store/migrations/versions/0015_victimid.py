@@ -66,6 +66,12 @@ def upgrade() -> None:
     )
     op.create_index("ix_series_clues_series", "series_clues", ["series_id"])
     op.create_table(
+        "series_notify_rules",
+        sa.Column("agency", sa.String(64), primary_key=True),
+        sa.Column("created_at", TS, nullable=False),
+        sa.Column("created_by", sa.String(200), nullable=True),
+    )
+    op.create_table(
         "series_hits_out",
         sa.Column("id", BigId, primary_key=True, autoincrement=True),
         sa.Column("origin", sa.String(64), nullable=False),
@@ -91,6 +97,6 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
-    for t in ("series_hits_in", "series_hits_out", "series_clues", "series_cursors",
-              "series_notes", "series_events"):
+    for t in ("series_hits_in", "series_hits_out", "series_notify_rules", "series_clues",
+              "series_cursors", "series_notes", "series_events"):
         op.drop_table(t)
