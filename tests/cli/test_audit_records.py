@@ -61,6 +61,7 @@ READ_ONLY = {
     ("series", "list"): "lists series",
     ("series", "show"): "shows a series",
     ("series", "hits"): "lists hit notices received",
+    ("series", "overlaps"): "lists series that share signals",
 }
 #: commands that change state, and the actions of the records each must leave, in order
 MUTATING = {
@@ -101,6 +102,7 @@ MUTATING = {
     ("series", "identify"): ("series.identify",),
     ("series", "close"): ("series.close",),
     ("series", "notify"): ("series.notify",),
+    ("series", "merge"): ("series.merge",),
 }
 MD5 = [f"{i:032x}" for i in range(1, 6)]
 
@@ -273,6 +275,7 @@ def test_every_mutating_command_leaves_its_record(node: Node, local: Local,
                                   "VID desk"]),
         (("series", "close"), ["series", "close", f"{HK}:S-1"]),
         (("series", "notify"), ["series", "notify", SG]),
+        (("series", "merge"), ["series", "merge", f"{HK}:S-1", f"{SG}:S-7"]),
     ]
     assert [p for p, _ in steps] == list(MUTATING), "run every mutating command, in order"
     made: dict[str, AuditEntry] = {}

@@ -219,3 +219,23 @@ def test_the_periodic_sync_pulls_registries_too(engine: Engine, tmp_path: Path) 
     calls: list[int] = []
     t = PeerSyncThread(engine, tmp_path, None, 0, also=lambda: calls.append(1))  # type: ignore[arg-type]
     assert t.tick() and calls == [1]
+
+
+def test_overlaps_and_merge(engine: Engine) -> None:
+    """Series whose entries share a signal are listed; a merge links them as aliases."""
+    from vigil.banks import Banks
+    from vigil.banks.entry import EntryRecord, Labels
+
+    banks = Banks(engine, user="test")
+    for name, series, values in (("a", "SG-SPF:S-1", ["1" * 32, "2" * 32, "3" * 32]),
+                                 ("b", "HK-POL:H-9", ["2" * 32, "3" * 32, "4" * 32]),
+                                 ("c", "KR-KNPA:K-1", ["5" * 32])):
+        banks.create(name, "SG-SPF")
+        banks.apply(name, [EntryRecord("md5", v, Labels(series=series)) for v in values])
+    assert registry.overlaps(engine) == [("HK-POL:H-9", "SG-SPF:S-1", 2)]
+    reg = Registry(engine, Ed25519PrivateKey.generate(), "SG-SPF")
+    reg.create("SG-SPF:S-1", {"aliases": ["ICSE:1"]})
+    s = reg.merge("SG-SPF:S-1", "HK-POL:H-9").state
+    assert s.aliases == ["HK-POL:H-9", "ICSE:1"]
+    with pytest.raises(SeriesError, match="merged with itself"):
+        reg.merge("SG-SPF:S-1", "SG-SPF:S-1")

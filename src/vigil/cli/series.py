@@ -297,6 +297,34 @@ def clue(
                ("local" if not c.grants else f"granted to {', '.join(c.grants)}"))
 
 
+@series_app.command("overlaps")
+def overlaps(as_json: Json = False) -> None:
+    """Series (local and mirrored) whose entries share signals: candidates to merge."""
+    from vigil.victimid import registry
+
+    with user_errors():
+        pairs = registry.overlaps(_reg().engine)
+    if as_json:
+        typer.echo(json.dumps([{"series": [a, b], "shared_signals": n} for a, b, n in pairs],
+                              indent=2))
+        return
+    if not pairs:
+        typer.echo("no overlapping series")
+    for a, b, n in pairs:
+        typer.echo(f"{shown(a)} ~ {shown(b)}: {n} shared signal(s)")
+
+
+@series_app.command("merge")
+def merge(series_id: Annotated[str, typer.Argument(help="This agency's series.")],
+          other: Annotated[str, typer.Argument(help="The series to link as an alias.")],
+          as_json: Json = False) -> None:
+    """Link another series to this agency's series as an alias (each keeps its own id)."""
+    with user_errors():
+        reg = _reg()
+        ch = reg.merge(series_id, other)
+    _changed("series.merge", reg, ch, as_json, alias=other)
+
+
 @series_app.command("notify")
 def notify(
     agency: Annotated[str, typer.Argument(help="The agency, e.g. SG-SPF.")],

@@ -333,6 +333,24 @@ def keep_clues(engine: Engine, origin: str, clues: Sequence[ClueInfo]) -> int:
     return new
 
 
+def overlaps(engine: Engine, limit: int = 1000) -> list[tuple[str, str, int]]:
+    """Pairs of series whose entries share a signal (the same type and value, in any two
+    banks, local or mirrored), with how many signals they share, most first."""
+    from sqlalchemy.orm import aliased
+
+    from vigil.store.models import Entry
+
+    a, b = aliased(Entry), aliased(Entry)
+    n = func.count(func.distinct(a.signal_type + ":" + a.value))
+    q = (select(a.series, b.series, n)
+         .join(b, (a.signal_type == b.signal_type) & (a.value == b.value))
+         .where(a.series.is_not(None), b.series.is_not(None), a.series < b.series,
+                a.removed.is_(False), b.removed.is_(False))
+         .group_by(a.series, b.series).order_by(n.desc(), a.series, b.series).limit(limit))
+    with Session(engine) as s:
+        return [(str(x), str(y), int(k)) for x, y, k in s.execute(q)]
+
+
 def count_records(engine: Engine) -> int:
     with Session(engine) as s:
         return int(s.scalar(select(func.count()).select_from(SeriesEvent)) or 0)

@@ -169,6 +169,16 @@ class Registry:
     def close(self, series_id: str, now: datetime | None = None) -> Change:
         return self._append("close", series_id, {}, now)
 
+    def merge(self, series_id: str, other: str, now: datetime | None = None) -> Change:
+        """Link another series (another agency's, or this one's) to this agency's series as
+        an alias: each agency keeps its own id, and both ids name the same victim."""
+        check_series_id(other)
+        if other == series_id:
+            raise SeriesError(f"series {series_id} cannot be merged with itself", series_id,
+                              422)
+        s = self.get(series_id)
+        return self.describe(series_id, {"aliases": sorted({*s.aliases, other})}, now)
+
     # ---- clues (local unless granted) ----------------------------------------------------
 
     def add_clue(self, series_id: str, text: str, grants: Sequence[str] = (),
