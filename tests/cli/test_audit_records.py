@@ -62,6 +62,7 @@ READ_ONLY = {
     ("series", "show"): "shows a series",
     ("series", "hits"): "lists hit notices received",
     ("series", "overlaps"): "lists series that share signals",
+    ("op", "report"): "writes report files (--out), not the node's state",
 }
 #: commands that change state, and the actions of the records each must leave, in order
 MUTATING = {
@@ -103,6 +104,7 @@ MUTATING = {
     ("series", "close"): ("series.close",),
     ("series", "notify"): ("series.notify",),
     ("series", "merge"): ("series.merge",),
+    ("op", "create"): ("op.create",),
 }
 MD5 = [f"{i:032x}" for i in range(1, 6)]
 
@@ -276,6 +278,8 @@ def test_every_mutating_command_leaves_its_record(node: Node, local: Local,
         (("series", "close"), ["series", "close", f"{HK}:S-1"]),
         (("series", "notify"), ["series", "notify", SG]),
         (("series", "merge"), ["series", "merge", f"{HK}:S-1", f"{SG}:S-7"]),
+        (("op", "create"), ["op", "create", "Operation T", "--from", "2026-11-01", "--to",
+                            "2026-12-31", "--partners", SG]),
     ]
     assert [p for p, _ in steps] == list(MUTATING), "run every mutating command, in order"
     made: dict[str, AuditEntry] = {}

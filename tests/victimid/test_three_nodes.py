@@ -20,6 +20,7 @@ import httpx
 import pytest
 from PIL import Image, ImageEnhance
 
+from tests.browser import Watched, browser_page  # noqa: F401
 from tests.exchange.conftest import FedNode, make_node
 from vigil.demo.synthetic import synthetic_image
 from vigil.exchange.peers import add_peer
@@ -230,3 +231,27 @@ def test_a_clue_not_granted_never_leaves_sg(nodes: dict[str, FedNode]) -> None:
         assert c.get(f"/v1/series/{SID}").json()["status"] == "identified"
         r = c.post("/v1/series/SG-SPF:S-000018/claim", json={})
         assert r.status_code == 403
+
+
+def test_the_operation_report_renders_offline(nodes: dict[str, FedNode], tmp_path: Path,
+                                              browser_page: Watched) -> None:  # noqa: F811
+    """`vigil op report` for the three-node operation: the figures, and a page that
+    renders in headless Chromium with no console errors and no network requests."""
+    sg = nodes["sg"]
+    today = datetime.now(UTC).date().isoformat()
+    sg.cli("op", "create", "Operation Tide", "--from", today, "--to", today, "--partners",
+           "HK-POL,KR-KNPA")
+    sg.cli("op", "report", "Operation Tide", "--out", str(tmp_path))
+    r = json.loads((tmp_path / "op.json").read_text())
+    assert r["series"]["identified"] == 1 and r["series"]["total"] == 2
+    assert r["victims_identified_by_jurisdiction"] == {"KR": 1}
+    assert r["hits_across_borders"][0]["finder"] == "HK-POL"
+    assert r["hits_across_borders"][0]["items"] == 3
+    assert {"claimed", "identified"} <= {t["event"] for t in r["timeline"]}
+    page = tmp_path / "op.html"
+    text = page.read_text()
+    assert SECRET not in text and "<script" not in text
+    browser_page.page.goto(page.as_uri())
+    assert "Operation Tide" in browser_page.page.inner_text("h1")
+    assert browser_page.errors == []
+    assert [r.url for r in browser_page.requests] == [page.as_uri()]

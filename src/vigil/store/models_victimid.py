@@ -85,6 +85,21 @@ class SeriesClue(Base):
     created_by: Mapped[str | None] = mapped_column(String(200), nullable=True)
 
 
+class Operation(Base):
+    """A joint operation: a name, a period, partner agencies and the series it covers
+    (space-separated ids; none: every series known here)."""
+
+    __tablename__ = "operations"
+
+    name: Mapped[str] = mapped_column(String(200), primary_key=True)
+    starts: Mapped[str] = mapped_column(String(10))
+    ends: Mapped[str] = mapped_column(String(10))
+    partners: Mapped[str] = mapped_column(String(1000), default="")
+    series: Mapped[str] = mapped_column(Text, default="")
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    created_by: Mapped[str | None] = mapped_column(String(200), nullable=True)
+
+
 class SeriesNotifyRule(Base):
     """This node may send hit notices to ``agency`` (deny by default: no row, no notice)."""
 

@@ -66,6 +66,16 @@ def upgrade() -> None:
     )
     op.create_index("ix_series_clues_series", "series_clues", ["series_id"])
     op.create_table(
+        "operations",
+        sa.Column("name", sa.String(200), primary_key=True),
+        sa.Column("starts", sa.String(10), nullable=False),
+        sa.Column("ends", sa.String(10), nullable=False),
+        sa.Column("partners", sa.String(1000), nullable=False),
+        sa.Column("series", sa.Text, nullable=False),
+        sa.Column("created_at", TS, nullable=False),
+        sa.Column("created_by", sa.String(200), nullable=True),
+    )
+    op.create_table(
         "series_notify_rules",
         sa.Column("agency", sa.String(64), primary_key=True),
         sa.Column("created_at", TS, nullable=False),
@@ -97,6 +107,7 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
-    for t in ("series_hits_in", "series_hits_out", "series_notify_rules", "series_clues",
+    for t in ("operations", "series_hits_in", "series_hits_out", "series_notify_rules",
+              "series_clues",
               "series_cursors", "series_notes", "series_events"):
         op.drop_table(t)
