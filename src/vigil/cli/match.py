@@ -51,7 +51,7 @@ def _series_notes(labels: Iterable[str | None]) -> dict[str, dict[str, Any]]:
     from vigil.cli.series import registry_here
     from vigil.victimid.annotate import series_notes
 
-    reg = registry_here(required=False)
+    reg = registry_here(required=False, signing=False)
     return {} if reg is None else series_notes(reg, wanted)
 
 

@@ -112,7 +112,7 @@ def _series(out: Path, case: str | None) -> dict[str, dict[str, Any]] | None:
     from vigil.triage.scandb import ScanDB
     from vigil.victimid.annotate import queue_hits_ruled, series_notes
 
-    reg = registry_here(required=case is not None)
+    reg = registry_here(required=case is not None, signing=False)
     if reg is None:
         return None
     db = ScanDB(out / "scan.db")

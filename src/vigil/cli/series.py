@@ -26,9 +26,9 @@ Json = Annotated[bool, typer.Option("--json", help="JSON output.")]
 Lease = Annotated[str, typer.Option("--lease", help="Lease length: 30d, 12h, 90m or 45s.")]
 
 
-def registry_here(required: bool = True) -> Registry | None:
-    """This node's registry (store migrated, identity and signing key loaded); None when
-    the node has no identity yet and ``required`` is false."""
+def registry_here(required: bool = True, signing: bool = True) -> Registry | None:
+    """This node's registry (store migrated, identity and, if ``signing``, the signing key
+    loaded); None when the node has no identity yet and ``required`` is false."""
     from vigil.node import identity, signing_key
     from vigil.store import make_engine, migrate, vigil_home
     from vigil.victimid.service import Registry
@@ -40,7 +40,7 @@ def registry_here(required: bool = True) -> Registry | None:
         if required:
             fail("this node has no identity yet: run `vigil init` first")
         return None
-    return Registry(engine, signing_key(vigil_home()), ident.agency)
+    return Registry(engine, signing_key(vigil_home()) if signing else None, ident.agency)
 
 
 def _reg() -> Registry:

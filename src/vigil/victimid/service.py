@@ -70,7 +70,8 @@ class Change:
 class Registry:
     """This node's series registry (``agency`` is the node's own)."""
 
-    def __init__(self, engine: Engine, key: Ed25519PrivateKey, agency: str) -> None:
+    def __init__(self, engine: Engine, key: Ed25519PrivateKey | None, agency: str) -> None:
+        """``key``: the node's signing key; None for a registry only read from."""
         self.engine, self.key, self.agency = engine, key, agency
 
     # ---- reading -------------------------------------------------------------------------
@@ -114,8 +115,12 @@ class Registry:
             raise SeriesError(f"series {series_id}: {kind} refused: {refused[0]['reason']} "
                               f"(status {before.status if before else 'unknown'})",
                               series_id)
+        key = self.key
+        if key is None:
+            raise SeriesError("this registry was opened to read only (no signing key)",
+                              series_id, 500)
         rec = registry.append(self.engine, lambda seq, prev: make_record(
-            self.key, self.agency, seq, prev, kind, series_id, fields, at), self.agency)
+            key, self.agency, seq, prev, kind, series_id, fields, at), self.agency)
         state = self.get(series_id, now)
         note = None
         if kind == "claim" and state.holder is not None and state.holder.agency != self.agency:
