@@ -14,7 +14,17 @@ from sqlalchemy import Engine
 from starlette.types import ASGIApp
 
 from vigil import __version__
-from vigil.api.routes import admin, banks, exchange, hma, match, ops, selfsubmit, takedown
+from vigil.api.routes import (
+    admin,
+    banks,
+    exchange,
+    hma,
+    match,
+    ops,
+    selfsubmit,
+    series,
+    takedown,
+)
 from vigil.api.runtime.metrics import RequestMetrics
 from vigil.api.runtime.settings import Settings
 from vigil.api.runtime.state import NodeState
@@ -27,6 +37,20 @@ from vigil.api.server.wire import LastResort
 from vigil.exchange.periodic import PeerSyncThread, interval_from_env
 from vigil.store import make_engine
 from vigil.takedown.worker import TakedownThread
+
+
+def registries(engine: Engine, home: Path, audit: Any) -> None:
+    """The periodic sync's second half: every peer's series registry (vigil.victimid)."""
+    from vigil.node import identity
+    from vigil.victimid.sync import sync_all as sync_registries
+
+    ident = identity(engine)
+    for r in sync_registries(engine, home):
+        audit.append("series.sync", outcome="ok" if r.error is None else "failed",
+                     agency=ident.agency if ident else None, actor=f"peer-sync/{r.peer}",
+                     target=r.peer, detail={"records": r.after - r.before, "hits": r.hits,
+                                            "clues": r.clues, "error": r.error})
+
 
 DESCRIPTION = """Each agency's Vigil node: hash files, match signals against the agency's
 banks, curate banks, and read the audit trail. Authenticate with
@@ -61,7 +85,8 @@ def create_app(engine: Engine | None = None, settings: Settings | None = None) -
         node = NodeState(eng, settings)
         node.start()
         peers = PeerSyncThread(eng, settings.home, node.audit, interval_from_env(),
-                               banks_changed=node.banks_changed)
+                               banks_changed=node.banks_changed,
+                               also=lambda: registries(eng, settings.home, node.audit))
         peers.start()
         notices = TakedownThread.from_env(eng, node.matcher, node.identity.agency,
                                           settings.home)
@@ -92,7 +117,7 @@ def create_app(engine: Engine | None = None, settings: Settings | None = None) -
                   lifespan=lifespan, **_NO_TELEMETRY)
     problems.install(app)
     for r in (ops.router, match.router, banks.router, admin.router, exchange.router,
-              hma.router, takedown.router, selfsubmit.router):
+              hma.router, takedown.router, selfsubmit.router, series.router):
         app.include_router(r)
     app.mount(PREFIX, ReviewPortal(lambda: app.state.node, review_root(),
                                    _review_app_maker(app, settings)))

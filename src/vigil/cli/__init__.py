@@ -22,9 +22,10 @@ COMMAND_MODULES: dict[str, tuple[str, ...]] = {
     "bank": ("bank", "peer"), "hash": ("hash",), "index": ("index",), "match": ("match",),
     "scan": ("scan",), "peer": ("peer",), "init": ("node",), "serve": ("node",),
     "token": ("node",), "user": ("node",), "audit": ("node",), "review": ("review",),
-    "url": ("takedown",), "notice": ("takedown",), "selfcases": ("selfcases",)}
+    "url": ("takedown",), "notice": ("takedown",), "selfcases": ("selfcases",),
+    "series": ("series",), "op": ("operations",)}
 ALL_MODULES = ("bank", "hash", "index", "match", "node", "peer", "review", "scan", "takedown",
-               "selfcases")
+               "selfcases", "series", "operations")
 
 
 def modules_for(argv: list[str]) -> tuple[str, ...]:

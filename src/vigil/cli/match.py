@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import json
 import sys
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -28,9 +29,11 @@ CSV_FIELDS = ["item", "bank", "agency", "entry_id", "signal_type", "variant", "d
               "category_scheme", "category", "series", "victim_status", "tags"]
 
 
-def _match_json(m: Match, signals: list[str]) -> dict[str, Any]:
+def _match_json(m: Match, signals: list[str], notes: dict[str, dict[str, Any]],
+                ) -> dict[str, Any]:
     lab = m.entry.labels
-    return {"bank": m.entry.bank, "agency": m.entry.origin_agency, "entry_id": m.entry.id,
+    return {"series_status": notes.get(lab.series) if lab.series else None,
+            "bank": m.entry.bank, "agency": m.entry.origin_agency, "entry_id": m.entry.id,
             "signal_type": m.signal_type, "signals": signals, "variant": m.variant,
             "distance": m.distance,
             "category": ({"scheme": lab.category[0], "value": lab.category[1]}
@@ -54,6 +57,19 @@ def _self_leads(banks: Any, outcomes: list[Any]) -> None:
     n = record_leads(banks.engine, ids, f"vigil match ({local_actor()})")
     if n:
         audit.record("selfsubmit.lead", BANK, leads=n)
+
+
+def _series_notes(labels: Iterable[str | None]) -> dict[str, dict[str, Any]]:
+    """The series registry's word on the hits' series (one batch), when this store is a
+    node's (before `vigil init` there is no registry)."""
+    wanted = {x for x in labels if x}
+    if not wanted:
+        return {}
+    from vigil.cli.series import registry_here
+    from vigil.victimid.annotate import series_notes
+
+    reg = registry_here(required=False, signing=False)
+    return {} if reg is None else series_notes(reg, wanted)
 
 
 @app.command("match")
@@ -111,6 +127,7 @@ def match(
         outcomes = matcher.match(items, threshold=threshold, bank_names=banks_,
                                  min_quality=min_quality)
         _self_leads(banks, outcomes)
+        notes = _series_notes(m.entry.labels.series for o in outcomes for m, _ in o.leads())
     failed = 0
     writer = csv.writer(sys.stdout) if as_csv else None
     if writer:
@@ -121,7 +138,7 @@ def match(
         leads = outcome.leads()
         if as_json:
             row: dict[str, Any] = {"item": name,
-                                   "matches": [_match_json(m, s) for m, s in leads]}
+                                   "matches": [_match_json(m, s, notes) for m, s in leads]}
             if outcome.skipped:
                 row["skipped"] = outcome.skipped
             if error:
@@ -147,6 +164,9 @@ def match(
                            f"[{shown(m.entry.origin_agency)}] {shown(grade)} "
                            f"series={shown(lab.series or '-')} victim={lab.victim_status} "
                            f"distance={m.distance} via {shown(via)}")
+                note = notes.get(lab.series) if lab.series else None
+                if note is not None:
+                    typer.echo(f"  series {shown(note['summary'])}")
         if error is not None:
             err.print(f"vigil match: {error.code}: {shown(error)}", highlight=False,
                       markup=False, soft_wrap=True)

@@ -203,6 +203,19 @@ def sync(
                               progress=show, banks_changed=lambda: epochs.bump("banks"),
                               actor=local_actor()).run()
                    for n in names]
+    # the series registries of the same peers (vigil.victimid): claims, identifications,
+    # hit notices and granted clues travel with every sync
+    from vigil.cli.series import report_sync
+    from vigil.victimid.sync import sync_all as sync_registries
+
+    registries = sync_registries(engine, home, names)
+    for rs in registries:
+        audit.append("series.sync", outcome="ok" if rs.error is None else "failed",
+                     agency=_local_agency(engine), actor=local_actor(), target=rs.peer,
+                     detail={"records": rs.after - rs.before, "hits": rs.hits,
+                             "clues": rs.clues, "error": rs.error})
+    if not as_json:
+        report_sync(registries, False)
     if as_json:
         typer.echo(json.dumps([summary(r) for r in results], indent=2))
     else:
@@ -221,7 +234,7 @@ def sync(
                     err.print(f"[red]{line}: {markup(f.error)}[/red]", highlight=False)
                 else:
                     err.print(line, highlight=False)
-    if not all(r.ok for r in results):
+    if not all(r.ok for r in results) or any(rs.error for rs in registries):
         raise typer.Exit(1)
 
 

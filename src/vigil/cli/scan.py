@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import time
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Literal, cast
+from typing import TYPE_CHECKING, Annotated, Any, Literal, cast
 
 import typer
 from rich.progress import TaskID
@@ -41,6 +41,11 @@ def scan(
         "cluster `ray start` made on this machine) or local (a private one here, -j CPUs). "
         "Workers read the evidence by path from storage the cluster shares; only signals "
         "and thumbnails travel (docs/scale.md).", show_default=False)] = None,
+    case: Annotated[str | None, typer.Option(
+        "--case", help="This seizure's case reference: hits on another agency's series "
+        "queue a hit notice for it (series, item count, date, this reference; no hash, "
+        "path or picture), pulled at its next sync (docs/victimid.md).",
+        show_default=False)] = None,
 ) -> None:
     """Hash every file of a seizure, match it against the banks, group the unknown, report.
 
@@ -95,11 +100,39 @@ def scan(
                 stats = run_scan(out, options, matcher, show)
             except (ScanError, ClusterError) as exc:
                 fail(str(exc))
-        written = write_outputs(out, thumbnails)
+        notes = None if no_match else _series(out, case)
+        written = write_outputs(out, thumbnails, notes)
     _summary(out, stats, time.perf_counter() - t0, written)
 
 
-def write_outputs(out: Path, thumbnails: str) -> list[Path]:
+def _series(out: Path, case: str | None) -> dict[str, dict[str, Any]] | None:
+    """The series registry's notes on the scan's hits (loaded once, by series), and the
+    hit notices queued for other agencies' series when a case reference is given."""
+    from vigil.cli.series import registry_here
+    from vigil.triage.scandb import ScanDB
+    from vigil.victimid.annotate import queue_hits_ruled, series_notes
+
+    reg = registry_here(required=case is not None, signing=False)
+    if reg is None:
+        return None
+    db = ScanDB(out / "scan.db")
+    try:
+        labels = {m.sha256: m.series for m in db.matches() if m.series}
+    finally:
+        db.close()
+    notes = series_notes(reg, labels.values())
+    if case is not None:
+        sent, withheld = queue_hits_ruled(reg, labels.values(), case, notes)
+        for origin, sid, n in sent:
+            typer.echo(f"hit notice queued for {origin}: series {sid}, {n} item(s), case {case}")
+        for origin, sid, n in withheld:
+            typer.echo(f"no hit notice for {origin} (series {sid}, {n} item(s)): no rule "
+                       f"allows notices to it (vigil series notify {origin})")
+    return notes
+
+
+def write_outputs(out: Path, thumbnails: str,
+                  series_notes: dict[str, dict[str, Any]] | None = None) -> list[Path]:
     """Render the report and exports from scan.db (all of them, every run)."""
     from vigil.triage.scandb import ScanDB
 
@@ -110,9 +143,10 @@ def write_outputs(out: Path, thumbnails: str) -> list[Path]:
         from vigil.triage.report import write_report
 
         mode = cast(Literal["blurred", "clear", "none"], thumbnails)
-        written.append(write_report(db, out / "report.html", mode))
-        written.extend(write_results(db, out))
-        written.append(write_vics_case(db, out / "case.vics.json"))
+        written.append(write_report(db, out / "report.html", mode, series_notes))
+        written.extend(write_results(db, out, series_notes))
+        written.append(write_vics_case(db, out / "case.vics.json",
+                                       series_notes=series_notes))
     finally:
         db.close()
     return written

@@ -37,9 +37,13 @@ class PeerSyncThread:
     """Syncs all peers every ``interval`` seconds in the background."""
 
     def __init__(self, engine: Engine, home: Path, audit: AuditLog, interval: float,
-                 banks_changed: Callable[[], None] | None = None) -> None:
+                 banks_changed: Callable[[], None] | None = None,
+                 also: Callable[[], None] | None = None) -> None:
         self.engine, self.home, self.audit, self.interval = engine, home, audit, interval
         self.banks_changed = banks_changed
+        #: more to pull from the same peers in the same round (the workflows above this
+        #: layer: the series registries of vigil.victimid), after the bank feeds
+        self.also = also
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="vigil-peer-sync", daemon=True)
         self.lock_path = home / "run" / "peer-sync.lock"
@@ -67,6 +71,8 @@ class PeerSyncThread:
                     if not r.ok:
                         log.warning("peer sync %s: %s", r.peer, r.error or "; ".join(
                             f.error for f in r.feeds if f.error))
+                if self.also is not None:
+                    self.also()
             except Exception as exc:  # keep serving; the next tick tries again
                 log.warning("peer sync failed: %s: %s", type(exc).__name__, exc)
             finally:

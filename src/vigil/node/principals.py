@@ -21,7 +21,8 @@ from vigil.store.models import utcnow
 from vigil.store.models_node import Agency, Principal, Token
 
 #: ``peer``: another agency's node, pulling the feeds shared with its agency (nothing else)
-ROLES = ("admin", "curator", "analyst", "matcher", "auditor", "peer")
+#: ``victim-id``: the victim-identification desk: claims series and marks them identified
+ROLES = ("admin", "curator", "analyst", "matcher", "auditor", "peer", "victim-id")
 KINDS = ("user", "service")
 TOKEN_PREFIX = "vgl_"
 DEFAULT_TOKEN_DAYS = 90

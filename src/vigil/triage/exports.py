@@ -130,8 +130,21 @@ def _category(m: MatchRow) -> str | None:
     return f"{m.category_scheme}:{m.category}" if m.category_scheme and m.category else None
 
 
-def match_dict(m: MatchRow) -> dict[str, Any]:
-    """A match as exported: who says what about the file, how close, via which signals."""
+#: series id -> what the series registry says of it (``vigil.victimid.annotate.note``),
+#: given by the caller: triage knows no registry, it only prints what it is handed
+SeriesNotes = Mapping[str, dict[str, Any]]
+
+
+def match_dict(m: MatchRow, notes: SeriesNotes | None = None) -> dict[str, Any]:
+    """A match as exported: who says what about the file, how close, via which signals;
+    with ``notes``, the series' registry status (identified by whom, claimed)."""
+    out = _match_dict(m)
+    if notes is not None:
+        out["series_status"] = notes.get(m.series) if m.series else None
+    return out
+
+
+def _match_dict(m: MatchRow) -> dict[str, Any]:
     return {"bank": m.bank, "agency": m.agency, "entry_id": m.entry_id,
             "signal_type": m.signal_type, "signals": m.signals, "variant": m.variant,
             "distance": m.distance, "category": _category(m), "series": m.series,
@@ -177,7 +190,8 @@ def _csv_cell(v: Any) -> Any:
     return v
 
 
-def _file_record(f: FileRow, dup: str | None, leads: list[MatchRow]) -> dict[str, Any]:
+def _file_record(f: FileRow, dup: str | None, leads: list[MatchRow],
+                 notes: SeriesNotes | None = None) -> dict[str, Any]:
     return {
         "path": clean_text(f.path), "container": clean_text(f.container) if f.container
         else None, "flags": list(f.flags), "status": f.status, "size": f.size,
@@ -188,7 +202,7 @@ def _file_record(f: FileRow, dup: str | None, leads: list[MatchRow]) -> dict[str
         "device": clean_text(f.device) if f.device else None, "exif": exif_summary(f.exif),
         "error_code": f.error_code,
         "error_message": clean_text(f.error_message) if f.error_message else None,
-        "seconds": f.seconds, "matches": [match_dict(m) for m in leads],
+        "seconds": f.seconds, "matches": [match_dict(m, notes) for m in leads],
     }
 
 
@@ -210,7 +224,8 @@ def _csv_row(rec: dict[str, Any]) -> list[Any]:
     return [_csv_cell(flat.get(c)) for c in CSV_COLUMNS]
 
 
-def write_results(db: ScanDB, out_dir: Path) -> tuple[Path, Path]:
+def write_results(db: ScanDB, out_dir: Path, series_notes: SeriesNotes | None = None,
+                  ) -> tuple[Path, Path]:
     """Write ``results.jsonl`` and ``results.csv`` into ``out_dir``: one row per file.
 
     Every file the scan registered is there, in input order, whatever its status (done,
@@ -229,7 +244,8 @@ def write_results(db: ScanDB, out_dir: Path) -> tuple[Path, Path]:
         w = csv.writer(fc)
         w.writerow(CSV_COLUMNS)
         for f, first in db.files_with_first():
-            rec = _file_record(f, first, leads.get(f.sha256, []) if f.sha256 else [])
+            rec = _file_record(f, first, leads.get(f.sha256, []) if f.sha256 else [],
+                               series_notes)
             fj.write(json.dumps(rec, ensure_ascii=False, sort_keys=False) + "\n")
             w.writerow(_csv_row(rec))
     os.replace(tmp_j, jsonl)
@@ -280,8 +296,8 @@ _MIME = {"JPEG": "image/jpeg", "PNG": "image/png", "GIF": "image/gif", "BMP": "i
          "application/pdf", "ZIP": "application/zip"}
 
 
-def _media(media_id: int, item_paths: list[str], f: FileRow, leads: list[MatchRow]
-           ) -> dict[str, Any]:
+def _media(media_id: int, item_paths: list[str], f: FileRow, leads: list[MatchRow],
+           notes: SeriesNotes | None = None) -> dict[str, Any]:
     cat = vics_category(leads)
     m: dict[str, Any] = {"MediaID": media_id, "Category": cat if cat is not None else 0,
                          "IsPrecategorized": "true" if cat is not None else "false"}
@@ -294,6 +310,9 @@ def _media(media_id: int, item_paths: list[str], f: FileRow, leads: list[MatchRo
     if f.format and f.format.upper() in _MIME:
         m["MimeType"] = _MIME[f.format.upper()]
     statuses = {x.victim_status for x in leads}
+    if notes and any((notes.get(x.series) or {}).get("status") == "identified"
+                     for x in leads if x.series):
+        statuses.add("identified")  # the series registry says so, after a sync
     if "identified" in statuses:
         m["VictimIdentified"] = "true"
     elif "unidentified" in statuses:
@@ -332,7 +351,8 @@ def _write_json_item(f: TextIO, obj: Any) -> None:
 
 
 def write_vics_case(db: ScanDB, out: Path, case_id: str | None = None,
-                    overrides: Mapping[str, Mapping[str, Any]] | None = None) -> Path:
+                    overrides: Mapping[str, Mapping[str, Any]] | None = None,
+                    series_notes: SeriesNotes | None = None) -> Path:
     """Write a VICS 2.0 case export (``case.vics.json``): one Media per item.
 
     ``out`` is the file to write, or a directory to write ``case.vics.json`` into.
@@ -342,6 +362,8 @@ def write_vics_case(db: ScanDB, out: Path, case_id: str | None = None,
     ``Category`` comes from the item's matches mapped to the Project VIC scheme
     (``vics_category``), 0 otherwise; ``IsPrecategorized`` says whether a match gave it.
     ``overrides``: Media fields to set per item (by SHA-256), e.g. a reviewer's decision.
+    ``series_notes``: the series registry's word (an identified series sets
+    ``VictimIdentified``).
     """
     out = Path(out)
     if out.is_dir() or not out.suffix:
@@ -368,7 +390,7 @@ def write_vics_case(db: ScanDB, out: Path, case_id: str | None = None,
         for n, (f, item_paths) in enumerate(db.first_files(), start=1):
             fh.write(sep)
             sha = f.sha256 or ""
-            media = _media(n, item_paths, f, leads.get(sha, []))
+            media = _media(n, item_paths, f, leads.get(sha, []), series_notes)
             if overrides and sha in overrides:
                 media.update(overrides[sha])
             _write_json_item(fh, media)

@@ -31,7 +31,7 @@ import html
 import math
 import os
 from collections import Counter
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from pathlib import Path
@@ -304,6 +304,8 @@ class _Ctx:
     mode: ThumbnailMode
     items: dict[str, ItemRow]
     thumbs_shown: int = 0
+    #: series id -> the series registry's note (``vigil.victimid``), if the caller gave it
+    notes: Mapping[str, dict[str, Any]] | None = None
 
 
 def _table_head(cols: list[tuple[str, str]], table_id: str, label: str) -> str:
@@ -401,7 +403,7 @@ def _known(ctx: _Ctx, matches: list[MatchRow], total: int) -> str:
             f'<td class="path">{_paths_cell(paths)}</td><td>{esc(m.bank)}</td>'
             f'<td>{esc(m.agency)}</td><td class="num">{m.entry_id}</td>'
             f'<td data-v="{esc(cat)}">{esc(category_label(cat))}</td>'
-            f"<td>{esc(m.series or '')}</td><td>{esc(m.victim_status)}</td>"
+            f"<td>{_series_cell(ctx, m.series)}</td><td>{esc(m.victim_status)}</td>"
             f'<td class="num">{m.distance}</td><td>{esc(via)}</td><td>{esc(m.variant)}</td>'
             f"<td>{esc(', '.join(m.tags))}</td></tr>")
     out.append("</tbody></table>")
@@ -410,6 +412,18 @@ def _known(ctx: _Ctx, matches: list[MatchRow], total: int) -> str:
                    "matches (closest first); results.csv and results.jsonl list all.</p>")
     out.append("</section>")
     return "".join(out)
+
+
+def _series_cell(ctx: _Ctx, series: str | None) -> str:
+    """A match's series, and what the series registry says of it (identified by whom,
+    whom to contact): one lookup in the notes the caller loaded once for the scan."""
+    if not series:
+        return ""
+    n = ctx.notes.get(series) if ctx.notes else None
+    if n is None:
+        return esc(series)
+    return (f'{esc(series)}<br><span class="series-status" data-status="{esc(n["status"])}">'
+            f'{esc(n["summary"])}</span>')
 
 
 def _thumb(ctx: _Ctx, sha: str, caption: str) -> str:
@@ -544,13 +558,16 @@ def _write(f: TextIO, *parts: str) -> None:
 
 
 def write_report(db: ScanDB, out: Path,
-                 thumbnails: ThumbnailMode = "blurred") -> Path:
+                 thumbnails: ThumbnailMode = "blurred",
+                 series_notes: Mapping[str, dict[str, Any]] | None = None) -> Path:
     """Write the self-contained report; return its path.
 
     ``out`` is the file to write (``*.html``) or a directory to write ``report.html``
     into. ``thumbnails``: ``blurred`` (greyscale and blurred, the default), ``clear`` (the
     stored thumbnail as is) or ``none``. The file is written under a temporary name and
     renamed, so an interrupted run never leaves a truncated report that looks complete.
+    ``series_notes`` (series id -> the series registry's note) adds each known series'
+    status to its matches: identified by whom, and whom to contact.
     """
     if thumbnails not in ("blurred", "clear", "none"):
         raise ValueError(f"thumbnails must be blurred, clear or none, not {thumbnails!r}")
@@ -566,7 +583,7 @@ def write_report(db: ScanDB, out: Path,
     shown = {m.sha256 for m in matches}
     for g in groups[:MAX_GROUPS]:
         shown.update(sha for sha, _ in g.members)
-    ctx = _Ctx(db, thumbnails, db.items_for(shown))
+    ctx = _Ctx(db, thumbnails, db.items_for(shown), notes=series_notes)
     timeline = Timeline()
     for chunk in db.iter_items():
         for it in chunk:

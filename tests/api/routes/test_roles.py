@@ -33,6 +33,8 @@ AUDIT = {"admin", "auditor"}
 PEER = {"peer"}
 OPINE = {"admin", "curator", "analyst"}
 TAKEDOWN = {"admin", "curator", "analyst"}
+SERIES_READ = {"admin", "curator", "analyst", "victim-id"}
+SERIES_WRITE = {"admin", "victim-id"}
 MD5 = "5" * 32
 OCTET = {"content-type": "application/octet-stream"}
 
@@ -90,10 +92,30 @@ ENDPOINTS = [
     # allowed, then refused for what it is: no such notice (404)
     ("POST", "/v1/notices/987654/acknowledge", {}, TAKEDOWN),
     ("POST", "/v1/notices/987654/close", {}, TAKEDOWN),
+    ("GET", "/v1/series", None, SERIES_READ),
+    ("GET", "/v1/series/hits", None, SERIES_READ),
+    # allowed, then refused for what it is: "987654" is not a series id (422), or no such
+    # series (404)
+    ("POST", "/v1/series", {"id": "987654"}, SERIES_WRITE),
+    ("GET", "/v1/series/987654", None, SERIES_READ),
+    ("PATCH", "/v1/series/987654", {}, SERIES_WRITE),
+    ("POST", "/v1/series/987654/claim", {}, SERIES_WRITE),
+    ("POST", "/v1/series/987654/renew", {}, SERIES_WRITE),
+    ("POST", "/v1/series/987654/release", {}, SERIES_WRITE),
+    ("POST", "/v1/series/987654/identify", {"contact_role": "VID desk"}, SERIES_WRITE),
+    ("POST", "/v1/series/987654/close", {}, SERIES_WRITE),
+    ("POST", "/v1/series/987654/clues", {"text": "t"}, SERIES_WRITE),
+    ("GET", "/v1/registry/feed", None, PEER),
+    ("GET", "/v1/registry/hits", None, PEER),
+    ("GET", "/v1/registry/clues", None, PEER),
 ]
 #: allowed calls that answer a 4xx for their content (unknown ids, not a mirror bank)
 CONTENT_4XX = {"/v1/tokens", "/v1/banks/{bank}/opinions", "/v1/audit/witnessed",
-               "/v1/notices/987654/acknowledge", "/v1/notices/987654/close"}
+               "/v1/notices/987654/acknowledge", "/v1/notices/987654/close",
+               "/v1/series", "/v1/series/987654", "/v1/series/987654/claim",
+               "/v1/series/987654/renew", "/v1/series/987654/release",
+               "/v1/series/987654/identify", "/v1/series/987654/close",
+               "/v1/series/987654/clues"}
 
 
 def _call(c, method: str, path: str, body: object):  # type: ignore[no-untyped-def]

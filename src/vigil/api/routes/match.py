@@ -7,7 +7,7 @@ roles: matchers get bank, category and distance only; analysts also get the labe
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Query, Request
 from fastapi.concurrency import run_in_threadpool
@@ -40,6 +40,7 @@ from vigil.matching import (
 from vigil.matching import Query as MatchQuery
 from vigil.node import PrincipalInfo
 from vigil.signals import HashOptions
+from vigil.victimid.annotate import notes_for
 
 router = APIRouter(prefix="/v1", tags=["matching"], responses=ERROR_RESPONSES,
                    route_class=LimitedJsonRoute)
@@ -47,7 +48,15 @@ OCTET = {"requestBody": {"required": True, "content": {
     "application/octet-stream": {"schema": {"type": "string", "format": "binary"}}}}}
 
 
-def _match_out(m: Match, signals: list[str], full: bool) -> MatchOut:
+def series_notes_of(request: Request, outcomes: list[Outcome]) -> dict[str, dict[str, Any]]:
+    """The series registry's notes on the leads' series (one batch): identified by whom,
+    claimed by whom. Analysts see them with the labels; matchers see neither."""
+    return notes_for(request.app.state.node.engine,
+                     (m.entry.labels.series for o in outcomes for m, _ in o.leads()))
+
+
+def _match_out(m: Match, signals: list[str], full: bool,
+               notes: dict[str, dict[str, Any]] | None = None) -> MatchOut:
     lab = m.entry.labels
     cat = Category(scheme=lab.category[0], value=lab.category[1]) if lab.category else None
     out = MatchOut(bank=m.entry.bank, distance=int(m.distance), signal_type=m.signal_type,
@@ -57,6 +66,8 @@ def _match_out(m: Match, signals: list[str], full: bool) -> MatchOut:
         out.entry_id, out.agency = m.entry.id, m.entry.origin_agency
         out.series, out.victim_status = lab.series, lab.victim_status
         out.tags, out.note = list(lab.tags), lab.note
+        if notes and lab.series in notes:
+            out.series_status = notes[lab.series]
     return out
 
 
@@ -120,9 +131,11 @@ def match(req: MatchRequest, request: Request,
         raise ApiError(422, str(exc), "body") from None
     full = allowed(caller, "labels.read")
     results = []
-    for i, o in enumerate(outcomes):
+    for o in outcomes:
         filter_outcome(o, caller, wanted)
-        leads = [_match_out(m, s, full) for m, s in o.leads()]
+    notes = series_notes_of(request, outcomes) if full else {}
+    for i, o in enumerate(outcomes):
+        leads = [_match_out(m, s, full, notes) for m, s in o.leads()]
         results.append(SignalResult(index=i, skipped=o.skipped, matches=leads,
                                     disagreement=disagreement(o) or None))
     matched = sum(1 for r in results if r.matches)
@@ -163,7 +176,8 @@ async def match_file(
         [queries], threshold=threshold, min_quality=min_quality))
     filter_outcome(o, caller, wanted)
     full = allowed(caller, "labels.read")
-    leads = [_match_out(m, s, full) for m, s in o.leads()]
+    notes = await run_in_threadpool(series_notes_of, request, [o]) if full else {}
+    leads = [_match_out(m, s, full, notes) for m, s in o.leads()]
     await run_in_threadpool(_audit_match, request, caller,
                             [(q.signal_type, q.value) for q in queries], 1 if leads else 0,
                             threshold=threshold, dihedral=dihedral, file=True)

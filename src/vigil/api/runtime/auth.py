@@ -40,6 +40,10 @@ PERMISSIONS: dict[str, frozenset[str]] = {
     "takedown.write": frozenset({"admin", "curator", "analyst"}),
     # the review workspace (/review): categorising a scan's unknown material
     "review": frozenset({"admin", "curator", "analyst"}),
+    # the series registry of victim identification (vigil.victimid): analysts read, the
+    # victim-ID desk claims and identifies
+    "series.read": frozenset({"admin", "curator", "analyst", "victim-id"}),
+    "series.write": frozenset({"admin", "victim-id"}),
 }
 
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address

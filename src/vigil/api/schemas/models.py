@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from datetime import UTC, datetime
-from typing import Annotated, Literal, get_args
+from typing import Annotated, Any, Literal, get_args
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationInfo, field_validator
 
@@ -38,7 +38,7 @@ Id = Annotated[int, Field(ge=1, le=2**62)]
 SignalType = Annotated[str, Field(min_length=1, max_length=64,
                                   pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$",
                                   examples=["pdq", "md5", "sha1", "sha256"])]
-Role = Literal["admin", "curator", "analyst", "matcher", "auditor", "peer"]
+Role = Literal["admin", "curator", "analyst", "matcher", "auditor", "peer", "victim-id"]
 VictimStatus = Literal["unknown", "unidentified", "identified"]
 Variant = Literal["rotate90", "rotate180", "rotate270", "flip-x", "flip-y", "flip-plus1",
                   "flip-minus1"]
@@ -167,6 +167,9 @@ class MatchOut(BaseModel):
     note: str | None = None
     #: a video match: both percentages and the matched time ranges in both videos
     video: VideoDetail | None = None
+    #: what the series registry says of the entry's series (``vigil.victimid``): status,
+    #: who identified it and whom to contact, who holds the claim
+    series_status: dict[str, Any] | None = None
 
 
 class SignalResult(BaseModel):
@@ -303,7 +306,7 @@ class UserCreate(Strict):
                                ". _ - @; starts with a letter or digit"),
                     door(text.principal_name, "name")]
     kind: Literal["user", "service"] = "user"
-    roles: list[Role] = Field(min_length=1, max_length=6)
+    roles: list[Role] = Field(min_length=1, max_length=7)
 
 
 class UserOut(BaseModel):

@@ -7,7 +7,8 @@ app, in front of the whole FastAPI app, answers on the event loop the requests i
 understands: a cached token that grants ``match``, a JSON body of known hash types that
 it validates itself, the caller's own banks. Everything else — a token not in this
 worker's cache, anything odd or invalid in the body (so every error message), an unknown
-bank, an exception — is handed, untouched (the body replayed), to the FastAPI route in
+bank, an exception, a lead on a series of the registry (whose notes are read from the
+store) — is handed, untouched (the body replayed), to the FastAPI route in
 ``vigil.api.routes.match``, which stays the reference: tests send the same requests to both and
 compare the bytes.
 
@@ -38,6 +39,7 @@ from vigil.api.server.eager import EagerResponse
 from vigil.matching import DEFAULT_MIN_QUALITY, DEFAULT_THRESHOLD, Match, Outcome, Query
 from vigil.node import PrincipalInfo
 from vigil.signals import DIHEDRAL_NAMES
+from vigil.victimid.annotate import names_a_series
 
 log = logging.getLogger("vigil.api")
 PATH = "/v1/match"
@@ -265,10 +267,14 @@ class FastMatch:
         if outcomes is None:
             outcomes = await run_in_threadpool(run)
         full = allowed(caller, "labels.read")
+        for o in outcomes:
+            filter_outcome(o, caller, wanted)
+        if full and any(names_a_series(m.entry.labels.series)
+                        for o in outcomes for m, _ in o.leads()):
+            return None  # the route adds the series registry's notes (a store read)
         results = []
         matched = 0
         for i, o in enumerate(outcomes):
-            filter_outcome(o, caller, wanted)
             r = result(i, o, full)
             matched += bool(r["matches"])
             results.append(r)

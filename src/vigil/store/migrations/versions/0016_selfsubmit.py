@@ -2,14 +2,14 @@
 challenges and rate-limit attempts.
 
 Revision ID: 0016_selfsubmit
-Revises: 0014
+Revises: 0015_victimid
 """
 
 import sqlalchemy as sa
 from alembic import op
 
 revision = "0016_selfsubmit"
-down_revision = "0014"
+down_revision = "0015_victimid"
 branch_labels = None
 depends_on = None
 
