@@ -33,6 +33,7 @@ from vigil.api.runtime.index_service import IndexService
 from vigil.api.runtime.settings import Settings
 from vigil.api.runtime.state import NodeState
 from vigil.banks import Banks, EntryReader, StoredEntry
+from vigil.banks.derived import derived_id, split_derived_id
 from vigil.banks.entry import EntryRecord, Labels
 from vigil.banks.indexes import BankIndexes
 from vigil.cli._app import open_matcher
@@ -216,6 +217,12 @@ def test_every_implementation_is_its_protocol(engine: Engine, tmp_path: Path) ->
 
     assert not isinstance(NoVideo(), SignalIndex)
 
+    class NoDerived(NoVideo):  # what the index was before crop ladders
+        def search_videos(self, queries: object) -> list[list[VideoMatch]]:
+            return []
+
+    assert not isinstance(NoDerived(), SignalIndex)
+
 
 # ---- EntrySource ----------------------------------------------------------------------
 
@@ -365,6 +372,39 @@ def test_changes_reach_the_index_after_a_sync(contents: Contents, index: Synced)
     sync()
     [[back]] = idx.search_videos([c.videos.banked])
     assert back.video_id == c.ids["video"]  # the same entry, live again
+
+
+def test_search_pdq_derived_finds_the_ladders_of_ladder_banks_only(
+        contents: Contents, index: Synced) -> None:
+    """Derived codes (``vigil.banks.derived``) of a bank with a crop ladder are searched,
+    with ids packing the entry and the window; a bank without a ladder contributes none
+    (whatever its entries' ``extra`` says); a removal takes every window out."""
+    idx, sync = index
+    banks = Banks(contents.engine)
+    banks.create("ladder", SG_AGENCY, crop_ladder=True)
+    rng = np.random.default_rng(22)
+    codes = hex_from_codes(rng.integers(0, 256, (6, 32), dtype=np.uint8))
+    ladder = [["trimmed", codes[1], 80], ["centre-0.05", codes[2], 70],
+              ["bottom-0.12", codes[3], 30]]  # the flat one is never indexed
+    banks.apply("ladder", [EntryRecord("pdq", codes[0], quality=90,
+                                       extra={"pdq_derived": ladder})])
+    banks.apply(SG, [EntryRecord("pdq", codes[4], quality=90,
+                                 extra={"pdq_derived": [["trimmed", codes[5], 90]]})])
+    sync()
+    with Session(contents.engine) as s:
+        eid = s.scalar(select(Entry.id).where(Entry.value == codes[0]))
+    assert eid is not None
+    queries = [codes[1], _flip(codes[2], 31, 5), _flip(codes[2], 32, 6), codes[3], codes[5],
+               codes[0]]
+    res = idx.search_pdq_derived(codes_from_hex(queries), RADIUS)
+    truth = [[(derived_id(eid, "trimmed"), 0)], [(derived_id(eid, "centre-0.05"), 31)],
+             [], [], [], []]
+    assert [res.matches(k) for k in range(len(queries))] == truth
+    assert [split_derived_id(i) for i, _ in res.matches(1)] == [(eid, "centre-0.05")]
+    banks.apply("ladder", [EntryRecord("pdq", codes[0], op="remove")])
+    sync()
+    res = idx.search_pdq_derived(codes_from_hex(queries[:2]), RADIUS)
+    assert res.count(0) == res.count(1) == 0
 
 
 # ---- the Matcher through both stacks --------------------------------------------------
