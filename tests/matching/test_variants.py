@@ -166,3 +166,27 @@ def test_derived_ids_round_trip() -> None:
     assert variant_option("crops") == "crops"
     with pytest.raises(ValueError, match="borders"):
         variant_option("sideways")
+
+
+def test_scan_matches_edited_copies_with_variants(
+        vigil: Callable[..., str], tmp_path: Path) -> None:
+    """``vigil scan --variants all`` records derived codes and the leads they give."""
+    photo = _photo()
+    banked = tmp_path / "banked"
+    banked.mkdir()
+    photo.save(banked / "original.jpg", quality=92)
+    vigil("bank", "create", "ladder", "--agency", "SG-SPF", "--crop-ladder")
+    vigil("bank", "add", "ladder", str(banked), "-q")
+    seized = tmp_path / "seized"
+    seized.mkdir()
+    _border(photo).save(seized / "framed.jpg", quality=90)
+    _crop(0.05, 0.05, 0.05, 0.05)(photo).save(seized / "cropped.jpg", quality=90)
+    for option, want in (("off", set()), ("all", {"framed.jpg", "cropped.jpg"})):
+        out = tmp_path / f"case-{option}"
+        vigil("scan", str(seized), "--out", str(out), "-j", "1", "-q", "--thumbnails", "none",
+              "--variants", option)
+        rows = [json.loads(line) for line in (out / "results.jsonl").read_text().splitlines()]
+        matched = {Path(r["path"]).name: r for r in rows if r.get("matches")}
+        assert set(matched) == want, option
+        for r in matched.values():
+            assert r["matches"][0]["variant"] != "original"
