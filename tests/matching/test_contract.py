@@ -385,7 +385,7 @@ def test_search_pdq_derived_finds_the_ladders_of_ladder_banks_only(
     rng = np.random.default_rng(22)
     codes = hex_from_codes(rng.integers(0, 256, (6, 32), dtype=np.uint8))
     ladder = [["trimmed", codes[1], 80], ["centre-0.05", codes[2], 70],
-              ["bottom-0.12", codes[3], 30]]  # the flat one is never indexed
+              ["bottom-0.1", codes[3], 30]]  # the flat one is never indexed
     banks.apply("ladder", [EntryRecord("pdq", codes[0], quality=90,
                                        extra={"pdq_derived": ladder})])
     banks.apply(SG, [EntryRecord("pdq", codes[4], quality=90,

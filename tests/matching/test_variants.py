@@ -149,12 +149,12 @@ def test_pairs_allowed_per_option() -> None:
 
 
 def test_query_codes_leave_out_flat_ones_and_other_options() -> None:
-    codes = [("trimmed", "a" * 64, 80), ("no-bottom-0.12", "b" * 64, 80),
-             ("no-top-0.12", "c" * 64, 40), ("centre-0.05", "d" * 64, 90)]
+    codes = [("trimmed", "a" * 64, 80), ("no-bottom-0.1", "b" * 64, 80),
+             ("no-top-0.1", "c" * 64, 40), ("centre-0.05", "d" * 64, 90)]
     assert query_codes(codes, "borders", 50) == [("trimmed", "a" * 64)]
-    assert query_codes(codes, "crops", 50) == [("no-bottom-0.12", "b" * 64)]
+    assert query_codes(codes, "crops", 50) == [("no-bottom-0.1", "b" * 64)]
     assert query_codes(codes, "all", 10) == [("trimmed", "a" * 64),
-                                             ("no-bottom-0.12", "b" * 64)]
+                                             ("no-bottom-0.1", "b" * 64)]
     assert query_codes(codes, "all", 85) == []
     assert query_codes(codes, "off", 0) == []
 

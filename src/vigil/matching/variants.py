@@ -7,8 +7,8 @@ The ``variants`` option adds derived codes (``vigil.signals.crops``):
   query's own code among banked pictures' trimmed content;
 * ``crops``: the query's code is searched among the banked crop ladders (a query that
   lost part of the picture), and the query's band-less windows among banked pictures and
-  among the *same* ladder windows (``no-bottom-0.12`` meets ``bottom-0.12``: a caption
-  band of up to 12% over the bottom is cut from both sides alike);
+  among the *same* ladder windows (``no-bottom-0.2`` meets ``bottom-0.2``: a caption
+  band of up to 20% over the bottom is cut from both sides alike);
 * ``all``: both.
 
 Derived codes meet only the pairs above, never a window against an arbitrary other
@@ -63,7 +63,7 @@ def query_codes(derived: Iterable[tuple[str, str, int]], option: VariantOption,
 
 
 def pair_allowed(query_variant: str, bank_window: str, option: VariantOption) -> bool:
-    """Whether a query code (``original``, ``trimmed``, ``no-bottom-0.12``...) may match a
+    """Whether a query code (``original``, ``trimmed``, ``no-bottom-0.2``...) may match a
     banked derived code (``trimmed``, ``centre-0.05``...) under ``option``."""
     if option == "off":
         return False

@@ -69,7 +69,7 @@ class Window:
 
 def _ladder() -> tuple[Window, ...]:
     out = [Window(f"centre-{f:g}", f, f, f, f) for f in (0.025, 0.05, 0.075, 0.1, 0.125, 0.15)]
-    for f in (0.04, 0.08, 0.12, 0.16, 0.2):
+    for f in (0.05, 0.1, 0.15, 0.2):
         out += [Window(f"top-{f:g}", top=f), Window(f"bottom-{f:g}", bottom=f),
                 Window(f"left-{f:g}", left=f), Window(f"right-{f:g}", right=f)]
     for f in (0.06, 0.12):
@@ -88,7 +88,7 @@ LADDER: tuple[Window, ...] = _ladder()
 
 #: query-side sub-windows: the query without a band at the top or the bottom
 QUERY_WINDOWS: tuple[Window, ...] = tuple(
-    w for f in (0.08, 0.12, 0.16, 0.2)
+    w for f in (0.1, 0.2)
     for w in (Window(f"no-top-{f:g}", top=f), Window(f"no-bottom-{f:g}", bottom=f)))
 
 
@@ -96,9 +96,15 @@ def _border_len(lines: NDArray[np.float32], tol: float, outliers: float, limit: 
     """How many leading lines (rows of ``lines``) are border: each has at most
     ``outliers`` of its pixels farther than ``tol`` from the first line's median."""
     ref = float(np.median(lines[0]))
-    far = (np.abs(lines[:limit] - ref) > tol).mean(axis=1)
-    bad = np.flatnonzero(far > outliers)
-    return int(bad[0]) if bad.size else limit
+    start, step = 0, 8
+    while start < limit:  # in growing chunks: most pictures stop at the first line
+        stop = min(limit, start + step)
+        far = (np.abs(lines[start:stop] - ref) > tol).mean(axis=1)
+        bad = np.flatnonzero(far > outliers)
+        if bad.size:
+            return start + int(bad[0])
+        start, step = stop, 2 * step
+    return limit
 
 
 def border_box(luma: NDArray[np.float32], tol: float = BORDER_TOLERANCE,
@@ -157,7 +163,7 @@ def border_box_reference(luma: NDArray[np.float32], tol: float = BORDER_TOLERANC
 
 #: planes with a longer side are box-reduced before their windows are hashed (a
 #: reference-mode decode of a 12 MP photo would otherwise cost ~40 full-size PDQs)
-MAX_PLANE_SIDE = 2000
+MAX_PLANE_SIDE = 3000
 
 
 def as_luma(pixels: Pixels) -> NDArray[np.float32]:

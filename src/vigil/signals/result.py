@@ -42,7 +42,7 @@ class FileSignals:
     pdq_dihedral: tuple[PdqHash, ...] | None = None
     image: ImageInfo | None = None
     #: derived codes (``vigil.signals.crops``): (window name, hash), e.g. ("trimmed", …),
-    #: ("centre-0.05", …) on the bank side, ("no-bottom-0.12", …) on the query side
+    #: ("centre-0.05", …) on the bank side, ("no-bottom-0.2", …) on the query side
     pdq_derived: tuple[tuple[str, PdqHash], ...] | None = None
     #: vPDQ frames of a video (None for anything else)
     vpdq: list[VpdqFrame] | None = None

@@ -45,8 +45,7 @@ VictimStatus = Literal["unknown", "unidentified", "identified"]
 Variant = Literal["rotate90", "rotate180", "rotate270", "flip-x", "flip-y", "flip-plus1",
                   "flip-minus1"]
 #: the query-side derived codes a caller may send (``vigil.signals.crops``)
-DerivedName = Literal["trimmed", "no-top-0.08", "no-bottom-0.08", "no-top-0.12",
-                      "no-bottom-0.12", "no-top-0.16", "no-bottom-0.16", "no-top-0.2",
+DerivedName = Literal["trimmed", "no-top-0.1", "no-bottom-0.1", "no-top-0.2",
                       "no-bottom-0.2"]
 BankName = Annotated[str, Field(min_length=1, max_length=100, pattern=r"^[^/\\\n\t]+$")]
 assert tuple(ROLES) == get_args(Role) and tuple(VICTIM_STATUSES) == get_args(VictimStatus)
