@@ -91,11 +91,12 @@ def main() -> None:
     ap.add_argument("--threshold", type=int, default=31)
     ap.add_argument("--variants", action="store_true", help="issue 22's tables (see above)")
     ap.add_argument("--cost-files", type=int, default=40)
+    ap.add_argument("--parts", default="recall,cost,scan", help="with --variants")
     args = ap.parse_args()
     if args.variants:
         from bench.robustness_variants import run
 
-        run(args.count, args.threshold, args.cost_files)
+        run(args.count, args.threshold, args.cost_files, tuple(args.parts.split(",")))
         return
     t = args.threshold
     photos = [Image.open(p).convert("RGB") for p in corpus_paths(args.count)]

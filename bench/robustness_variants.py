@@ -137,17 +137,16 @@ def _costs(files: int) -> None:
         for o in OPTIONS[1:]} | {"bank side: ladder": HashOptions(crop_ladder=True)}
     for o in configs.values():  # compile and warm
         hash_bytes(blobs[0], "w.jpg", o)
-    times: dict[str, float] = {}
-    for name, o in configs.items():
-        best = []
-        for _ in range(3):
+    runs: dict[str, list[float]] = {name: [] for name in configs}
+    for _ in range(5):  # rounds over every option in turn: load changes hit them alike
+        for name, o in configs.items():
             t0 = time.perf_counter()
             for k, b in enumerate(blobs):
                 hash_bytes(b, f"{k}.jpg", o)
-            best.append(time.perf_counter() - t0)
-        times[name] = min(best) / len(blobs)
+            runs[name].append(time.perf_counter() - t0)
+    times = {name: min(r) / len(blobs) for name, r in runs.items()}
     print()
-    print(f"query cost on {files} JPEGs of 3 MP, one core (best of 3), "
+    print(f"query cost on {files} JPEGs of 3 MP, one core (best of 5 interleaved rounds), "
           f"load {os.getloadavg()[0]:.2f}")
     print("| hashing | ms per file | vs plain+dihedral | target |")
     print("|---|---|---|---|")
@@ -176,11 +175,15 @@ def _scan(files: int) -> None:
         print(f"| {option} | {rates[option]:.1f} | {rates[option] / rates['off']:.2f}× |")
 
 
-def run(count: int, threshold: int, cost_files: int) -> None:
+def run(count: int, threshold: int, cost_files: int,
+        parts: tuple[str, ...] = ("recall", "cost", "scan")) -> None:
     print(f"load average at start: {os.getloadavg()}")
-    _recall(count, threshold)
-    _costs(cost_files)
-    _scan(cost_files)
+    if "recall" in parts:
+        _recall(count, threshold)
+    if "cost" in parts:
+        _costs(cost_files)
+    if "scan" in parts:
+        _scan(cost_files)
     print(f"load average at end: {os.getloadavg()}")
 
 
