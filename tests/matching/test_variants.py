@@ -190,3 +190,12 @@ def test_scan_matches_edited_copies_with_variants(
         assert set(matched) == want, option
         for r in matched.values():
             assert r["matches"][0]["variant"] != "original"
+
+
+def test_vigil_hash_prints_the_derived_codes(vigil: Callable[..., str], tmp_path: Path) -> None:
+    _border(_photo()).save(tmp_path / "framed.jpg", quality=90)
+    out = vigil("hash", "--json", "--variants", "all", str(tmp_path / "framed.jpg"))
+    [row] = [json.loads(line) for line in out.splitlines() if line.startswith("{")]
+    assert set(row["pdq_derived"]) == {"trimmed", *(w.name for w in QUERY_WINDOWS)}
+    out = vigil("hash", "--json", str(tmp_path / "framed.jpg"))
+    assert "pdq_derived" not in json.loads(out.splitlines()[0])
