@@ -505,3 +505,32 @@ def test_after_a_change_both_stacks_still_agree(
     assert [m.entry.labels.series for m in relabelled] == ["relabelled"]
     assert after[4].matches == []
     assert "sha256" not in {m.signal_type for m in after[1].matches}
+
+
+def test_derived_matches_agree_through_both_stacks(
+        contents: Contents, stacks: tuple[Callable[[], Matcher], NodeState]) -> None:
+    """A ladder bank's derived codes give the same leads through the CLI and the node,
+    with the variant naming both sides, and only in the pairs the option allows."""
+    cli, node = stacks
+    banks = Banks(contents.engine)
+    banks.create("ladder-stacks", SG_AGENCY, crop_ladder=True)
+    rng = np.random.default_rng(41)
+    codes = hex_from_codes(rng.integers(0, 256, (5, 32), dtype=np.uint8))
+    banks.apply("ladder-stacks", [EntryRecord("pdq", codes[0], quality=90, extra={
+        "pdq_derived": [["centre-0.05", codes[1], 80], ["bottom-0.2", codes[2], 80],
+                        ["trimmed", codes[3], 80]]})])
+    node.index.sync()
+    items = [[Query("pdq", _flip(codes[1], 4, 1), 90)],  # a crop of the banked picture
+             [Query("pdq", codes[4], 90, derived=(("no-bottom-0.2", _flip(codes[2], 2, 2), 70),))],
+             [Query("pdq", codes[3], 90)],  # the banked picture without its frame
+             [Query("pdq", codes[4], 90, derived=(("no-bottom-0.2", codes[1], 70),))]]
+    for option in ("off", "borders", "crops", "all"):
+        first = cli().match(items, variants=option)
+        assert node.matcher.match(items, variants=option) == first, option
+        got = [[(m.variant, m.distance) for m in o.matches] for o in first]
+        crops = option in ("crops", "all")
+        borders = option in ("borders", "all")
+        assert got[0] == ([("original/centre-0.05", 4)] if crops else []), option
+        assert got[1] == ([("no-bottom-0.2/bottom-0.2", 2)] if crops else []), option
+        assert got[2] == ([("original/trimmed", 0)] if borders else []), option
+        assert got[3] == [], option  # a band-less window never meets another window
