@@ -34,7 +34,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from sqlalchemy import Engine, func, select
+from sqlalchemy import Engine, case, func, select
 from sqlalchemy.orm import Session
 
 from vigil.banks.derived import all_derived_ids, stored_codes
@@ -222,8 +222,11 @@ class BankIndexes:
         """The changes after the checkpoint to indexed types, in id order, in chunks: (change
         id, op, entry id, and the entry as it is now: type, value, removed, extra, and
         whether its bank keeps a crop ladder)."""
+        # an entry's extra is read only where a ladder may be in it (a bulk import's tail
+        # of a million entries would otherwise carry every entry's JSON for nothing)
+        ladder_extra = case((Bank.crop_ladder.is_(True), Entry.extra), else_=None)
         q = (select(Change.id, Change.op, Change.entry_id, Entry.signal_type, Entry.value,
-                    Entry.removed, Entry.extra, Bank.crop_ladder)
+                    Entry.removed, ladder_extra, Bank.crop_ladder)
              .join(Entry, Entry.id == Change.entry_id)
              .join(Bank, Bank.id == Entry.bank_id)
              .where(Change.id > self.checkpoint, Change.signal_type.in_(INDEXED_TYPES))
