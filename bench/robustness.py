@@ -11,7 +11,17 @@ threshold — a matcher that finds every copy but also matches strangers is usel
 The figures are deterministic (the same hashes on every run, whatever the machine's load)
 and nothing is timed, so unlike the speed benchmarks it runs once, with no ``--repeat``.
 
+With ``--variants`` (issue 22) it measures derived-code matching instead, through the real
+pipeline, store, indexes and matcher: every photo is banked with its crop ladder (a bank
+created with ``crop_ladder``), every edited copy is matched with each option (off,
+borders, crops, all; dihedral on in every column, so "off" is plain PDQ as shipped), and
+recall counts copies that find their own original; false matches count leads to any other
+photo. Then the costs: codes and bytes per banked entry, hashing time per query on 3 MP
+JPEGs for each option against plain+dihedral (one core), and ``vigil scan -j1``
+throughput per option (hash phase, no matching) on the same files.
+
 Run: .venv/bin/python -m bench.robustness [--count N] [--threshold 31]
+     .venv/bin/python -m bench.robustness --variants [--count N] [--cost-files 40]
 """
 
 from __future__ import annotations
@@ -79,7 +89,15 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
     ap.add_argument("--count", type=int, default=500)
     ap.add_argument("--threshold", type=int, default=31)
+    ap.add_argument("--variants", action="store_true", help="issue 22's tables (see above)")
+    ap.add_argument("--cost-files", type=int, default=40)
+    ap.add_argument("--parts", default="recall,cost,scan", help="with --variants")
     args = ap.parse_args()
+    if args.variants:
+        from bench.robustness_variants import run
+
+        run(args.count, args.threshold, args.cost_files, tuple(args.parts.split(",")))
+        return
     t = args.threshold
     photos = [Image.open(p).convert("RGB") for p in corpus_paths(args.count)]
     modes = ("reference", "fast")

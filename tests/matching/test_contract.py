@@ -33,6 +33,7 @@ from vigil.api.runtime.index_service import IndexService
 from vigil.api.runtime.settings import Settings
 from vigil.api.runtime.state import NodeState
 from vigil.banks import Banks, EntryReader, StoredEntry
+from vigil.banks.derived import derived_id, split_derived_id
 from vigil.banks.entry import EntryRecord, Labels
 from vigil.banks.indexes import BankIndexes
 from vigil.cli._app import open_matcher
@@ -216,6 +217,12 @@ def test_every_implementation_is_its_protocol(engine: Engine, tmp_path: Path) ->
 
     assert not isinstance(NoVideo(), SignalIndex)
 
+    class NoDerived(NoVideo):  # what the index was before crop ladders
+        def search_videos(self, queries: object) -> list[list[VideoMatch]]:
+            return []
+
+    assert not isinstance(NoDerived(), SignalIndex)
+
 
 # ---- EntrySource ----------------------------------------------------------------------
 
@@ -367,6 +374,39 @@ def test_changes_reach_the_index_after_a_sync(contents: Contents, index: Synced)
     assert back.video_id == c.ids["video"]  # the same entry, live again
 
 
+def test_search_pdq_derived_finds_the_ladders_of_ladder_banks_only(
+        contents: Contents, index: Synced) -> None:
+    """Derived codes (``vigil.banks.derived``) of a bank with a crop ladder are searched,
+    with ids packing the entry and the window; a bank without a ladder contributes none
+    (whatever its entries' ``extra`` says); a removal takes every window out."""
+    idx, sync = index
+    banks = Banks(contents.engine)
+    banks.create("ladder", SG_AGENCY, crop_ladder=True)
+    rng = np.random.default_rng(22)
+    codes = hex_from_codes(rng.integers(0, 256, (6, 32), dtype=np.uint8))
+    ladder = [["trimmed", codes[1], 80], ["centre-0.05", codes[2], 70],
+              ["bottom-0.1", codes[3], 30]]  # the flat one is never indexed
+    banks.apply("ladder", [EntryRecord("pdq", codes[0], quality=90,
+                                       extra={"pdq_derived": ladder})])
+    banks.apply(SG, [EntryRecord("pdq", codes[4], quality=90,
+                                 extra={"pdq_derived": [["trimmed", codes[5], 90]]})])
+    sync()
+    with Session(contents.engine) as s:
+        eid = s.scalar(select(Entry.id).where(Entry.value == codes[0]))
+    assert eid is not None
+    queries = [codes[1], _flip(codes[2], 31, 5), _flip(codes[2], 32, 6), codes[3], codes[5],
+               codes[0]]
+    res = idx.search_pdq_derived(codes_from_hex(queries), RADIUS)
+    truth = [[(derived_id(eid, "trimmed"), 0)], [(derived_id(eid, "centre-0.05"), 31)],
+             [], [], [], []]
+    assert [res.matches(k) for k in range(len(queries))] == truth
+    assert [split_derived_id(i) for i, _ in res.matches(1)] == [(eid, "centre-0.05")]
+    banks.apply("ladder", [EntryRecord("pdq", codes[0], op="remove")])
+    sync()
+    res = idx.search_pdq_derived(codes_from_hex(queries[:2]), RADIUS)
+    assert res.count(0) == res.count(1) == 0
+
+
 # ---- the Matcher through both stacks --------------------------------------------------
 
 
@@ -465,3 +505,32 @@ def test_after_a_change_both_stacks_still_agree(
     assert [m.entry.labels.series for m in relabelled] == ["relabelled"]
     assert after[4].matches == []
     assert "sha256" not in {m.signal_type for m in after[1].matches}
+
+
+def test_derived_matches_agree_through_both_stacks(
+        contents: Contents, stacks: tuple[Callable[[], Matcher], NodeState]) -> None:
+    """A ladder bank's derived codes give the same leads through the CLI and the node,
+    with the variant naming both sides, and only in the pairs the option allows."""
+    cli, node = stacks
+    banks = Banks(contents.engine)
+    banks.create("ladder-stacks", SG_AGENCY, crop_ladder=True)
+    rng = np.random.default_rng(41)
+    codes = hex_from_codes(rng.integers(0, 256, (5, 32), dtype=np.uint8))
+    banks.apply("ladder-stacks", [EntryRecord("pdq", codes[0], quality=90, extra={
+        "pdq_derived": [["centre-0.05", codes[1], 80], ["bottom-0.2", codes[2], 80],
+                        ["trimmed", codes[3], 80]]})])
+    node.index.sync()
+    items = [[Query("pdq", _flip(codes[1], 4, 1), 90)],  # a crop of the banked picture
+             [Query("pdq", codes[4], 90, derived=(("no-bottom-0.2", _flip(codes[2], 2, 2), 70),))],
+             [Query("pdq", codes[3], 90)],  # the banked picture without its frame
+             [Query("pdq", codes[4], 90, derived=(("no-bottom-0.2", codes[1], 70),))]]
+    for option in ("off", "borders", "crops", "all"):
+        first = cli().match(items, variants=option)
+        assert node.matcher.match(items, variants=option) == first, option
+        got = [[(m.variant, m.distance) for m in o.matches] for o in first]
+        crops = option in ("crops", "all")
+        borders = option in ("borders", "all")
+        assert got[0] == ([("original/centre-0.05", 4)] if crops else []), option
+        assert got[1] == ([("no-bottom-0.2/bottom-0.2", 2)] if crops else []), option
+        assert got[2] == ([("original/trimmed", 0)] if borders else []), option
+        assert got[3] == [], option  # a band-less window never meets another window

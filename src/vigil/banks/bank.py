@@ -106,8 +106,11 @@ class Banks:
     # ---- banks -------------------------------------------------------------------------
 
     def create(self, name: str, agency: str, description: str = "",
-               default_scheme: str | None = None) -> BankInfo:
+               default_scheme: str | None = None, *, crop_ladder: bool = False) -> BankInfo:
         """Create an empty bank; the name must be new.
+
+        ``crop_ladder``: files banked here keep derived PDQ codes of sub-windows of each
+        picture, so cropped, framed and captioned copies match (``vigil.matching.variants``).
 
         The name, agency code and description are checked at the door
         (``vigil.banks.text``): a bank's name is printed by every command and travels to
@@ -130,7 +133,7 @@ class Banks:
             with Session(self.engine) as s, s.begin():
                 s.add(Bank(name=name, agency=agency, description=description,
                            default_scheme=default_scheme, created_at=now, updated_at=now,
-                           last_seq=0))
+                           last_seq=0, **({"crop_ladder": True} if crop_ladder else {})))
         except IntegrityError:
             raise BankError(f"a bank named {name!r} already exists") from None
         if self.on_created is not None:
@@ -170,6 +173,11 @@ class Banks:
     def get(self, name: str) -> BankInfo:
         with Session(self.engine) as s:
             return self._info(s, find_bank(s, name))
+
+    def crop_ladder(self, name: str) -> bool:
+        """Whether files banked in ``name`` keep derived PDQ codes (a crop ladder)."""
+        with Session(self.engine) as s:
+            return bool(s.scalar(select(Bank.crop_ladder).where(Bank.id == find_bank(s, name).id)))
 
     def last_seq(self, name: str) -> int:
         """The bank's newest change sequence number. Not ``get(name).last_seq``: ``get``

@@ -4,11 +4,14 @@
 later workflow that banks a file (a reviewer's decision, a new series) turn its signals
 into the same entries: MD5, SHA-1 and SHA-256 always, PDQ for an image, one ``vpdq`` entry
 for a video (its frame hashes travel in ``extra``), all sharing one source id (the file's
-SHA-256) so that a match reports them as one lead.
+SHA-256) so that a match reports them as one lead. A picture hashed for a bank with a crop
+ladder keeps its derived PDQ codes in the PDQ entry's ``extra`` (``pdq_derived``: [window,
+hex, quality] each); like any hash they are sensitive, and travel and export with it.
 """
 
 from __future__ import annotations
 
+from vigil.banks.derived import bank_codes
 from vigil.banks.entry import EntryRecord, Labels, Op
 from vigil.signals import FileSignals
 from vigil.signals.vpdq import vpdq_digest, write_vpdq
@@ -24,7 +27,11 @@ def records_of_file(r: FileSignals, labels: Labels, op: Op = "add") -> list[Entr
             for t, v in (("md5", r.digests.md5), ("sha1", r.digests.sha1),
                          ("sha256", r.digests.sha256))]
     if r.pdq is not None:
-        recs.append(EntryRecord("pdq", r.pdq.hex, labels, r.pdq.quality, op, sid, extra))
+        pdq_extra: dict[str, object] = dict(extra)
+        derived = bank_codes((n, h.hex, h.quality) for n, h in r.pdq_derived or ())
+        if derived:
+            pdq_extra["pdq_derived"] = [list(c) for c in derived]
+        recs.append(EntryRecord("pdq", r.pdq.hex, labels, r.pdq.quality, op, sid, pdq_extra))
     if r.vpdq is not None:
         recs.append(EntryRecord("vpdq", vpdq_digest(r.vpdq), labels, None, op, sid,
                                 {**extra, "vpdq": write_vpdq(r.vpdq)}))

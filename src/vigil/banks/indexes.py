@@ -9,7 +9,9 @@ at once, without a rebuild. A new generation is written when the replayed tail g
 large, so the replay stays short. ``rebuild()`` recreates everything from the store.
 
 Layout under ``folder``: ``CURRENT`` (JSON: generation, checkpoint, store fingerprint) and
-``gen-NNNNNN/{pdq,md5,sha1,sha256}/`` as written by ``vigil.index``.
+``gen-NNNNNN/{pdq,pdq_derived,md5,sha1,sha256}/`` as written by ``vigil.index``.
+``pdq_derived`` holds the derived codes of banks with a crop ladder (``vigil.banks.derived``;
+ids pack the entry id and the window).
 
 The tail is read by change id, which is safe because writers commit change ids in order
 (``Banks.apply`` takes a PostgreSQL advisory lock; SQLite has one writer at a time). Generations are
@@ -29,11 +31,13 @@ import shutil
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
-from sqlalchemy import Engine, func, select
+from sqlalchemy import Engine, case, func, select
 from sqlalchemy.orm import Session
 
+from vigil.banks.derived import all_derived_ids, stored_codes
 from vigil.index import (
     DIGEST_SIZES,
     ExactIndex,
@@ -45,7 +49,7 @@ from vigil.index import (
 from vigil.index.arrays import Codes, Digests
 from vigil.index.video import VideoIndex, VideoMatch
 from vigil.signals.vpdq import VpdqFrame, read_vpdq
-from vigil.store.models import Change, Entry
+from vigil.store.models import Bank, Change, Entry
 
 EXACT_SIZES = DIGEST_SIZES
 INDEXED_TYPES = ("pdq", *EXACT_SIZES)
@@ -87,6 +91,7 @@ class BankIndexes:
         self.checkpoint = 0
         self.generation_checkpoint = 0
         self.pdq = HammingIndex()
+        self.derived = HammingIndex()
         self.exact = {t: ExactIndex(n) for t, n in EXACT_SIZES.items()}
         self._video: VideoIndex | None = None
         #: told the ids of the entries each replayed change touched (None: possibly all,
@@ -120,6 +125,7 @@ class BankIndexes:
         gen = self.folder / cur.generation
         try:
             self.pdq = HammingIndex.load(gen / "pdq")
+            self.derived = HammingIndex.load(gen / "pdq_derived")
             self.exact = {t: ExactIndex.load(gen / t) for t in EXACT_SIZES}
         except (OSError, ValueError, KeyError):
             return False  # damaged or from an older format: rebuild from the store
@@ -148,6 +154,7 @@ class BankIndexes:
         shutil.rmtree(tmp, ignore_errors=True)
         tmp.mkdir()
         self.pdq.save(tmp / "pdq")
+        self.derived.save(tmp / "pdq_derived")
         for t, idx in self.exact.items():
             idx.save(tmp / t)
         final = self.folder / name
@@ -189,18 +196,39 @@ class BankIndexes:
                     del codes, ids
                     if idx.pending():
                         idx.compact()
+            self.derived = HammingIndex()
+            q = (select(Entry.id, Entry.extra).join(Bank, Bank.id == Entry.bank_id)
+                 .where(Bank.crop_ladder.is_(True), Entry.signal_type == "pdq",
+                        Entry.removed.is_(False))
+                 .execution_options(yield_per=_CHUNK))
+            for rows in s.execute(q).partitions(_CHUNK):
+                self._add_derived([(r[0], r[1]) for r in rows])
+            if self.derived.pending():
+                self.derived.compact()
         self.checkpoint = checkpoint
         self.save()
+
+    def _add_derived(self, entries: Sequence[tuple[int, Any]]) -> None:
+        found = [c for eid, extra in entries for c in stored_codes(eid, extra)]
+        if found:
+            self.derived.add(codes_from_hex([h for _, h in found]),
+                             np.array([i for i, _ in found], dtype=np.int64))
 
     def _index(self, signal_type: str) -> HammingIndex | ExactIndex:
         return self.pdq if signal_type == "pdq" else self.exact[signal_type]
 
-    def _tail(self, s: Session) -> Iterator[Sequence[tuple[int, str, int, str, str, bool]]]:
+    def _tail(self, s: Session) -> Iterator[Sequence[tuple[int, str, int, str, str, bool,
+                                                            Any, bool]]]:
         """The changes after the checkpoint to indexed types, in id order, in chunks: (change
-        id, op, entry id, and the entry as it is now: type, value, removed)."""
+        id, op, entry id, and the entry as it is now: type, value, removed, extra, and
+        whether its bank keeps a crop ladder)."""
+        # an entry's extra is read only where a ladder may be in it (a bulk import's tail
+        # of a million entries would otherwise carry every entry's JSON for nothing)
+        ladder_extra = case((Bank.crop_ladder.is_(True), Entry.extra), else_=None)
         q = (select(Change.id, Change.op, Change.entry_id, Entry.signal_type, Entry.value,
-                    Entry.removed)
+                    Entry.removed, ladder_extra, Bank.crop_ladder)
              .join(Entry, Entry.id == Change.entry_id)
+             .join(Bank, Bank.id == Entry.bank_id)
              .where(Change.id > self.checkpoint, Change.signal_type.in_(INDEXED_TYPES))
              .order_by(Change.id).execution_options(yield_per=_CHUNK))
         yield from s.execute(q).partitions(_CHUNK)  # rows are typed tuples
@@ -219,7 +247,7 @@ class BankIndexes:
         """
         with Session(self.engine) as s:
             top = s.scalar(select(func.max(Change.id))) or 0
-        size = len(self.pdq) + sum(len(x) for x in self.exact.values())
+        size = len(self.pdq) + len(self.derived) + sum(len(x) for x in self.exact.values())
         if top - self.checkpoint > max(REBUILD_AFTER, size):
             before = self.checkpoint
             self._video = None
@@ -240,9 +268,12 @@ class BankIndexes:
                 # in the tail is taken out of its index and put back if it is live.
                 # A relabel ("update") changes no code: it only concerns entry caches.
                 touched: dict[str, dict[int, tuple[str, bool]]] = {t: {} for t in INDEXED_TYPES}
-                for _cid, op, entry_id, t, value, removed in part:
+                ladders: dict[int, Any] = {}
+                for _cid, op, entry_id, t, value, removed, extra, ladder in part:
                     if op != "update":
                         touched[t][entry_id] = (value, removed)
+                        if t == "pdq" and ladder and not removed:
+                            ladders[entry_id] = extra
                 if self.on_touched is not None:
                     self.on_touched([row[2] for row in part])
                 for t, items in touched.items():
@@ -254,6 +285,10 @@ class BankIndexes:
                     if live:
                         idx.add(_parse(t, [v for _, v in live]),
                                 np.array([i for i, _ in live], dtype=np.int64))
+                if touched["pdq"] and len(self.derived):
+                    self.derived.remove(np.array(all_derived_ids(touched["pdq"]),
+                                                 dtype=np.int64))
+                self._add_derived(list(ladders.items()))
                 applied += len(part)
             self.checkpoint = max(self.checkpoint, top)
         if self.checkpoint - self.generation_checkpoint >= SAVE_AFTER or (
@@ -268,6 +303,10 @@ class BankIndexes:
     def search_pdq(self, codes: Codes, radius: int) -> SearchResult:
         """Every live PDQ entry within ``radius`` bits of each query code."""
         return self.pdq.search(codes, radius)
+
+    def search_pdq_derived(self, codes: Codes, radius: int) -> SearchResult:
+        """Every live banked derived code within ``radius`` bits (ids: derived ids)."""
+        return self.derived.search(codes, radius)
 
     def lookup(self, signal_type: str, values: list[str]) -> SearchResult:
         """Live entries holding each exact digest (``EXACT_SIZES`` types)."""

@@ -56,11 +56,12 @@ def _labels(category: str | None, series: str | None, victim: str | None, tags: 
     )
 
 
-def _hashed(paths: list[Path], reference: bool, quiet: bool, command: str
-            ) -> list[FileSignals]:
+def _hashed(paths: list[Path], reference: bool, quiet: bool, command: str,
+            crop_ladder: bool = False) -> list[FileSignals]:
     """Every file under ``paths`` (archive members included) hashed; each failure said on
-    stderr: what could not be read adds nothing, a corrupt image adds its exact hashes."""
-    options = HashOptions(mode="reference" if reference else "fast")
+    stderr: what could not be read adds nothing, a corrupt image adds its exact hashes.
+    ``crop_ladder``: with the derived codes a bank with a crop ladder keeps."""
+    options = HashOptions(mode="reference" if reference else "fast", crop_ladder=crop_ladder)
     with progress(quiet) as bar:
         results = list(hash_paths(paths, options, default_jobs(), bar))
     for r in results:
@@ -88,17 +89,23 @@ def create(
     description: Annotated[str, typer.Option(help="What the bank holds and why.")] = "",
     scheme: Annotated[str | None, typer.Option(
         help=f"Default category scheme ({', '.join(SCHEMES)}).")] = None,
+    crop_ladder: Annotated[bool, typer.Option(
+        "--crop-ladder", help="Keep derived PDQ codes of each banked picture (its content "
+        "inside any border, and ~38 sub-windows) so cropped, framed and captioned copies "
+        "match with `vigil match --variants`. About 40x the PDQ codes per picture.")]
+    = False,
 ) -> None:
     """Create an empty bank owned by an agency.
 
     [bold]Example[/bold]
 
       vigil bank create sg-known --agency SG-SPF --scheme us --description "SPF known CAM"
+      vigil bank create sg-crops --agency SG-SPF --crop-ladder
     """
     with user_errors():
         banks = open_banks()
         audit = opened(banks.engine)
-        info = banks.create(name, agency, description, scheme)
+        info = banks.create(name, agency, description, scheme, crop_ladder=crop_ladder)
     audit.record("bank.create", info.name)
     typer.echo(f"created bank '{shown(info.name)}' (agency {shown(info.agency)})")
 
@@ -333,9 +340,9 @@ def add(
     with user_errors():
         labels = _labels(category, series, victim_status, tag, note)
         banks = open_banks()
-        banks.get(name)
+        ladder = banks.crop_ladder(name)
         audit = opened(banks.engine)
-        files = _hashed(paths, reference, quiet, "bank add")
+        files = _hashed(paths, reference, quiet, "bank add", ladder)
         records = [rec for r in files for rec in records_of_file(r, labels)]
         result = banks.apply(name, records, source="vigil bank add")
         audit.bank_change("bank.add", name, result, banks.last_seq(name), files=len(files))

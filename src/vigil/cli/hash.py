@@ -9,7 +9,7 @@ from typing import Annotated
 
 import typer
 
-from vigil.cli._app import app
+from vigil.cli._app import app, fail
 from vigil.cli._display import shown
 from vigil.cli._files import hash_paths
 from vigil.signals import DIHEDRAL_NAMES, FileSignals, HashOptions
@@ -52,6 +52,10 @@ def hash_cmd(
         "--exif", help="With --json: add the EXIF fields that help identify victims "
         "(make, model, serial, lens, software, capture time, GPS) and the device key.")]
     = False,
+    variants: Annotated[str, typer.Option(
+        "--variants", help="With --json: add the query-side derived PDQ codes "
+        "(pdq_derived: borders, crops or all; docs/crops.md), e.g. to send to POST /v1/match.")]
+    = "off",
 ) -> None:
     """Print every signal of every file: PDQ (images), vPDQ (videos), MD5, SHA-1, SHA-256.
 
@@ -68,8 +72,12 @@ def hash_cmd(
       vigil hash evidence.zip                 # the archive, then each member
       vigil hash --json --dihedral /evidence/extracted > signals.jsonl
     """
+    from vigil.matching.variants import VARIANT_OPTIONS, variant_option
+
+    if variants not in VARIANT_OPTIONS:
+        fail(f"--variants must be one of {', '.join(VARIANT_OPTIONS)}", 2)
     options = HashOptions(mode="reference" if reference else "fast", dihedral=dihedral,
-                          max_pixels=max_pixels, exif=exif)
+                          max_pixels=max_pixels, exif=exif, variants=variant_option(variants))
     failed = total = 0
     out = sys.stdout
     for r in hash_paths(paths, options, jobs):

@@ -23,6 +23,7 @@ from vigil.matching import (
     video_detail,
 )
 from vigil.matching import queries_of as file_queries
+from vigil.matching.variants import VARIANT_OPTIONS, variant_option
 from vigil.signals import FileSignals, HashOptions
 
 CSV_FIELDS = ["item", "bank", "agency", "entry_id", "signal_type", "variant", "distance",
@@ -89,6 +90,10 @@ def match(
         min=0, max=100, help="Do not search PDQs of flatter images than this.")]
     = DEFAULT_MIN_QUALITY,
     reference: Annotated[bool, typer.Option("--reference", help="Reference-mode PDQ.")] = False,
+    variants: Annotated[str, typer.Option(
+        "--variants", help="Also match edited copies: borders (framed, letter-boxed; "
+        "~1.1x the hashing cost), crops (cropped, captioned, against banks with a crop "
+        "ladder; ~2x), all, or off.")] = "off",
     as_json: Annotated[bool, typer.Option("--json", help="One JSON object per item.")] = False,
     as_csv: Annotated[bool, typer.Option("--csv", help="One CSV row per match.")] = False,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress display.")] = False,
@@ -105,6 +110,7 @@ def match(
     [bold]Examples[/bold]
 
       vigil match /evidence/extracted --dihedral
+      vigil match /evidence/extracted --variants all
       vigil match evidence.zip --json
       vigil match --hash pdq:f8f8f0cee0f4a84f06370a22038f63f0b36e2ed596621e1d33e6b39c4e9c9b22
       vigil match photos/ --bank sg-known --json > matches.jsonl
@@ -113,19 +119,22 @@ def match(
         fail("give files or folders to match, or --hash TYPE:VALUE", 2)
     if as_json and as_csv:
         fail("choose one of --json and --csv", 2)
+    if variants not in VARIANT_OPTIONS:
+        fail(f"--variants must be one of {', '.join(VARIANT_OPTIONS)}", 2)
     with user_errors():
         bare = [parse_query(h) for h in hashes or []]
         banks = open_banks()
         matcher = open_matcher(banks)
         files: list[FileSignals] = []
         if paths:
-            options = HashOptions(mode="reference" if reference else "fast", dihedral=dihedral)
+            options = HashOptions(mode="reference" if reference else "fast", dihedral=dihedral,
+                                  variants=variant_option(variants))
             with progress(quiet) as bar:
                 files = list(hash_paths(paths, options, default_jobs(), bar))
         items = [file_queries(f, dihedral) for f in files] + [[q] for q in bare]
         names = [f.path for f in files] + [f"{q.signal_type}:{q.value}" for q in bare]
         outcomes = matcher.match(items, threshold=threshold, bank_names=banks_,
-                                 min_quality=min_quality)
+                                 min_quality=min_quality, variants=variant_option(variants))
         _self_leads(banks, outcomes)
         notes = _series_notes(m.entry.labels.series for o in outcomes for m, _ in o.leads())
     failed = 0

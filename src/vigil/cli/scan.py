@@ -28,6 +28,10 @@ def scan(
     threshold: Annotated[int, typer.Option(min=0, max=64, help="PDQ threshold in bits.")] = 31,
     dihedral: Annotated[bool, typer.Option(
         "--dihedral", help="Also match rotated and mirrored copies.")] = False,
+    variants: Annotated[str, typer.Option(
+        "--variants", help="Also match edited copies: borders (framed, letter-boxed), "
+        "crops (cropped, captioned; against banks with a crop ladder), all, or off. "
+        "Costs hashing time: see docs/crops.md.")] = "off",
     thumbnails: Annotated[str, typer.Option(
         help="Report thumbnails: blurred (greyscale, default), clear, or none.")] = "blurred",
     jobs: Annotated[int, typer.Option("--jobs", "-j", min=0,
@@ -73,9 +77,14 @@ def scan(
 
     if thumbnails not in ("blurred", "clear", "none"):
         fail("--thumbnails must be blurred, clear or none", 2)
+    from vigil.matching.variants import VARIANT_OPTIONS, variant_option
+
+    if variants not in VARIANT_OPTIONS:
+        fail(f"--variants must be one of {', '.join(VARIANT_OPTIONS)}", 2)
     options = ScanOptions(inputs=tuple(str(p) for p in evidence),
                           banks=tuple(banks_) if banks_ else None, threshold=threshold,
                           dihedral=dihedral, mode="reference" if reference else "fast",
+                          variants=variant_option(variants),
                           thumbnails=thumbnails, jobs=jobs or (os.cpu_count() or 1),
                           ray=ray)
     t0 = time.perf_counter()

@@ -8,6 +8,9 @@ the bank and the entry with its labels. Policy in one place:
   (e.g. PhotoDNA carried from VICS) by exact value in the store;
 * PDQ is searched within ``threshold`` bits (default 31, the PDQ authors' recommendation);
   with ``dihedral`` the 7 rotated/mirrored variants are searched too;
+* with ``variants`` (off, borders, crops, all) a PDQ's derived codes are searched too,
+  and its code among the banks' derived codes, in the pairs ``vigil.matching.variants``
+  allows; the lead names both sides (``original/centre-0.05``);
 * PDQ queries below ``min_quality`` (default 50) are not searched: hashes of flat images
   collide with each other, and the caller is told (``Outcome.skipped``);
 * videos (vPDQ) match by the share of frames within 31 bits, as Meta's vpdq does (frames
@@ -24,6 +27,13 @@ from vigil.index import codes_from_hex
 from vigil.index.video import VideoMatch
 from vigil.matching.protocols import EXACT_TYPES, BankDirectory, EntrySource, SignalIndex
 from vigil.matching.query import DEFAULT_MIN_QUALITY, DEFAULT_THRESHOLD, Match, Outcome, Query
+from vigil.matching.variants import (
+    VARIANT_OPTIONS,
+    VariantOption,
+    pair_allowed,
+    query_codes,
+    split_derived_id,
+)
 from vigil.signals.vpdq import VpdqFrame
 
 
@@ -39,13 +49,16 @@ class Matcher:
 
     def match(self, items: list[list[Query]], *, threshold: int = DEFAULT_THRESHOLD,
               bank_names: Iterable[str] | None = None, min_quality: int = DEFAULT_MIN_QUALITY,
-              ) -> list[Outcome]:
+              variants: VariantOption = "off") -> list[Outcome]:
         """Match a batch of items (each a list of queries); one ``Outcome`` per item.
 
         Batches are the fast path: all PDQ codes of all items go to the index at once.
         """
         if not 0 <= threshold <= 64:
             raise ValueError(f"threshold must be between 0 and 64 bits, got {threshold}")
+        if variants not in VARIANT_OPTIONS:
+            raise ValueError(f"variants must be one of {', '.join(VARIANT_OPTIONS)}, "
+                             f"got {variants!r}")
         wanted = set(bank_names) if bank_names is not None else None
         if wanted is not None:
             known = self.entries.names()
@@ -55,6 +68,7 @@ class Matcher:
         outcomes = [Outcome() for _ in items]
         hits: list[tuple[int, int, str, int, str]] = []  # item, entry id, type, dist, variant
         pdq_rows: list[tuple[int, str, str]] = []  # item, variant, hex
+        derived_rows: list[tuple[int, str, str]] = []  # item, query code, hex
         exact: dict[str, list[tuple[int, str]]] = {}
         videos: list[tuple[int, tuple[VpdqFrame, ...]]] = []
         opaque: dict[str, list[tuple[int, str]]] = {}
@@ -67,6 +81,11 @@ class Matcher:
                         continue
                     pdq_rows.append((i, "original", q.value))
                     pdq_rows += [(i, name, h) for name, h in q.variants]
+                    if variants != "off":
+                        own = [(i, n, h) for n, h in query_codes(q.derived, variants,
+                                                                 min_quality)]
+                        pdq_rows += own
+                        derived_rows += [(i, "original", q.value), *own]
                 elif q.signal_type == "vpdq":
                     if q.frames:
                         videos.append((i, q.frames))
@@ -80,6 +99,14 @@ class Matcher:
             res = self.index.search_pdq(codes_from_hex([h for _, _, h in pdq_rows]), threshold)
             for k, (i, variant, _) in enumerate(pdq_rows):
                 hits += [(i, eid, "pdq", d, variant) for eid, d in res.matches(k)]
+        if derived_rows:
+            res = self.index.search_pdq_derived(
+                codes_from_hex([h for _, _, h in derived_rows]), threshold)
+            for k, (i, qv, _) in enumerate(derived_rows):
+                for cid, d in res.matches(k):
+                    eid, window = split_derived_id(cid)
+                    if pair_allowed(qv, window, variants):
+                        hits.append((i, eid, "pdq", d, f"{qv}/{window}"))
         for t, rows in exact.items():
             res = self.index.lookup(t, [v for _, v in rows])
             for k, (i, _) in enumerate(rows):

@@ -59,6 +59,11 @@ class SignalIndex(Protocol):
         """Every PDQ code within ``radius`` bits of each query code (n x 32 bytes)."""
         ...
 
+    def search_pdq_derived(self, codes: Codes, radius: int) -> SearchResult:
+        """Every banked derived PDQ code (``vigil.matching.variants``) within ``radius``
+        bits of each query code; hit ids are derived ids (entry id and window)."""
+        ...
+
     def lookup(self, signal_type: str, values: list[str]) -> SearchResult:
         """Exact digests (``EXACT_TYPES``) by value."""
         ...

@@ -30,6 +30,9 @@ class Query:
     variants: tuple[tuple[str, str], ...] = ()
     #: a video's vPDQ frames (for ``vpdq`` queries; the value is their digest)
     frames: tuple[VpdqFrame, ...] = ()
+    #: PDQ derived codes (``vigil.signals.crops``) as (window name, hex, quality); which
+    #: are searched is the matcher's ``variants`` option (``vigil.matching.variants``)
+    derived: tuple[tuple[str, str, int], ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -39,6 +42,8 @@ class Match:
     entry: StoredEntry
     signal_type: str
     distance: int
+    #: the dihedral or derived variant: ``original``, ``rotate90``, ``trimmed``, or for a
+    #: hit on a banked derived code "query code/banked window" (``original/centre-0.05``)
     variant: str = "original"
     #: for a vPDQ match: both percentages and the matched time ranges in both videos
     video: VideoMatch | None = None
@@ -76,7 +81,9 @@ def queries_of(signals: FileSignals, dihedral: bool = False) -> list[Query]:
         if dihedral and signals.pdq_dihedral:
             variants = tuple((n, h.hex) for n, h in zip(DIHEDRAL_NAMES[1:],
                                                          signals.pdq_dihedral[1:], strict=True))
-        out.append(Query("pdq", signals.pdq.hex, signals.pdq.quality, variants))
+        derived = tuple((n, h.hex, h.quality) for n, h in signals.pdq_derived or ())
+        out.append(Query("pdq", signals.pdq.hex, signals.pdq.quality, variants,
+                         derived=derived))
     if signals.vpdq:
         out.append(Query("vpdq", vpdq_digest(signals.vpdq), frames=tuple(signals.vpdq)))
     return out

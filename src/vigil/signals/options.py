@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Literal
 
 from vigil.signals import decode
 from vigil.signals.evidence import Limits
@@ -13,6 +14,11 @@ from vigil.signals.pdq import Mode
 #: the size of a file (a 2 GiB disk image costs a few MB, not 2 GiB).
 MAX_IN_MEMORY = 64 * 1024 * 1024
 
+#: query-side derived codes: none, the trimmed content, band-less windows, or both
+#: (``vigil.signals.crops``; what each option costs is in the README)
+VariantOption = Literal["off", "borders", "crops", "all"]
+VARIANT_OPTIONS: tuple[str, ...] = ("off", "borders", "crops", "all")
+
 
 @dataclass(frozen=True, slots=True)
 class HashOptions:
@@ -22,7 +28,9 @@ class HashOptions:
     before decoding; videos get vPDQ (``video``) sampled every ``video_interval`` seconds
     within ``video_time_limit``; ``exif`` adds the victim-identification EXIF fields and
     the capture device; ``thumbnails`` adds a small greyscale JPEG; ``limits`` bound what
-    is read from archives.
+    is read from archives. ``variants`` adds the query-side derived codes (trimmed content,
+    band-less windows); ``crop_ladder`` the bank side's (trimmed content and its ladder of
+    sub-windows), all from the same decode (``vigil.signals.crops``).
     """
 
     mode: Mode = "fast"
@@ -36,10 +44,15 @@ class HashOptions:
     thumbnails: bool = False
     limits: Limits = field(default_factory=Limits)
     max_in_memory: int = MAX_IN_MEMORY
+    variants: VariantOption = "off"
+    crop_ladder: bool = False
 
     def __post_init__(self) -> None:
         if self.mode not in ("fast", "reference"):
             raise ValueError(f"unknown PDQ mode {self.mode!r}: use 'fast' or 'reference'")
+        if self.variants not in VARIANT_OPTIONS:
+            raise ValueError(f"unknown variants option {self.variants!r}: use one of "
+                             f"{', '.join(VARIANT_OPTIONS)}")
         if self.max_pixels <= 0 or self.video_time_limit <= 0 or self.max_in_memory < 0:
             raise ValueError("max_pixels and video_time_limit must be positive, "
                              "max_in_memory not negative")

@@ -26,7 +26,7 @@ from typing import IO
 
 from PIL import Image, UnidentifiedImageError
 
-from vigil.signals import decode
+from vigil.signals import crops, decode
 from vigil.signals.digests import Digests, digests_of_bytes, digests_of_stream
 from vigil.signals.errors import (
     CorruptImageError,
@@ -37,7 +37,7 @@ from vigil.signals.errors import (
 from vigil.signals.evidence import open_item, virtual_path
 from vigil.signals.exif import device_key, exif_summary
 from vigil.signals.options import HashOptions
-from vigil.signals.pdq import pdq_of_image
+from vigil.signals.pdq import PdqHash, pdq_of_image
 from vigil.signals.result import FileSignals
 from vigil.signals.sniff import sniff_kind
 from vigil.signals.thumbnail import thumbnail_of_pixels, video_keyframe
@@ -179,8 +179,22 @@ def _image(content: Content, name: str, options: HashOptions, result: FileSignal
             _exif(img, result)
         pdq = pdq_of_image(img, name, options.mode, options.dihedral, options.min_long_side)
     result.pdq, result.pdq_dihedral, result.image = pdq.hash, pdq.dihedral, pdq.info
+    if (options.variants != "off" or options.crop_ladder) and pdq.pixels is not None:
+        result.pdq_derived = _derived(pdq.pixels, options)
     if options.thumbnails and pdq.pixels is not None:
         result.thumbnail = thumbnail_of_pixels(pdq.pixels, pdq.info.exif_orientation)
+
+
+def _derived(pixels: crops.Pixels, options: HashOptions) -> tuple[tuple[str, PdqHash], ...]:
+    """The derived codes the options ask for, from the pixels PDQ was computed on."""
+    if options.crop_ladder:  # the bank side: the picture inside its frame, and its ladder
+        found = crops.derived_hashes(pixels, trim=True, windows=crops.LADDER)
+    else:
+        found = crops.derived_hashes(
+            pixels, trim=options.variants in ("borders", "all"),
+            windows=crops.QUERY_WINDOWS if options.variants in ("crops", "all") else (),
+            of_trimmed=False)
+    return tuple((name, PdqHash(hx, q)) for name, hx, q in found)
 
 
 def _exif(img: Image.Image, result: FileSignals) -> None:

@@ -41,6 +41,9 @@ class FileSignals:
     #: all eight variants in ``DIHEDRAL_NAMES`` order (the first equals ``pdq``)
     pdq_dihedral: tuple[PdqHash, ...] | None = None
     image: ImageInfo | None = None
+    #: derived codes (``vigil.signals.crops``): (window name, hash), e.g. ("trimmed", …),
+    #: ("centre-0.05", …) on the bank side, ("no-bottom-0.2", …) on the query side
+    pdq_derived: tuple[tuple[str, PdqHash], ...] | None = None
     #: vPDQ frames of a video (None for anything else)
     vpdq: list[VpdqFrame] | None = None
     #: victim-identification EXIF fields (``exif`` option; see ``vigil.signals.exif``)
@@ -73,6 +76,8 @@ class FileSignals:
         if self.pdq_dihedral is not None:
             out["pdq_dihedral"] = {n: h.hex for n, h in zip(DIHEDRAL_NAMES, self.pdq_dihedral,
                                                             strict=True)}
+        if self.pdq_derived is not None:
+            out["pdq_derived"] = {n: h.hex for n, h in self.pdq_derived}
         if self.vpdq is not None:
             out["vpdq"] = vpdq_digest(self.vpdq)
             out["vpdq_frames"] = [[f.frame, f.quality, f.pdq, f.seconds] for f in self.vpdq]

@@ -25,6 +25,7 @@ from sqlalchemy import (
     UniqueConstraint,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+from sqlalchemy.sql import expression
 
 #: BIGINT on PostgreSQL, INTEGER (so it is the rowid alias and autoincrements) on SQLite.
 BigId = BigInteger().with_variant(Integer(), "sqlite")
@@ -42,6 +43,9 @@ class Bank(Base):
     """A named list of entries owned by one agency: the unit of sharing."""
 
     __tablename__ = "banks"
+    #: a column's server default is not read back after an insert (``crop_ladder`` is
+    #: read only where it is needed)
+    __mapper_args__ = {"eager_defaults": False}  # noqa: RUF012 (SQLAlchemy reads it)
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
     name: Mapped[str] = mapped_column(String(100), unique=True)
@@ -52,6 +56,10 @@ class Bank(Base):
     updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
     #: the sequence number of the bank's latest change (0 = no change yet)
     last_seq: Mapped[int] = mapped_column(BigInteger, default=0)
+    #: store derived PDQ codes of each banked picture (``vigil.banks.derived``); deferred
+    #: and left to its server default, so code reading banks never needs it loaded
+    crop_ladder: Mapped[bool] = mapped_column(Boolean, server_default=expression.false(),
+                                              deferred=True)
 
 
 class Entry(Base):

@@ -11,15 +11,18 @@ import io
 from typing import Any
 
 from vigil.signals import DIHEDRAL_NAMES, Digests, FileSignals, HashOptions, PdqHash
+from vigil.signals.options import VariantOption
 from vigil.signals.vpdq import read_vpdq, write_vpdq
 from vigil.triage.scandb import ItemRow
 
 
-def hash_options(mode: str, dihedral: bool, thumbnails: bool) -> HashOptions:
+def hash_options(mode: str, dihedral: bool, thumbnails: bool,
+                 variants: VariantOption = "off") -> HashOptions:
     """What a scan computes for every file: PDQ (and its variants if asked), vPDQ, the
-    EXIF fields that matter for victim identification, and a thumbnail unless none."""
+    EXIF fields that matter for victim identification, and a thumbnail unless none; with
+    ``variants``, the query-side derived codes (``vigil.signals.crops``)."""
     return HashOptions(mode="reference" if mode == "reference" else "fast",
-                       dihedral=dihedral, exif=True, thumbnails=thumbnails)
+                       dihedral=dihedral, exif=True, thumbnails=thumbnails, variants=variants)
 
 
 def scan_row(r: FileSignals) -> dict[str, Any]:
@@ -35,6 +38,8 @@ def scan_row(r: FileSignals) -> dict[str, Any]:
         row.update(pdq=r.pdq.hex, pdq_quality=r.pdq.quality)
     if r.pdq_dihedral is not None:
         row["pdq_dihedral"] = [h.hex for h in r.pdq_dihedral[1:]]
+    if r.pdq_derived is not None:
+        row["pdq_derived"] = [[n, h.hex, h.quality] for n, h in r.pdq_derived]
     if r.vpdq is not None:
         row["vpdq"] = write_vpdq(r.vpdq)
     if r.exif:
@@ -55,6 +60,9 @@ def signals_of(item: ItemRow) -> FileSignals:
         out.pdq = pdq
         if item.pdq_dihedral and len(item.pdq_dihedral) == len(DIHEDRAL_NAMES) - 1:
             out.pdq_dihedral = (pdq, *(PdqHash(h, pdq.quality) for h in item.pdq_dihedral))
+        if item.pdq_derived:
+            out.pdq_derived = tuple((str(n), PdqHash(str(h), int(q)))
+                                    for n, h, q in item.pdq_derived)
     if item.vpdq:
         out.vpdq = read_vpdq(io.StringIO(item.vpdq))
     return out

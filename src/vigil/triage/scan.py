@@ -24,6 +24,7 @@ from typing import Any, TypeVar
 from vigil import __version__
 from vigil.matching import Matcher, queries_of, video_detail
 from vigil.signals.evidence import SEP, Limits, iter_items
+from vigil.signals.options import VariantOption
 from vigil.signals.runner import Unit, run
 from vigil.triage.cluster import run_on_ray
 from vigil.triage.grouping import Gathered, Unknown, rank_groups
@@ -49,6 +50,8 @@ class ScanOptions:
     banks: tuple[str, ...] | None = None  # None: every bank
     threshold: int = 31
     dihedral: bool = False
+    #: derived-code matching (``vigil.matching.variants``): off, borders, crops, all
+    variants: VariantOption = "off"
     min_quality: int = 50
     mode: str = "fast"
     thumbnails: str = "blurred"  # blurred | clear | none
@@ -174,7 +177,8 @@ def _hash_pending(db: ScanDB, options: ScanOptions, stats: ScanStats,
     left = db.pending_count()
     total = db.summary().files
     done = total - left
-    work = hash_options(options.mode, options.dihedral, options.thumbnails != "none")
+    work = hash_options(options.mode, options.dihedral, options.thumbnails != "none",
+                        options.variants)
     batch: list[dict[str, Any]] = []
     thumbs: list[tuple[str, bytes]] = []
     last = time.monotonic()
@@ -214,7 +218,7 @@ def _leads(db: ScanDB, options: ScanOptions, matcher: Matcher, progress: Progres
         queries = [queries_of(signals_of(it), options.dihedral) for it in chunk]
         outcomes = matcher.match(queries, threshold=options.threshold,
                                  bank_names=list(options.banks) if options.banks else None,
-                                 min_quality=options.min_quality)
+                                 min_quality=options.min_quality, variants=options.variants)
         for it, outcome in zip(chunk, outcomes, strict=True):
             for m, signals in outcome.leads():
                 lab = m.entry.labels

@@ -54,7 +54,8 @@ CREATE TABLE IF NOT EXISTS files (
     device TEXT,                        -- capture device key (make|model|serial) or NULL
     error_code TEXT, error_message TEXT,
     seconds REAL,                       -- worker time spent on this file
-    flags TEXT                          -- JSON list: what the listing saw (embedded-archive, ...)
+    flags TEXT,                         -- JSON list: what the listing saw (embedded-archive, ...)
+    pdq_derived TEXT                    -- JSON list: [window, hex, quality] derived codes, if asked
 );
 CREATE INDEX IF NOT EXISTS ix_files_status ON files(status);
 CREATE INDEX IF NOT EXISTS ix_files_sha256 ON files(sha256);
@@ -88,14 +89,15 @@ CREATE TABLE IF NOT EXISTS thumbs (sha256 TEXT PRIMARY KEY, jpeg BLOB NOT NULL);
 
 #: Columns added after schema version 1 first shipped: added in place when missing.
 _COLUMNS: dict[str, list[tuple[str, str]]] = {
-    "files": [("pdq_dihedral", "TEXT"), ("vpdq", "TEXT"), ("flags", "TEXT")],
+    "files": [("pdq_dihedral", "TEXT"), ("vpdq", "TEXT"), ("flags", "TEXT"),
+              ("pdq_derived", "TEXT")],
     "matches": [("detail", "TEXT")],
 }
 
 FILE_COLUMNS = ("path", "container", "status", "size", "mtime", "kind", "format", "width",
                 "height", "md5", "sha1", "sha256", "pdq", "pdq_quality", "pdq_dihedral", "vpdq",
                 "exif", "device",
-                "error_code", "error_message", "seconds", "flags")
+                "error_code", "error_message", "seconds", "flags", "pdq_derived")
 #: Columns the listing fills and hashing does not know: a result leaves them as they are.
 _LISTED = ("container", "mtime", "flags")
 
@@ -128,6 +130,8 @@ class FileRow:
     seconds: float | None
     #: what the listing observed: embedded-archive, path-traversal, symlink, ...
     flags: list[str] = field(default_factory=list)
+    #: derived PDQ codes ([window, hex, quality]) when the scan asked for variants
+    pdq_derived: list[list[Any]] | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -169,6 +173,7 @@ class ItemRow:
     device: str | None = None
     pdq_dihedral: list[str] | None = None
     vpdq: str | None = None
+    pdq_derived: list[list[Any]] | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -326,7 +331,7 @@ class ScanDB:
         rows = []
         for r in results:
             r = dict(r)
-            for key in ("exif", "pdq_dihedral", "flags"):
+            for key in ("exif", "pdq_dihedral", "flags", "pdq_derived"):
                 if isinstance(r.get(key), dict | list):
                     r[key] = json.dumps(r[key], ensure_ascii=False, sort_keys=True)
             rows.append((*(r.get(c) for c in cols), r["path"]))
@@ -380,6 +385,7 @@ class ScanDB:
         d["exif"] = json.loads(d["exif"]) if d["exif"] else {}
         d["pdq_dihedral"] = json.loads(d["pdq_dihedral"]) if d["pdq_dihedral"] else None
         d["flags"] = json.loads(d["flags"]) if d["flags"] else []
+        d["pdq_derived"] = json.loads(d["pdq_derived"]) if d["pdq_derived"] else None
         return FileRow(**d)
 
     def files(self, status: str | None = None) -> Iterator[FileRow]:
@@ -521,7 +527,7 @@ class ScanDB:
     def _item(first: FileRow, paths: list[str]) -> ItemRow:
         return ItemRow(first.sha256 or "", paths, first.kind, first.format, first.size,
                        first.pdq, first.pdq_quality, first.exif, [], first.md5, first.sha1,
-                       first.device, first.pdq_dihedral, first.vpdq)
+                       first.device, first.pdq_dihedral, first.vpdq, first.pdq_derived)
 
     _FIRST_UNKNOWN = ("FROM files WHERE id IN (SELECT min(id) FROM files WHERE status = 'done'"
                       " AND sha256 IS NOT NULL AND kind IN ('image', 'video') GROUP BY sha256)"

@@ -192,3 +192,69 @@ def test_concurrent_writers_to_many_banks_all_become_matchable(node: Node) -> No
         # and the worker's checkpoint catches up with the log within a sync or two (a
         # sync may apply changes committed after it read the log's head)
         wait_for(lambda: a.get("/readyz").json()["lag_changes"] == 0, timeout=5)
+
+
+def test_crop_ladder_bank_and_variants_over_http(node: Node) -> None:
+    """A bank created with a crop ladder keeps derived codes of an uploaded picture; a
+    cropped and a framed copy then match through ``variants`` (file upload and a bare
+    batch carrying derived codes), naming the variant, and not without it."""
+    import uuid
+
+    from PIL import ImageOps
+
+    name = f"ladder-{uuid.uuid4().hex[:8]}"
+    img = synthetic_image(23, (400, 300))
+    buf = io.BytesIO()
+    img.save(buf, "JPEG", quality=92)
+    w, h = img.size
+    cropped = img.crop((round(0.05 * w), round(0.05 * h), w - round(0.05 * w),
+                        h - round(0.05 * h)))
+    framed = ImageOps.expand(img, border=40, fill=(20, 20, 20))
+    blobs = {}
+    for label, pic in (("cropped", cropped), ("framed", framed)):
+        b = io.BytesIO()
+        pic.save(b, "JPEG", quality=90)
+        blobs[label] = b.getvalue()
+    octet = {"content-type": "application/octet-stream"}
+    with node.client("admin") as adm, node.client("curator") as cur, \
+            node.client("matcher") as mat:
+        r = adm.post("/v1/banks", json={"name": name, "crop_ladder": True})
+        assert r.status_code == 201, r.text
+        r = cur.post(f"/v1/banks/{name}/entries/file?category=us:1", content=buf.getvalue(),
+                     headers=octet)
+        assert r.status_code == 200 and r.json()["added"] == 4, r.text
+
+        def leads(label: str, variants: str) -> list[dict[str, object]]:
+            r = mat.post(f"/v1/match/file?banks={name}&variants={variants}",
+                         content=blobs[label], headers=octet)
+            assert r.status_code == 200, r.text
+            return list(r.json()["matches"])
+
+        wait_for(lambda: bool(leads("cropped", "crops")))
+        [lead] = leads("cropped", "crops")
+        assert str(lead["variant"]).startswith("original/centre-")
+        assert int(lead["distance"]) <= 31  # type: ignore[call-overload]
+        assert leads("cropped", "off") == [] and leads("framed", "off") == []
+        [lead] = leads("framed", "borders")
+        assert lead["variant"] == "trimmed"
+        # the same, as a bare batch: the client computed the trimmed code itself
+        framed_sig = node_hash(mat, blobs["framed"])
+        sig = {"type": "pdq", "value": framed_sig["pdq"], "quality": framed_sig["pdq_quality"],
+               "derived": {"trimmed": framed_sig["trimmed"]}}
+        res = _match(mat, [sig], banks=[name], variants="borders")["results"][0]["matches"]
+        assert [m["variant"] for m in res] == ["trimmed"]
+        assert _match(mat, [sig], banks=[name])["matched"] == 0
+        r = mat.post("/v1/match", json={"signals": [sig], "variants": "sideways"})
+        assert r.status_code == 422
+        bad = {**sig, "derived": {"centre-0.05": framed_sig["pdq"]}}  # a bank-side name
+        assert mat.post("/v1/match", json={"signals": [bad]}).status_code == 422
+
+
+def node_hash(c, data: bytes) -> dict[str, object]:  # type: ignore[no-untyped-def]
+    """PDQ, quality and trimmed code of ``data``, as a client would compute them."""
+    from vigil.signals import hash_bytes
+
+    r = hash_bytes(data, "x.jpg", HashOptions(variants="borders"))
+    assert r.pdq is not None and r.pdq_derived
+    return {"pdq": r.pdq.hex, "pdq_quality": r.pdq.quality,
+            "trimmed": dict((n, x.hex) for n, x in r.pdq_derived)["trimmed"]}

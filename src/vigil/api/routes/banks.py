@@ -129,7 +129,8 @@ def create_bank(body: BankCreate, request: Request, caller: Writer) -> BankOut:
     node = request.app.state.node
     try:
         info = node.banks(caller.label).create(body.name, caller.agency, body.description,
-                                               body.default_scheme)
+                                               body.default_scheme,
+                                               crop_ladder=body.crop_ladder)
     except BankError as exc:
         raise ApiError(409, str(exc), "name") from None
     node.audit.append("bank.create", agency=caller.agency, actor=caller.label,
@@ -175,6 +176,8 @@ async def add_file(
         note: Annotated[str | None, Query(max_length=4000)] = None,
         reference: bool = True) -> ChangeResult:
     await run_in_threadpool(_own, request, caller, name)
+    ladder = await run_in_threadpool(
+        lambda: request.app.state.node.banks(caller.label).crop_ladder(name))
     try:
         labels = _labels(LabelsIn(category=category, series=series,
                                   victim_status=victim_status, tags=tag, note=note))
@@ -184,7 +187,8 @@ async def add_file(
         raise ApiError(422, str(e["msg"]).removeprefix("Value error, "), field) from None
     data = await read_upload(request, request.app.state.node.settings.max_upload_bytes)
     r = await run_in_threadpool(signals_of_bytes, data,
-                                HashOptions(mode="reference" if reference else "fast"))
+                                HashOptions(mode="reference" if reference else "fast",
+                                            crop_ladder=ladder))
     if r.digests is None:
         raise ApiError(422, "the uploaded file could not be read", "body")
     recs = records_of_file(r, labels)

@@ -40,6 +40,7 @@ from vigil.matching import (
 from vigil.matching import Query as MatchQuery
 from vigil.node import PrincipalInfo
 from vigil.signals import HashOptions
+from vigil.signals.options import VariantOption
 from vigil.victimid.annotate import notes_for
 
 router = APIRouter(prefix="/v1", tags=["matching"], responses=ERROR_RESPONSES,
@@ -122,11 +123,14 @@ def _audit_match(request: Request, caller: PrincipalInfo, signals: list[tuple[st
 def match(req: MatchRequest, request: Request,
           caller: Annotated[PrincipalInfo, Depends(require("match"))]) -> MatchResponse:
     wanted = _wanted(request, caller, req.banks)
-    items = [[MatchQuery(s.type, s.value, s.quality,
-                         tuple((s.variants or {}).items()))] for s in req.signals]
+    items = [[MatchQuery(s.type, s.value, s.quality, tuple((s.variants or {}).items()),
+                         derived=tuple((n, h, s.quality if s.quality is not None else 100)
+                                       for n, h in (s.derived or {}).items()))]
+             for s in req.signals]
     try:
         outcomes = request.app.state.node.matcher.match(
-            items, threshold=req.threshold, min_quality=req.min_quality)
+            items, threshold=req.threshold, min_quality=req.min_quality,
+            variants=req.variants)
     except ValueError as exc:
         raise ApiError(422, str(exc), "body") from None
     full = allowed(caller, "labels.read")
@@ -141,12 +145,13 @@ def match(req: MatchRequest, request: Request,
     matched = sum(1 for r in results if r.matches)
     _audit_match(request, caller, [(s.type, s.value) for s in req.signals], matched,
                  threshold=req.threshold,
-                 dihedral=any(s.variants for s in req.signals))
+                 dihedral=any(s.variants for s in req.signals), variants=req.variants)
     return MatchResponse(signals=len(results), matched=matched, results=results)
 
 
-def _options(dihedral: bool, reference: bool) -> HashOptions:
-    return HashOptions(mode="reference" if reference else "fast", dihedral=dihedral)
+def _options(dihedral: bool, reference: bool, variants: VariantOption = "off") -> HashOptions:
+    return HashOptions(mode="reference" if reference else "fast", dihedral=dihedral,
+                       variants=variants)
 
 
 @router.post("/hash", response_model=HashResponse, response_model_exclude_none=True,
@@ -167,19 +172,23 @@ async def match_file(
         threshold: Annotated[int, Query(ge=0, le=64)] = DEFAULT_THRESHOLD,
         min_quality: Annotated[int, Query(ge=0, le=100)] = DEFAULT_MIN_QUALITY,
         banks: Annotated[list[BankName] | None, Query(max_length=1000)] = None,
+        variants: Annotated[VariantOption, Query(
+            description="also match edited copies: borders (framed, letter-boxed), crops "
+            "(cropped, captioned; against banks with a crop ladder), all, or off")] = "off",
         ) -> FileMatchResponse:
     wanted = await run_in_threadpool(_wanted, request, caller, banks)
     data = await read_upload(request, request.app.state.node.settings.max_upload_bytes)
-    r = await run_in_threadpool(signals_of_bytes, data, _options(dihedral, reference))
+    r = await run_in_threadpool(signals_of_bytes, data, _options(dihedral, reference, variants))
     queries = queries_of(r, dihedral)
     [o] = await run_in_threadpool(lambda: request.app.state.node.matcher.match(
-        [queries], threshold=threshold, min_quality=min_quality))
+        [queries], threshold=threshold, min_quality=min_quality, variants=variants))
     filter_outcome(o, caller, wanted)
     full = allowed(caller, "labels.read")
     notes = await run_in_threadpool(series_notes_of, request, [o]) if full else {}
     leads = [_match_out(m, s, full, notes) for m, s in o.leads()]
     await run_in_threadpool(_audit_match, request, caller,
                             [(q.signal_type, q.value) for q in queries], 1 if leads else 0,
-                            threshold=threshold, dihedral=dihedral, file=True)
+                            threshold=threshold, dihedral=dihedral, variants=variants,
+                            file=True)
     return FileMatchResponse(signals=hash_response(r), matches=leads, skipped=o.skipped,
                              disagreement=disagreement(o) or None)

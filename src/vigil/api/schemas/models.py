@@ -24,6 +24,8 @@ from vigil.matching import DEFAULT_MIN_QUALITY, DEFAULT_THRESHOLD
 from vigil.node import DEFAULT_TOKEN_DAYS, MAX_TOKEN_DAYS, ROLES
 from vigil.schemes import parse_category
 from vigil.signals import DIHEDRAL_NAMES
+from vigil.signals.crops import QUERY_WINDOWS
+from vigil.signals.options import VariantOption
 
 MAX_SIGNALS = 10_000
 
@@ -42,9 +44,13 @@ Role = Literal["admin", "curator", "analyst", "matcher", "auditor", "peer", "vic
 VictimStatus = Literal["unknown", "unidentified", "identified"]
 Variant = Literal["rotate90", "rotate180", "rotate270", "flip-x", "flip-y", "flip-plus1",
                   "flip-minus1"]
+#: the query-side derived codes a caller may send (``vigil.signals.crops``)
+DerivedName = Literal["trimmed", "no-top-0.1", "no-bottom-0.1", "no-top-0.2",
+                      "no-bottom-0.2"]
 BankName = Annotated[str, Field(min_length=1, max_length=100, pattern=r"^[^/\\\n\t]+$")]
 assert tuple(ROLES) == get_args(Role) and tuple(VICTIM_STATUSES) == get_args(VictimStatus)
 assert tuple(DIHEDRAL_NAMES[1:]) == get_args(Variant)
+assert {"trimmed", *(w.name for w in QUERY_WINDOWS)} == set(get_args(DerivedName))
 
 
 def exact_signal(signal_type: str, value: str) -> str:
@@ -113,6 +119,20 @@ class SignalIn(SignalRef):
     quality: int | None = Field(None, ge=0, le=100)
     variants: dict[Variant, str] | None = Field(
         None, description="PDQ only: rotated/mirrored variants to search too (hex)")
+    derived: dict[DerivedName, str] | None = Field(
+        None, description="PDQ only: derived codes of the same picture to search with "
+        "the request's `variants` option: `trimmed` (inside its borders), `no-top-F` / "
+        "`no-bottom-F` (without a band); taken at the signal's quality")
+
+    @field_validator("derived")
+    @classmethod
+    def _derived(cls, v: dict[str, str] | None, info: ValidationInfo,
+                 ) -> dict[str, str] | None:
+        if v is None:
+            return v
+        if info.data.get("type") != "pdq":
+            raise ValueError("derived codes are for pdq signals only")
+        return {k: exact_signal("pdq", h) for k, h in v.items()}
 
     @field_validator("variants")
     @classmethod
@@ -132,6 +152,10 @@ class MatchRequest(Strict):
     min_quality: int = Field(DEFAULT_MIN_QUALITY, ge=0, le=100)
     banks: list[BankName] | None = Field(None, max_length=1000,
                                          description="only these banks (default: all yours)")
+    variants: VariantOption = Field(
+        "off", description="also match edited copies: borders (signals' `trimmed` codes, "
+        "and banked pictures' trimmed content), crops (banks' crop ladders and the "
+        "signals' band-less codes), all, or off")
 
 
 class Category(BaseModel):
@@ -225,6 +249,9 @@ class BankCreate(Strict):
     description: Annotated[str, Field(max_length=2000), door(
         lambda v, n: text.free_text(v, n, 2000), "description")] = ""
     default_scheme: Literal["us", "uk", "ncmec", "interpol"] | None = None
+    crop_ladder: bool = Field(False, description="keep derived PDQ codes of each picture "
+                              "uploaded to the bank, so cropped, framed and captioned "
+                              "copies match (about 40 codes per picture)")
 
 
 class BankOut(BaseModel):
