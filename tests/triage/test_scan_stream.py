@@ -70,3 +70,12 @@ def test_files_with_first_equal_the_running_dict(scan_db: ScanDB) -> None:
         expected.append((f, first.get(f.sha256) if f.sha256 else None))
     assert sum(1 for f, p in expected if p and p != f.path) > 0
     assert list(scan_db.files_with_first()) == expected
+
+
+def test_the_first_groups_equal_the_head_of_all(scan_db: ScanDB) -> None:
+    """The report reads only the groups it shows, and counts the rest in SQL."""
+    every = scan_db.groups()
+    assert len(every) >= 2
+    assert scan_db.groups(limit=1) == every[:1]
+    assert scan_db.groups(limit=len(every) + 5) == every
+    assert scan_db.group_totals() == (len(every), sum(len(g.members) for g in every))

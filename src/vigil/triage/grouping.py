@@ -13,8 +13,8 @@ from __future__ import annotations
 import io
 from array import array
 from collections import Counter
-from collections.abc import Callable, Iterable
-from dataclasses import dataclass
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass, replace
 from typing import Any
 
 import numpy as np
@@ -43,13 +43,13 @@ class Unknown:
 
 
 class _UnionFind:
-    """Union-find over item positions, 4 bytes per item: grouping a million unknown items
+    """Union-find over item positions, 5 bytes per item: grouping a million unknown items
     must not cost the scan's parent process a Python object per item."""
 
     def __init__(self, n: int) -> None:
         self.parent = array("i", range(n))
-        #: positions ever joined to another: only these can be in a group of two or more
-        self.touched: set[int] = set()
+        #: 1 for positions ever joined to another: only these are in a group of two or more
+        self.touched = bytearray(n)
 
     def find(self, i: int) -> int:
         parent = self.parent
@@ -62,7 +62,11 @@ class _UnionFind:
         ra, rb = self.find(a), self.find(b)
         if ra != rb:
             self.parent[max(ra, rb)] = min(ra, rb)
-            self.touched.update((a, b))
+            self.touched[a] = self.touched[b] = 1
+
+
+#: PDQ queries per index search while linking: bounds the hits held at once.
+SEARCH_CHUNK = 4096
 
 
 class Gathered:
@@ -95,28 +99,38 @@ class Gathered:
         if vpdq:
             self.videos.append((i, vpdq))
 
-    def components(self, threshold: int) -> list[list[int]]:
+    def components(self, threshold: int) -> Iterator[list[int]]:
         """Positions joined by PDQ within ``threshold``, by vPDQ, or by a shared device:
-        every component of two or more, each in ascending order."""
+        every component of two or more, each in ascending order, in order of its first
+        position. Searched a chunk of queries at a time and read off one at a time."""
         uf = _UnionFind(self.n)
-        coded = np.frombuffer(bytes(self._coded), dtype=np.int32).astype(np.int64)
+        coded = np.frombuffer(self._coded, dtype=np.int32)
         if len(coded) > 1:
-            codes = np.frombuffer(bytes(self._codes), dtype=np.uint8).reshape(-1, 32)
+            codes = np.frombuffer(self._codes, dtype=np.uint8).reshape(-1, 32)
             index = HammingIndex()
-            index.add(codes, coded)
-            res = index.search(codes, threshold)
-            for k, i in enumerate(coded.tolist()):
-                for j, _d in res.matches(k):
-                    if j != i:
-                        uf.union(i, int(j))
+            index.add(codes, coded.astype(np.int64))
+            for k in range(0, len(coded), SEARCH_CHUNK):
+                res = index.search(codes[k:k + SEARCH_CHUNK], threshold)
+                for q, i in enumerate(coded[k:k + SEARCH_CHUNK].tolist()):
+                    for j, _d in res.matches(q):
+                        if j != i:
+                            uf.union(i, int(j))
+            del index, res
         _link_videos(self.videos, uf)
         pairs = self.device_pairs
         for k in range(0, len(pairs), 2):
             uf.union(pairs[k], pairs[k + 1])
-        comps: dict[int, list[int]] = {}
-        for i in sorted(uf.touched):
-            comps.setdefault(uf.find(i), []).append(i)
-        return [m for m in comps.values() if len(m) >= 2]
+        joined = np.flatnonzero(np.frombuffer(uf.touched, dtype=np.uint8))
+        if not len(joined):
+            return
+        roots = np.fromiter((uf.find(int(i)) for i in joined), dtype=np.int64,
+                            count=len(joined))
+        order = np.lexsort((joined, roots))
+        cuts = np.flatnonzero(np.diff(roots[order])) + 1
+        comps = np.split(joined[order], cuts)
+        comps.sort(key=lambda c: int(c[0]))
+        for c in comps:
+            yield c.tolist()
 
 
 def gather(items: Iterable[Unknown], min_quality: int = 50, by_device: bool = True
@@ -127,23 +141,30 @@ def gather(items: Iterable[Unknown], min_quality: int = 50, by_device: bool = Tr
     return g
 
 
-def rank_groups(components: list[list[int]], detail: Callable[[list[int]], list[Unknown]]
-                ) -> list[GroupRow]:
+def describe(items: list[Unknown]) -> tuple[float, GroupRow]:
+    """One group's score and row (id and rank 0 until ranked) from its members' records."""
+    devices = Counter(it.device for it in items if it.device)
+    top, top_n = devices.most_common(1)[0] if devices else (None, 0)
+    shared = top if top_n * 2 > len(items) else None
+    score = len(items) + (DEVICE_WEIGHT * top_n / len(items) if shared else 0.0)
+    dist = [(it.sha256, _distance(items[0], it)) for it in items]
+    return score, GroupRow(id=0, rank=0, size=len(items), score=round(score, 3),
+                           device=shared, summary=_summary(items), members=dist)
+
+
+def rank_key(score: float, row: GroupRow) -> tuple[float, str]:
+    """Review order: highest score first, ties by the first member's SHA-256."""
+    return -score, row.members[0][0]
+
+
+def rank_groups(components: Iterable[list[int]],
+                detail: Callable[[list[int]], list[Unknown]]) -> list[GroupRow]:
     """Ranked groups from components; ``detail`` gives the members' full records (read
     for group members only, so the unknown items need not all be held)."""
-    groups = []
-    for members in components:
-        items = detail(members)
-        devices = Counter(it.device for it in items if it.device)
-        top, top_n = devices.most_common(1)[0] if devices else (None, 0)
-        shared = top if top_n * 2 > len(items) else None
-        score = len(items) + (DEVICE_WEIGHT * top_n / len(items) if shared else 0.0)
-        dist = [(it.sha256, _distance(items[0], it)) for it in items]
-        groups.append((score, items, shared, dist))
-    groups.sort(key=lambda g: (-g[0], g[1][0].sha256))
-    return [GroupRow(id=rank, rank=rank, size=len(items), score=round(score, 3),
-                     device=shared, summary=_summary(items), members=dist)
-            for rank, (score, items, shared, dist) in enumerate(groups, start=1)]
+    described = [describe(detail(members)) for members in components]
+    described.sort(key=lambda d: rank_key(*d))
+    return [replace(row, id=rank, rank=rank)
+            for rank, (_, row) in enumerate(described, start=1)]
 
 
 def group_unknown(items: list[Unknown], threshold: int = 31, min_quality: int = 50,

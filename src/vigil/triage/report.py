@@ -451,13 +451,14 @@ def _date_range(members: list[ItemRow], summary: dict[str, Any]) -> str:
     return "no capture dates"
 
 
-def _groups(ctx: _Ctx, groups: list[GroupRow], unknown_images: int) -> str:
+def _groups(ctx: _Ctx, groups: list[GroupRow], unknown_images: int,
+            totals: tuple[int, int]) -> str:
     out = ['<section id="groups"><h2>Unknown material: groups ranked for review</h2>'
            '<p class="note">Near-duplicate groups of images no bank knows, ranked by size and '
            "shared capture device (one camera suggests one production). New material may "
            "point to a child not yet identified: review from rank 1.</p>"]
-    grouped = sum(len(g.members) for g in groups)
-    out.append(f'<p class="note">{len(groups):,} groups hold {grouped:,} of {unknown_images:,}'
+    n_groups, grouped = totals
+    out.append(f'<p class="note">{n_groups:,} groups hold {grouped:,} of {unknown_images:,}'
                " unknown images.</p>")
     out.append('<div class="groups">')
     for g in groups[:MAX_GROUPS]:
@@ -495,8 +496,8 @@ def _groups(ctx: _Ctx, groups: list[GroupRow], unknown_images: int) -> str:
                 out.append(f"<li><code>{esc(p)}</code> · d={dist}</li>")
         out.append("</ul></details></article>")
     out.append("</div>")
-    if len(groups) > MAX_GROUPS:
-        out.append(f'<p class="note">Showing the first {MAX_GROUPS} of {len(groups):,} groups; '
+    if n_groups > MAX_GROUPS:
+        out.append(f'<p class="note">Showing the first {MAX_GROUPS} of {n_groups:,} groups; '
                    "results.jsonl lists every file.</p>")
     if not groups:
         out.append('<p class="note">No groups.</p>')
@@ -579,7 +580,7 @@ def write_report(db: ScanDB, out: Path,
     # Only what the page shows is held: the first rows of matches and groups, and the
     # items they name; charts are counted while streaming the items.
     matches = db.matches(limit=MAX_ROWS)
-    groups = db.groups()
+    groups = db.groups(limit=MAX_GROUPS)
     shown = {m.sha256 for m in matches}
     for g in groups[:MAX_GROUPS]:
         shown.update(sha for sha, _ in g.members)
@@ -591,7 +592,7 @@ def write_report(db: ScanDB, out: Path,
             if t is not None:
                 timeline.add(t)
     # Groups first: the header must say how many thumbnails the page shows.
-    groups_html = _groups(ctx, groups, s.unknown_images)
+    groups_html = _groups(ctx, groups, s.unknown_images, db.group_totals())
     tmp = out.with_name(out.name + ".tmp")
     with open(tmp, "w", encoding="utf-8", newline="\n") as f:
         _write(f, '<!DOCTYPE html><html lang="en"><head><meta charset="utf-8">'

@@ -27,7 +27,7 @@ from vigil.signals.evidence import SEP, Limits, iter_items
 from vigil.signals.options import VariantOption
 from vigil.signals.runner import Unit, run
 from vigil.triage.cluster import run_on_ray
-from vigil.triage.grouping import Gathered, Unknown, rank_groups
+from vigil.triage.grouping import Gathered, Unknown, describe
 from vigil.triage.rows import hash_options, scan_row, signals_of
 from vigil.triage.scandb import FileRow, MatchRow, ScanDB
 
@@ -248,7 +248,8 @@ def _group(db: ScanDB, options: ScanOptions) -> None:
         rows = db.unknown_details(names)
         return [_unknown(rows[s]) for s in names]
 
-    db.replace_groups(rank_groups(gathered.components(options.threshold), detail))
+    db.replace_groups_ranked(describe(detail(members))
+                             for members in gathered.components(options.threshold))
 
 
 def _unknown(f: FileRow) -> Unknown:

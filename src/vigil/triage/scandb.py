@@ -378,6 +378,36 @@ class ScanDB:
                             [(g.id, s, d) for s, d in g.members])
         cur.execute("COMMIT")
 
+    def replace_groups_ranked(self, described: Iterable[tuple[float, GroupRow]]) -> None:
+        """Groups (score, row) written as they come and ranked at the end, highest score
+        first, ties by the first member's SHA-256 (``grouping.rank_key``): the sort keys
+        wait in a temporary table, so no group is held in memory."""
+        cur = self.conn.cursor()
+        cur.execute("BEGIN")
+        try:
+            cur.execute("DELETE FROM group_members")
+            cur.execute("DELETE FROM groups")
+            cur.execute("CREATE TEMP TABLE IF NOT EXISTS group_keys "
+                        "(n INTEGER PRIMARY KEY, score REAL, first TEXT)")
+            cur.execute("DELETE FROM group_keys")
+            for n, (score, g) in enumerate(described, start=1):
+                cur.execute("INSERT INTO groups(id, rank, size, score, device, summary) "
+                            "VALUES (?,?,?,?,?,?)",
+                            (-n, 0, g.size, g.score, g.device, json.dumps(g.summary)))
+                cur.executemany("INSERT INTO group_members(group_id, sha256, distance) "
+                                "VALUES (?,?,?)", [(-n, sha, d) for sha, d in g.members])
+                cur.execute("INSERT INTO group_keys VALUES (?,?,?)", (n, score, g.members[0][0]))
+            ranked = self.conn.execute("SELECT n FROM group_keys ORDER BY score DESC, first")
+            for rank, (n,) in enumerate(ranked, start=1):
+                cur.execute("UPDATE groups SET id = ?, rank = ? WHERE id = ?", (rank, rank, -n))
+                cur.execute("UPDATE group_members SET group_id = ? WHERE group_id = ?",
+                            (rank, -n))
+            cur.execute("DELETE FROM group_keys")
+        except BaseException:
+            cur.execute("ROLLBACK")
+            raise
+        cur.execute("COMMIT")
+
     # ---- reading (reports) ---------------------------------------------------------------
 
     def _file(self, row: tuple[Any, ...]) -> FileRow:
@@ -559,15 +589,23 @@ class ScanDB:
         """SHA-256 of every item with at least one match."""
         return {r[0] for r in self.conn.execute("SELECT DISTINCT sha256 FROM matches")}
 
-    def groups(self) -> list[GroupRow]:
+    def groups(self, limit: int | None = None) -> list[GroupRow]:
+        """Groups in rank order: every one, or the first ``limit`` (ranks are 1..n)."""
+        top = "" if limit is None else f" WHERE rank <= {int(limit)}"
         members: dict[int, list[tuple[str, int]]] = {}
         for gid, sha, d in self.conn.execute(
-                "SELECT group_id, sha256, distance FROM group_members ORDER BY group_id, distance,"
-                " sha256"):
+                "SELECT m.group_id, m.sha256, m.distance FROM group_members m JOIN groups g ON "
+                f"g.id = m.group_id{top} ORDER BY m.group_id, m.distance, m.sha256"):
             members.setdefault(gid, []).append((sha, d))
         return [GroupRow(gid, rank, size, score, device, json.loads(summary), members.get(gid, []))
                 for gid, rank, size, score, device, summary in self.conn.execute(
-                    "SELECT id, rank, size, score, device, summary FROM groups ORDER BY rank")]
+                    f"SELECT id, rank, size, score, device, summary FROM groups{top} "
+                    "ORDER BY rank")]
+
+    def group_totals(self) -> tuple[int, int]:
+        """(groups, items in groups)."""
+        g, m = self.conn.execute("SELECT count(*), coalesce(sum(size), 0) FROM groups").fetchone()
+        return int(g), int(m)
 
     def thumbnail(self, sha256: str) -> bytes | None:
         row = self.conn.execute("SELECT jpeg FROM thumbs WHERE sha256 = ?", (sha256,)).fetchone()
