@@ -145,7 +145,9 @@ def match(req: MatchRequest, request: Request,
     matched = sum(1 for r in results if r.matches)
     _audit_match(request, caller, [(s.type, s.value) for s in req.signals], matched,
                  threshold=req.threshold,
-                 dihedral=any(s.variants for s in req.signals), variants=req.variants)
+                 dihedral=any(s.variants for s in req.signals),
+                 # named only when asked for: the lean path (no variants) audits alike
+                 **({"variants": req.variants} if req.variants != "off" else {}))
     return MatchResponse(signals=len(results), matched=matched, results=results)
 
 
