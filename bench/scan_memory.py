@@ -1,12 +1,13 @@
 """Parent memory of ``vigil scan`` as the seizure grows (issue 21: peak at 500k files
 ≤ 1.2× the peak at 50k).
 
-The seizure is made from the corpus only: 2,000 small JPEGs (64 px crops of the 500
-BSDS500 photos at varying offsets), each written many times with a unique trailer after
-its end-of-image marker. Every file is a valid JPEG a decoder reads as its base picture,
-with its own SHA-256: N distinct items, in near-duplicate groups of N/2,000 (the base's
-PDQ), so hashing, matching and grouping all see N items. A bank holds every 10th base, so
-a tenth of the items are leads. Files are kept under bench/out/mem-N/ (about 1.1 KB each).
+The seizure is made from the corpus only: ``--bases`` small JPEGs (64 px crops of the
+500 BSDS500 photos at random offsets, each blended with its own random block pattern so
+their PDQs are unrelated), each written N/bases times with a unique trailer after its
+end-of-image marker. Every file is a valid JPEG a decoder reads as its base picture, with
+its own SHA-256: N distinct items, in near-duplicate groups of N/bases (the base's PDQ),
+so hashing, matching and grouping all see N items. A bank holds every 10th base, so a
+tenth of the items are leads. Files are kept under bench/out/mem-N/ (about 1.1 KB each).
 
 Each size runs the real CLI (``vigil scan -j J --out ...``) in a child process and reads
 its own peak RSS (``ru_maxrss``) at exit: the parent, without its workers. Never prints
@@ -26,12 +27,13 @@ import sys
 import time
 from pathlib import Path
 
+import numpy as np
 from PIL import Image
 
 ROOT = Path(__file__).resolve().parent.parent
 CORPUS = ROOT.parent / "shared" / "corpus"
 OUT = ROOT / "bench" / "out"
-BASES = 2000
+BASES = 50_000
 PER_DIR = 1000
 
 CHILD = """
@@ -45,19 +47,22 @@ finally:
 """
 
 
-def _bases() -> list[bytes]:
+def _bases(count: int) -> list[bytes]:
     photos = sorted(p for p in CORPUS.rglob("*") if p.suffix.lower() in (".jpg", ".png"))
     if not photos:
         sys.exit(f"no corpus photos under {CORPUS}")
+    rng = np.random.default_rng(21)
+    opened = [Image.open(p).convert("RGB") for p in photos]
     out = []
-    for k in range(BASES):
-        with Image.open(photos[k % len(photos)]) as im:
-            im = im.convert("RGB")
-            w, h = im.size
-            side = min(w, h) // 2
-            x = (k * 37) % max(1, w - side)
-            y = (k * 53) % max(1, h - side)
-            small = im.crop((x, y, x + side, y + side)).resize((64, 64))
+    for k in range(count):
+        im = opened[k % len(opened)]
+        w, h = im.size
+        side = min(w, h) // 2
+        x, y = int(rng.integers(0, w - side)), int(rng.integers(0, h - side))
+        small = im.crop((x, y, x + side, y + side)).resize((64, 64))
+        blocks = Image.fromarray(rng.integers(0, 256, (8, 8, 3), dtype=np.uint8)).resize(
+            (64, 64), Image.Resampling.NEAREST)
+        small = Image.blend(small, blocks, 0.5)
         buf = io.BytesIO()
         small.save(buf, "JPEG", quality=90)
         out.append(buf.getvalue())
@@ -65,7 +70,7 @@ def _bases() -> list[bytes]:
 
 
 def seizure(n: int, bases: list[bytes]) -> Path:
-    root = OUT / f"mem-{n}"
+    root = OUT / f"mem-{n}-b{len(bases)}"
     done = root / ".complete"
     if done.exists():
         return root
@@ -75,20 +80,20 @@ def seizure(n: int, bases: list[bytes]) -> Path:
         d = root / f"d{i // PER_DIR:05d}"
         if i % PER_DIR == 0:
             d.mkdir(parents=True)
-        (d / f"f{i:07d}.jpg").write_bytes(bases[i % BASES] + b"vigil-bench-%d" % i)
+        (d / f"f{i:07d}.jpg").write_bytes(bases[i % len(bases)] + b"vigil-bench-%d" % i)
     done.touch()
     print(f"  made {n:,} files in {time.perf_counter() - t:.0f} s", flush=True)
     return root
 
 
 def _home(bases: list[bytes]) -> Path:
-    home = OUT / "mem-home"
+    home = OUT / f"mem-home-b{len(bases)}"
     if (home / ".complete").exists():
         return home
     shutil.rmtree(home, ignore_errors=True)
     src = home / "known"
     src.mkdir(parents=True)
-    for k in range(0, BASES, 10):
+    for k in range(0, len(bases), 10):
         (src / f"b{k}.jpg").write_bytes(bases[k])
     env = {**os.environ, "VIGIL_HOME": str(home)}
     vigil = [sys.executable, "-m", "vigil"]
@@ -119,11 +124,16 @@ def main() -> None:
     ap.add_argument("--files", default="50000,500000",
                     help="seizure sizes, comma-separated; the first is the baseline")
     ap.add_argument("--jobs", type=int, default=2)
+    ap.add_argument("--bases", type=int, default=BASES,
+                    help="distinct pictures; each is repeated N/bases times")
     args = ap.parse_args()
     sizes = [int(x) for x in args.files.split(",")]
     OUT.mkdir(parents=True, exist_ok=True)
-    bases = _bases()
+    bases = _bases(args.bases)
     home = _home(bases)
+    # Warm-up, not reported: the first scan after a bank is made builds its indexes and
+    # compiles the numba kernels (cached on disk), which would count against the first size.
+    scan(seizure(100, bases), home, args.jobs)
     print(f"load average at start: {os.getloadavg()}")
     rows = []
     for n in sizes:

@@ -70,3 +70,38 @@ def test_streamed_grouping_equals_the_reference(tmp_path: Path) -> None:
                 for g in reference]
     finally:
         db.close()
+
+
+def test_linking_in_chunks_equals_brute_force_components() -> None:
+    """Small sub-indexes and search chunks link exactly the pairs a full comparison does."""
+    from vigil.triage.grouping import Gathered
+
+    rng = np.random.default_rng(5)
+    seeds = hex_from_codes(rng.integers(0, 256, (40, 32), dtype=np.uint8))
+    codes = [_near(seeds[int(rng.integers(0, 40))], int(rng.integers(0, 30)), rng)
+             for _ in range(400)]
+    g = Gathered(min_quality=0, by_device=False)
+    for c in codes:
+        g.add(c, 100, None)
+    g.sub_index, g.search_chunk = 37, 23
+    got = sorted(g.components(31))
+    bits = np.unpackbits(np.array([bytes.fromhex(c) for c in codes], dtype="S32")
+                         .view(np.uint8).reshape(-1, 32), axis=1)
+    near = (bits[:, None, :] != bits[None, :, :]).sum(axis=2) <= 31
+    seen: set[int] = set()
+    expected = []
+    for start in range(len(codes)):
+        if start in seen:
+            continue
+        comp, todo = {start}, [start]
+        while todo:
+            i = todo.pop()
+            for j in np.flatnonzero(near[i]).tolist():
+                if j not in comp:
+                    comp.add(j)
+                    todo.append(j)
+        seen |= comp
+        if len(comp) > 1:
+            expected.append(sorted(comp))
+    assert len(expected) > 5
+    assert got == sorted(expected)

@@ -66,7 +66,10 @@ class _UnionFind:
 
 
 #: PDQ queries per index search while linking: bounds the hits held at once.
-SEARCH_CHUNK = 4096
+SEARCH_CHUNK = 1024
+#: Codes per index while linking: every code is searched against one index of this many
+#: at a time, so the index's memory stays the same however many items are unknown.
+SUB_INDEX = 262144
 
 
 class Gathered:
@@ -83,6 +86,8 @@ class Gathered:
         self._device_first: dict[str, int] = {}
         self.device_pairs = array("i")  # flat (first, i) pairs: same serial-numbered device
         self.videos: list[tuple[int, str]] = []
+        self.sub_index = SUB_INDEX
+        self.search_chunk = SEARCH_CHUNK
 
     def add(self, pdq: str | None, quality: int, device: str | None,
             vpdq: str | None = None) -> None:
@@ -107,15 +112,17 @@ class Gathered:
         coded = np.frombuffer(self._coded, dtype=np.int32)
         if len(coded) > 1:
             codes = np.frombuffer(self._codes, dtype=np.uint8).reshape(-1, 32)
-            index = HammingIndex()
-            index.add(codes, coded.astype(np.int64))
-            for k in range(0, len(coded), SEARCH_CHUNK):
-                res = index.search(codes[k:k + SEARCH_CHUNK], threshold)
-                for q, i in enumerate(coded[k:k + SEARCH_CHUNK].tolist()):
-                    for j, _d in res.matches(q):
-                        if j != i:
-                            uf.union(i, int(j))
-            del index, res
+            for s in range(0, len(coded), self.sub_index):
+                index = HammingIndex()
+                index.add(codes[s:s + self.sub_index],
+                          coded[s:s + self.sub_index].astype(np.int64))
+                for k in range(0, len(coded), self.search_chunk):
+                    res = index.search(codes[k:k + self.search_chunk], threshold)
+                    for q, i in enumerate(coded[k:k + self.search_chunk].tolist()):
+                        for j, _d in res.matches(q):
+                            if j != i:
+                                uf.union(i, int(j))
+                del index
         _link_videos(self.videos, uf)
         pairs = self.device_pairs
         for k in range(0, len(pairs), 2):
