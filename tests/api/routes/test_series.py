@@ -66,7 +66,10 @@ def test_match_names_the_series_status_for_analysts_only(node: Node) -> None:
                         json={"contact_role": "VID desk"}).status_code == 200
     body = {"signals": [{"type": "md5", "value": md5}]}
     with node.client("analyst") as ana, node.client("matcher") as mat:
-        wait_for(lambda: ana.post("/v1/match", json=body).json()["matched"] == 1, 20)
+        # each client keeps its connection, so either worker may serve it: wait until
+        # both workers' indexes hold the new entry
+        for c in (ana, mat):
+            wait_for(lambda c=c: c.post("/v1/match", json=body).json()["matched"] == 1, 20)
         for _ in range(2):  # the second time the token is in the worker's cache: fast path
             lead = ana.post("/v1/match", json=body).json()["results"][0]["matches"][0]
             assert lead["series"] == sid
