@@ -79,3 +79,22 @@ def test_the_first_groups_equal_the_head_of_all(scan_db: ScanDB) -> None:
     assert scan_db.groups(limit=1) == every[:1]
     assert scan_db.groups(limit=len(every) + 5) == every
     assert scan_db.group_totals() == (len(every), sum(len(g.members) for g in every))
+
+
+def test_lookups_by_sha256_read_the_sha256_index(scan_db: ScanDB) -> None:
+    """Reading a few items must not scan every file: SQLite, without statistics, would
+    pick the status index (nearly every row is done) over the SHA-256 one."""
+    statements: list[str] = []
+    scan_db.conn.set_trace_callback(statements.append)
+    try:
+        some = sorted(it.sha256 for it in scan_db.items())[:3]
+        scan_db.items_for(some)
+        scan_db.unknown_details(some)
+    finally:
+        scan_db.conn.set_trace_callback(None)
+    lookups = [s for s in statements if "sha256 IN (" in s and s.lstrip().startswith("SELECT")
+               and "FROM files" in s]
+    assert len(lookups) >= 2
+    for sql in lookups:
+        plan = " ".join(str(r[-1]) for r in scan_db.conn.execute(f"EXPLAIN QUERY PLAN {sql}"))
+        assert "ix_files_sha256" in plan and "ix_files_status" not in plan, plan

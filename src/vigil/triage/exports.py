@@ -42,6 +42,7 @@ EXIF_VALUE = "PropertyValue"
 
 # ----------------------------------------------------------------------------- text safety
 
+_SURROGATE = re.compile("[\ud800-\udfff]")
 _UNSAFE = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f\u200e\u200f\u202a-\u202e\u2066-\u2069]")
 
 
@@ -54,7 +55,7 @@ def clean_text(value: object) -> str:
     UTF-8) become ``\\xNN`` so writing UTF-8 never fails.
     """
     s = value if isinstance(value, str) else str(value)
-    if any("\ud800" <= c <= "\udfff" for c in s):
+    if _SURROGATE.search(s):
         s = s.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
     return _UNSAFE.sub(lambda m: f"\\u{ord(m.group()):04x}", s)
 

@@ -208,6 +208,13 @@ class Summary:
     meta: dict[str, Any]
 
 
+#: ``status = 'done'`` for lookups by SHA-256: the unary ``+`` keeps SQLite from reading
+#: ``ix_files_status`` (nearly every row is done) instead of ``ix_files_sha256``, which made
+#: each lookup of a few items scan the whole table (4.6 ms against 0.04 ms at 10k files,
+#: and growing with the seizure).
+_BY_SHA_DONE = "+status = 'done'"
+
+
 class ScanDB:
     """Read and write one scan's database. Not shared across processes for writing."""
 
@@ -508,7 +515,7 @@ class ScanDB:
             marks = ", ".join("?" * len(part))
             files: dict[str, list[FileRow]] = {}
             for row in self.conn.execute(
-                    f"SELECT id, {', '.join(FILE_COLUMNS)} FROM files WHERE status = 'done' "
+                    f"SELECT id, {', '.join(FILE_COLUMNS)} FROM files WHERE {_BY_SHA_DONE} "
                     f"AND sha256 IN ({marks}) ORDER BY id", part):
                 f = self._file(row)
                 files.setdefault(f.sha256 or "", []).append(f)
@@ -578,7 +585,7 @@ class ScanDB:
         for k in range(0, len(shas), 500):
             part = shas[k:k + 500]
             q = (f"SELECT id, {', '.join(FILE_COLUMNS)} FROM files WHERE id IN (SELECT min(id)"
-                 f" FROM files WHERE status = 'done' AND kind IN ('image', 'video') AND sha256 IN"
+                 f" FROM files WHERE {_BY_SHA_DONE} AND kind IN ('image', 'video') AND sha256 IN"
                  f" ({', '.join('?' * len(part))}) GROUP BY sha256)")
             for row in self.conn.execute(q, part):
                 f = self._file(row)
