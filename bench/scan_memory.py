@@ -10,7 +10,7 @@ so hashing, matching and grouping all see N items. A bank holds every 10th base,
 tenth of the items are leads. Files are kept under bench/out/mem-N/ (about 1.1 KB each).
 
 Each size runs the real CLI (``vigil scan -j J --out ...``) in a child process and reads
-its own peak RSS (``ru_maxrss``) at exit: the parent, without its workers. Never prints
+its own peak RSS (``VmHWM``) at exit: the parent, without its workers. Never prints
 hash values.
 
 Run: .venv/bin/python -m bench.scan_memory [--files 50000,500000] [--jobs 2]
@@ -36,14 +36,18 @@ OUT = ROOT / "bench" / "out"
 BASES = 50_000
 PER_DIR = 1000
 
+# VmHWM, not ru_maxrss: ru_maxrss survives exec, so a child would report the peak of the
+# bench process it was forked from (hundreds of MB of base pictures), not its own.
 CHILD = """
-import resource, sys
+import sys
 from vigil.cli import app
 try:
     app(sys.argv[1:], standalone_mode=False)
 finally:
+    hwm = next(line.split()[1] for line in open("/proc/self/status")
+               if line.startswith("VmHWM:"))
     with open({out!r}, "w") as f:
-        f.write(str(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss))
+        f.write(hwm)
 """
 
 

@@ -7,8 +7,10 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import pytest
 
 from vigil.index import hex_from_codes
+from vigil.triage import grouping
 from vigil.triage.grouping import Unknown, group_unknown
 from vigil.triage.scan import ScanOptions, _group
 from vigil.triage.scandb import MatchRow, ScanDB
@@ -49,7 +51,13 @@ def _scan(path: Path, rng: np.random.Generator) -> ScanDB:
     return db
 
 
-def test_streamed_grouping_equals_the_reference(tmp_path: Path) -> None:
+@pytest.mark.parametrize("sub_index,chunk", [(262144, 1024), (37, 23)])
+def test_streamed_grouping_equals_the_reference(tmp_path: Path, sub_index: int, chunk: int,
+                                                monkeypatch: pytest.MonkeyPatch) -> None:
+    """Also with small sub-indexes and query chunks: codes read back from scan.db by
+    position, a range at a time, link exactly what the in-memory reference links."""
+    monkeypatch.setattr(grouping, "SUB_INDEX", sub_index)
+    monkeypatch.setattr(grouping, "SEARCH_CHUNK", chunk)
     rng = np.random.default_rng(11)
     db = _scan(tmp_path / "scan.db", rng)
     try:

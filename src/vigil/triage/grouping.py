@@ -15,9 +15,10 @@ from array import array
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, replace
-from typing import Any
+from typing import Any, Protocol
 
 import numpy as np
+from numpy.typing import NDArray
 
 from vigil.index import HammingIndex, hamming
 from vigil.index.video import MIN_QUERY_PCT, VideoIndex
@@ -69,17 +70,33 @@ class _UnionFind:
 SEARCH_CHUNK = 1024
 #: Codes per index while linking: every code is searched against one index of this many
 #: at a time, so the index's memory stays the same however many items are unknown.
-SUB_INDEX = 262144
+#: Measured on 500k unknown items in groups of 10: 262,144 peaked 137 MB over the
+#: process's baseline in 88 s, 131,072 at 96 MB in 103 s.
+SUB_INDEX = 131072
+
+
+class CodeSource(Protocol):
+    """Where linking reads usable PDQ codes back from, so they need not be held in memory:
+    the scan reads them from scan.db (``ScanDB.staged_codes``)."""
+
+    def codes(self, first: int, last: int) -> bytes:
+        """The usable codes of the items at positions ``first..last`` (inclusive), in
+        position order, 32 bytes each."""
+        ...
 
 
 class Gathered:
-    """What grouping must hold for every unknown item, by position: 32 bytes of PDQ when
+    """What grouping must hold for every unknown item, by position: whether its PDQ is
     usable, a pair of positions for a shared serial-numbered device, a video's vPDQ text.
-    Everything else about an item (EXIF, format) is read again for group members only."""
+    The 32-byte codes are held here only without a ``source`` (the in-memory reference);
+    with one they are read back a sub-index or a chunk of queries at a time. Everything
+    else about an item (EXIF, format) is read again for group members only."""
 
-    def __init__(self, min_quality: int = 50, by_device: bool = True) -> None:
+    def __init__(self, min_quality: int = 50, by_device: bool = True,
+                 source: CodeSource | None = None) -> None:
         self.min_quality = min_quality
         self.by_device = by_device
+        self.source = source
         self.n = 0
         self._codes = bytearray()
         self._coded = array("i")  # positions of the items with a usable PDQ
@@ -95,7 +112,8 @@ class Gathered:
         i = self.n
         self.n += 1
         if pdq and quality >= self.min_quality:
-            self._codes += bytes.fromhex(pdq)
+            if self.source is None:
+                self._codes += bytes.fromhex(pdq)
             self._coded.append(i)
         if self.by_device and device and "|" in device and device.rsplit("|", 1)[1]:
             first = self._device_first.setdefault(device, i)
@@ -104,26 +122,37 @@ class Gathered:
         if vpdq:
             self.videos.append((i, vpdq))
 
+    def _read(self, lo: int, hi: int) -> NDArray[np.uint8]:
+        """Codes number ``lo..hi-1`` among the usable ones, as an (n, 32) array."""
+        if self.source is None:
+            raw = memoryview(self._codes)[32 * lo:32 * hi]
+        else:
+            raw = memoryview(self.source.codes(self._coded[lo], self._coded[hi - 1]))
+            if len(raw) != 32 * (hi - lo):
+                raise RuntimeError("the scan's unknown items changed while grouping them")
+        return np.frombuffer(raw, dtype=np.uint8).reshape(-1, 32)
+
     def components(self, threshold: int) -> Iterator[list[int]]:
         """Positions joined by PDQ within ``threshold``, by vPDQ, or by a shared device:
         every component of two or more, each in ascending order, in order of its first
         position. Searched a chunk of queries at a time and read off one at a time."""
         uf = _UnionFind(self.n)
         coded = np.frombuffer(self._coded, dtype=np.int32)
-        if len(coded) > 1:
-            codes = np.frombuffer(self._codes, dtype=np.uint8).reshape(-1, 32)
-            for s in range(0, len(coded), self.sub_index):
+        n = len(coded)
+        if n > 1:
+            for s in range(0, n, self.sub_index):
+                e = min(n, s + self.sub_index)
                 # Tables whatever the size: every code is a query here, so the tables pay
-                # for themselves at any size (9k codes: 0.37 s against 1.61 s scanned), and
-                # compacting keeps a small index out of the brute-force delta.
+                # for themselves at any size (9k codes: 0.37 s against 1.61 s scanned),
+                # and compacting keeps a small index out of the brute-force delta.
                 index = HammingIndex(strategy="tables")
-                index.add(codes[s:s + self.sub_index],
-                          coded[s:s + self.sub_index].astype(np.int64))
+                index.add(self._read(s, e), coded[s:e].astype(np.int64))
                 index.compact()
-                for k in range(0, len(coded), self.search_chunk):
-                    res = index.search(codes[k:k + self.search_chunk], threshold)
-                    for q, i in enumerate(coded[k:k + self.search_chunk].tolist()):
-                        for j, _d in res.matches(q):
+                for k in range(0, n, self.search_chunk):
+                    q = min(n, k + self.search_chunk)
+                    res = index.search(self._read(k, q), threshold)
+                    for row, i in enumerate(coded[k:q].tolist()):
+                        for j, _d in res.matches(row):
                             if j != i:
                                 uf.union(i, int(j))
                 del index
@@ -131,14 +160,16 @@ class Gathered:
         pairs = self.device_pairs
         for k in range(0, len(pairs), 2):
             uf.union(pairs[k], pairs[k + 1])
-        joined = np.flatnonzero(np.frombuffer(uf.touched, dtype=np.uint8))
+        joined = np.flatnonzero(np.frombuffer(uf.touched, dtype=np.uint8)).astype(np.int32)
         if not len(joined):
             return
-        roots = np.fromiter((uf.find(int(i)) for i in joined), dtype=np.int64,
+        roots = np.fromiter((uf.find(int(i)) for i in joined), dtype=np.int32,
                             count=len(joined))
         order = np.lexsort((joined, roots))
         cuts = np.flatnonzero(np.diff(roots[order])) + 1
+        del roots
         comps = np.split(joined[order], cuts)
+        del order, joined
         comps.sort(key=lambda c: int(c[0]))
         for c in comps:
             yield c.tolist()

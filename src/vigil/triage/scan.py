@@ -234,22 +234,35 @@ def _leads(db: ScanDB, options: ScanOptions, matcher: Matcher, progress: Progres
 
 def _group(db: ScanDB, options: ScanOptions) -> None:
     """Group the unknown items, holding per item only what linking needs (``Gathered``:
-    32 bytes of PDQ, a device pair, a video's vPDQ) and 32 bytes of SHA-256; the full
-    records of group members are read back afterwards. Equal to ``group_unknown`` over
-    every unknown item (tests/triage/test_scan_grouping.py)."""
-    gathered = Gathered(options.min_quality)
-    shas = bytearray()
-    for sha, pdq, quality, device, vpdq in db.unknown_signals():
-        shas += bytes.fromhex(sha)
-        gathered.add(pdq, quality, device, vpdq)
+    whether its PDQ is usable, a device pair, a video's vPDQ): codes and SHA-256 are read
+    back from a temporary table of scan.db by position, and the full records of group
+    members afterwards. Equal to ``group_unknown`` over every unknown item
+    (tests/triage/test_scan_grouping.py)."""
+    db.stage_unknown()
+    try:
+        gathered = Gathered(options.min_quality, source=_StagedCodes(db, options.min_quality))
+        for pdq, quality, device, vpdq in db.staged_signals():
+            gathered.add(pdq, quality, device, vpdq)
 
-    def detail(members: list[int]) -> list[Unknown]:
-        names = [shas[32 * i:32 * i + 32].hex() for i in members]
-        rows = db.unknown_details(names)
-        return [_unknown(rows[s]) for s in names]
+        def detail(members: list[int]) -> list[Unknown]:
+            names = db.staged_shas(members)
+            rows = db.unknown_details(names)
+            return [_unknown(rows[s]) for s in names]
 
-    db.replace_groups_ranked(describe(detail(members))
-                             for members in gathered.components(options.threshold))
+        db.replace_groups_ranked(describe(detail(members))
+                                 for members in gathered.components(options.threshold))
+    finally:
+        db.unstage_unknown()
+
+
+class _StagedCodes:
+    """``CodeSource`` over the staged unknown items of a scan.db."""
+
+    def __init__(self, db: ScanDB, min_quality: int) -> None:
+        self.db, self.min_quality = db, min_quality
+
+    def codes(self, first: int, last: int) -> bytes:
+        return self.db.staged_codes(first, last, self.min_quality)
 
 
 def _unknown(f: FileRow) -> Unknown:

@@ -578,6 +578,46 @@ class ScanDB:
                 "ORDER BY sha256"):
             yield sha, pdq, q or 0, device, vpdq
 
+    def stage_unknown(self) -> int:
+        """Copy ``unknown_signals`` into a temporary table numbered by position (0..n-1),
+        so grouping can read codes and SHA-256 back by position instead of holding them
+        (64 bytes per item at a million items). Returns how many items are staged."""
+        self.conn.execute("DROP TABLE IF EXISTS temp.unknown_staged")
+        self.conn.execute(
+            "CREATE TEMP TABLE unknown_staged (pos INTEGER PRIMARY KEY, sha256 TEXT NOT NULL,"
+            " pdq TEXT, quality INTEGER NOT NULL, device TEXT, vpdq TEXT)")
+        self.conn.execute(
+            "INSERT INTO unknown_staged (pos, sha256, pdq, quality, device, vpdq) SELECT"
+            " row_number() OVER (ORDER BY sha256) - 1, sha256, pdq, coalesce(pdq_quality, 0),"
+            f" device, vpdq {self._FIRST_UNKNOWN}")
+        return int(self.conn.execute("SELECT count(*) FROM unknown_staged").fetchone()[0])
+
+    def staged_signals(self) -> Iterator[tuple[str | None, int, str | None, str | None]]:
+        """(pdq, quality, device, vpdq) of each staged item, in position order."""
+        yield from self.conn.execute(
+            "SELECT pdq, quality, device, vpdq FROM unknown_staged ORDER BY pos")
+
+    def staged_codes(self, first: int, last: int, min_quality: int) -> bytes:
+        """The usable PDQ codes (as ``Gathered`` decides: present, quality at least
+        ``min_quality``) of the staged items at positions ``first..last``, 32 bytes each."""
+        rows = self.conn.execute(
+            "SELECT pdq FROM unknown_staged WHERE pos BETWEEN ? AND ? AND pdq IS NOT NULL"
+            " AND pdq != '' AND quality >= ? ORDER BY pos", (first, last, min_quality))
+        return bytes.fromhex("".join(r[0] for r in rows))
+
+    def staged_shas(self, positions: list[int]) -> list[str]:
+        """SHA-256 of the staged items at ``positions``, in that order."""
+        found: dict[int, str] = {}
+        for k in range(0, len(positions), 500):
+            part = positions[k:k + 500]
+            marks = ", ".join("?" * len(part))
+            found.update(self.conn.execute(
+                f"SELECT pos, sha256 FROM unknown_staged WHERE pos IN ({marks})", part))
+        return [found[p] for p in positions]
+
+    def unstage_unknown(self) -> None:
+        self.conn.execute("DROP TABLE IF EXISTS temp.unknown_staged")
+
     def unknown_details(self, shas: list[str]) -> dict[str, FileRow]:
         """The first file of each item named: grouping reads full records (EXIF, format)
         of group members only."""
