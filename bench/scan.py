@@ -508,7 +508,12 @@ class RayCluster:
         for p in reversed(self.procs):
             with contextlib.suppress(ProcessLookupError):
                 os.killpg(p.pid, signal.SIGTERM)
-            p.wait(timeout=30)
+            try:
+                p.wait(timeout=30)
+            except subprocess.TimeoutExpired:  # a head that ignores SIGTERM must not lose
+                with contextlib.suppress(ProcessLookupError):  # the figures measured
+                    os.killpg(p.pid, signal.SIGKILL)
+                p.wait(timeout=30)
         shutil.rmtree(self.root, ignore_errors=True)
 
 
