@@ -33,8 +33,8 @@ def vigil(engine: Engine, tmp_path: Path):  # type: ignore[no-untyped-def]
     return run
 
 
-def test_reindex_gives_the_banks_pictures_a_ladder(vigil, engine: Engine,  # type: ignore[no-untyped-def]
-                                                   tmp_path: Path) -> None:
+def test_reindex_gives_the_banks_pictures_a_ladder(  # type: ignore[no-untyped-def]
+        vigil, engine: Engine, tmp_path: Path) -> None:
     pics = tmp_path / "pics"
     pics.mkdir()
     for s in (51, 52):
@@ -69,8 +69,8 @@ def test_reindex_gives_the_banks_pictures_a_ladder(vigil, engine: Engine,  # typ
     assert img.tobytes()[:4].hex() not in show
 
 
-def test_reindex_refuses_a_mirror_and_teaches(vigil, engine: Engine,  # type: ignore[no-untyped-def]
-                                              tmp_path: Path) -> None:
+def test_reindex_refuses_a_mirror_and_teaches(  # type: ignore[no-untyped-def]
+        vigil, engine: Engine, tmp_path: Path) -> None:
     d = Descriptor("HK-POL", "crops", ("category",), False)
     Banks(engine).create_mirror("HK-POL.crops", "SG-SPF", "m", descriptor=d.text(),
                                 origin="HK-POL", first_hash=genesis(d), peer="hk")

@@ -97,7 +97,8 @@ def test_a_cropped_copy_matches_at_the_peer_through_the_origins_ladder(
     wait_for(lambda: m_ladder in banks_of(leads(hk, cropped, "all")), timeout=15)
     [lead] = [m for m in leads(hk, cropped, "all") if m["bank"] == m_ladder]
     # "query window/banked window": a banked derived code met it
-    assert "/" in str(lead["variant"]) and int(lead["distance"]) <= 31  # type: ignore[call-overload]
+    assert "/" in str(lead["variant"])
+    assert int(lead["distance"]) <= 31  # type: ignore[call-overload]
     # without derived codes (the plain mirror: how every mirror was) the crop is missed,
     # and plain PDQ alone finds it nowhere
     assert m_plain not in banks_of(leads(hk, cropped, "all"))
@@ -120,7 +121,11 @@ def test_a_cropped_copy_matches_at_the_peer_through_the_origins_ladder(
     wait_for(lambda: m_plain in banks_of(leads(hk, cropped, "all")), timeout=15)
 
     # a removal at SG takes the entry, and its codes, out of HK's matches
-    sg.cli("bank", "remove", ladder, str(banked))
+    assert sg.engine is not None
+    with Session(sg.engine) as s:
+        value = s.scalar(select(Entry.value).join(Bank, Bank.id == Entry.bank_id).where(
+            Bank.name == ladder, Entry.signal_type == "pdq"))
+    sg.cli("bank", "remove", ladder, "--hash", f"pdq:{value}")
     hk.cli("peer", "sync", "sg")
     wait_for(lambda: m_ladder not in banks_of(leads(hk, cropped, "all")), timeout=15)
     assert ladder_of(hk, m_ladder)[1] == []

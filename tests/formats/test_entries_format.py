@@ -83,7 +83,7 @@ BAD: list[tuple[str, dict[str, Any] | str, str]] = [
     ("derived on a removal", {**GOOD, "op": "remove"}, "line 3: derived: a removal carries none"),
     ("unknown field", {**GOOD, "colour": "red"}, "line 3: colour: unknown field"),
     ("not JSON", "{nope", "line 3: invalid JSON"),
-    ("too deep", {**GOOD, "extra": {"a": [[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[1]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]}},
+    ("too deep", {**GOOD, "extra": {"a": json.loads("[" * 32 + "1" + "]" * 32)}},
      "nested deeper than 32 levels"),
 ]
 

@@ -4,8 +4,9 @@ A feed of one of this node's banks is *materialised* on demand: the bank's chang
 after the feed's last record becomes records (labels filtered by the rule), chained and
 checkpoint-signed, stored in ``feed_records``. A record carries the entry's content as it
 is when the record is made (a video's frames, a picture's derived data). Peers with the
-same rule read the same stored chain; nothing is signed twice. Feed sequence numbers are the bank's own change
-sequence numbers, so a record's ``seq`` is also its origin sequence number.
+same rule read the same stored chain; nothing is signed twice. Feed sequence numbers are
+the bank's own change sequence numbers, so a record's ``seq`` is also its origin sequence
+number.
 
 A mirror bank that its origin allowed to be passed on is served from the records this
 node received, unchanged, with the origin's signatures; pages end on a signed record.

@@ -64,8 +64,9 @@ def detect_format(path: str | os.PathLike[str]) -> str:
     """The registry name of the format of the file at ``path``, from its content.
 
     Looks at the first 64 KiB: XML -> ncmec; JSON -> whichever format's characteristic
-    keys appear first (``vigil_entries``, the header of Vigil's own list, among them); text -> csv if the first line is a header naming ``signal_type``,
-    pdq-list if the first data line is 64 hex digits. Raises FormatError otherwise.
+    keys appear first (``vigil_entries``, the header of Vigil's own list, among them);
+    text -> csv if the first line is a header naming ``signal_type``, pdq-list if the
+    first data line is 64 hex digits. Raises FormatError otherwise.
     """
     name = os.fspath(path)
     try:

@@ -114,7 +114,7 @@ def _check_header(obj: Any, fname: str, where: str) -> None:
     if version is None:
         raise FormatError(fname, where, None,
                           'not a Vigil entry list: the first line must be {"vigil_entries": 1}')
-    if version != VERSION:
+    if type(version) is not int or version != VERSION:
         raise FormatError(fname, where, HEADER_KEY,
                           f"version {str(version)[:20]} is not one this Vigil reads ({VERSION})")
 
