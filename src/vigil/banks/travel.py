@@ -89,7 +89,7 @@ def _check_codes(raw: Any) -> list[list[Any]]:
     if len(raw) > MAX_TRAVELLING_CODES:
         raise ValueError(f"pdq_derived: more than {MAX_TRAVELLING_CODES} codes ({len(raw):,})")
     seen: set[str] = set()
-    out = []
+    out: list[list[Any]] = []
     for i, item in enumerate(raw):
         where = f"pdq_derived[{i}]"
         if not isinstance(item, list) or len(item) != 3:
