@@ -13,7 +13,7 @@ import pytest
 from sqlalchemy import Engine, select, update
 from sqlalchemy.orm import Session
 
-from vigil.banks import Banks, BankError, EntryReader
+from vigil.banks import BankError, Banks, EntryReader
 from vigil.banks.derived import derived_id
 from vigil.banks.entry import EntryRecord, Labels
 from vigil.banks.indexes import BankIndexes

@@ -107,7 +107,7 @@ def test_the_header_is_required_and_versioned() -> None:
         list(entries.read(io.BytesIO(json.dumps(GOOD).encode() + b"\n"), name="f"))
     with pytest.raises(FormatError, match="version 2 is not one this Vigil reads"):
         list(entries.read(io.BytesIO(b'{"vigil_entries": 2}\n'), name="f"))
-    with pytest.raises(FormatError, match="no .* header line"):
+    with pytest.raises(FormatError, match=r"no .* header line"):
         list(entries.read(io.BytesIO(b"\n\n"), name="f"))
 
 
@@ -115,7 +115,7 @@ def test_a_line_past_the_record_limit_is_refused() -> None:
     from vigil.formats import Limits
 
     data = _file({**GOOD, "extra": {"pad": "x" * 5000}})
-    with pytest.raises(FormatError, match="line 2.*VIGIL_MAX_RECORD_BYTES"):
+    with pytest.raises(FormatError, match=r"line 2.*VIGIL_MAX_RECORD_BYTES"):
         list(entries.read(io.BytesIO(data), name="f", limits=Limits(max_record_bytes=4096)))
 
 

@@ -20,12 +20,13 @@ from typing import Any
 
 #: every window a banked derived code may be of (``vigil.banks.derived.DERIVED_WINDOWS``)
 KNOWN_WINDOWS = frozenset((
-    "trimmed centre-0.025 centre-0.05 centre-0.075 centre-0.1 centre-0.125 centre-0.15 "
-    "top-0.05 bottom-0.05 left-0.05 right-0.05 top-0.1 bottom-0.1 left-0.1 right-0.1 "
-    "top-0.15 bottom-0.15 left-0.15 right-0.15 top-0.2 bottom-0.2 left-0.2 right-0.2 "
-    "top-bottom-0.06 left-right-0.06 top-bottom-0.12 left-right-0.12 "
-    "top-left-0.06 top-right-0.06 bottom-left-0.06 bottom-right-0.06 "
-    "top-left-0.12 top-right-0.12 bottom-left-0.12 bottom-right-0.12").split())
+    "trimmed", "centre-0.025", "centre-0.05", "centre-0.075", "centre-0.1", "centre-0.125",
+    "centre-0.15", "top-0.05", "bottom-0.05", "left-0.05", "right-0.05", "top-0.1",
+    "bottom-0.1", "left-0.1", "right-0.1", "top-0.15", "bottom-0.15", "left-0.15",
+    "right-0.15", "top-0.2", "bottom-0.2", "left-0.2", "right-0.2", "top-bottom-0.06",
+    "left-right-0.06", "top-bottom-0.12", "left-right-0.12", "top-left-0.06",
+    "top-right-0.06", "bottom-left-0.06", "bottom-right-0.06", "top-left-0.12",
+    "top-right-0.12", "bottom-left-0.12", "bottom-right-0.12"))
 #: the keys of an entry's ``extra`` that hold derived data
 DERIVED_KEYS = ("pdq_derived", "pdq_features")
 #: the most derived codes one record may carry (a picture has at most one per window)

@@ -330,7 +330,7 @@ def parse_body(text: str, limits: Limits = Limits()) -> dict[str, Any]:  # noqa:
     strings, ``quality`` a number 0..100 if present, ``frames`` a string, ``labels`` an
     object of the shareable fields with their types, ``derived`` (an add or update of a
     pdq entry only) derived data within its limits (``vigil.banks.travel``). ValueError
-    says which field.
+    says which field."""
     lim = JsonLimits(depth=_BODY_DEPTH, values=limits.max_record_values,
                      items=limits.max_record_values, string=limits.max_record_bytes)
     body = load_json(text, lim)

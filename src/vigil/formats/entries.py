@@ -32,7 +32,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Iterator
 from typing import Any
 
-from vigil.banks.entry import EntryRecord
+from vigil.banks.entry import EntryRecord, Op
 from vigil.banks.travel import DERIVED_KEYS, check_derived, travelling, without_derived
 from vigil.formats._common import (
     FormatError,
@@ -131,13 +131,14 @@ def _entry(obj: Any) -> EntryRecord:
     if not isinstance(t, str) or not isinstance(v, str):
         raise FieldProblem("type" if not isinstance(t, str) else "value",
                            "required, and must be a string")
-    op = fields.get("op", (None, "add"))[1]
-    if op not in ("add", "remove"):
+    raw_op = fields.get("op", (None, "add"))[1]
+    if raw_op not in ("add", "remove"):
         raise FieldProblem("op", "must be add or remove")
+    op: Op = "add" if raw_op == "add" else "remove"
     sid = fields.get("source_id", (None, None))[1]
     if sid is not None and not isinstance(sid, str):
         raise FieldProblem("source_id", "must be a string")
-    extra = fields.get("extra", (None, {}))[1]
+    extra: dict[str, Any] = fields.get("extra", (None, {}))[1]
     if not isinstance(extra, dict):
         raise FieldProblem("extra", "must be an object")
     if any(k in extra for k in DERIVED_KEYS):
