@@ -11,10 +11,13 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from sqlalchemy import Engine, select
 from sqlalchemy.orm import Session
 from typer.testing import CliRunner
 
+from tests.formats.fuzz import json_values
 from vigil.banks.entry import EntryRecord, Labels
 from vigil.banks.travel import MAX_FEATURES_CHARS
 from vigil.cli import app
@@ -100,6 +103,27 @@ def test_a_bad_line_is_refused_naming_file_line_and_field(line: Any, says: str) 
     skipped: list[FormatError] = []
     got = list(entries.read(io.BytesIO(data), name="f", on_error=skipped.append))
     assert len(got) == 2 and len(skipped) == 1 and skipped[0].location == "line 3"
+
+
+#: entry lines with Vigil's own fields holding anything JSON can hold (and a few values
+#: that look right: a PDQ, a known window)
+_field = json_values | st.just(PDQ[0]) | st.just(["trimmed", PDQ[1], 80])
+entry_lines = st.fixed_dictionaries({}, optional={
+    k: _field for k in ("type", "value", "quality", "op", "source_id", "category", "series",
+                        "tags", "victimStatus", "note", "extra")} | {
+    "derived": st.fixed_dictionaries({}, optional={
+        "pdq_derived": st.lists(st.lists(_field, max_size=4) | _field, max_size=4),
+        "pdq_features": _field}) | _field})
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(entry_lines, max_size=4))
+def test_any_entry_line_is_an_entry_or_a_format_error(lines: list[dict[str, Any]]) -> None:
+    data = _file(*lines)
+    skipped: list[FormatError] = []
+    got = list(entries.read(io.BytesIO(data), name="f", on_error=skipped.append))
+    assert len(got) + len(skipped) == len(lines)
+    assert all(isinstance(r, EntryRecord) for r in got)
 
 
 def test_the_header_is_required_and_versioned() -> None:
