@@ -12,6 +12,7 @@ from sqlalchemy.orm import Session
 
 from vigil.banks import Banks
 from vigil.banks.entry import EntryRecord, Labels
+from vigil.banks.travel import travelling
 from vigil.exchange import feeds
 from vigil.exchange.records import Descriptor, filter_labels, genesis, make_body, record_hash
 from vigil.node import init_node, signing_key
@@ -21,6 +22,13 @@ from vigil.store.models_exchange import Feed, FeedRecord
 LABELS = [Labels(category=("us", "1")), Labels(category=("us", "2"), series="S 1",
                                                tags=("b", "a"), note='say "hi"\n'),
           Labels(), Labels(victim_status="identified", series="Ünïcode")]
+
+
+#: a PDQ entry's extra: none, a size, derived codes, codes and features
+DERIVED: list[dict[str, object]] = [
+    {}, {"size": 12}, {"size": 12, "pdq_derived": [["trimmed", "ab" * 32, 90]]},
+    {"pdq_derived": [["centre-0.05", "cd" * 32, 70], ["top-0.1", "ef" * 32, 55]],
+     "pdq_features": "QUJDRA=="}]
 
 
 def _reference(engine: Engine, bank: str, d: Descriptor) -> list[tuple[int, str, str]]:
@@ -39,7 +47,8 @@ def _reference(engine: Engine, bank: str, d: Descriptor) -> list[tuple[int, str,
             body = make_body(seq, prev, op, st, value, quality,
                              None if op == "remove" else filter_labels(labels or {}, d.fields),
                              iso(at), (extra or {}).get("vpdq")
-                             if st == "vpdq" and op != "remove" else None)
+                             if st == "vpdq" and op != "remove" else None,
+                             travelling(extra) if st == "pdq" and op != "remove" else None)
             prev = record_hash(body)
             out.append((seq, body, prev))
     return out
@@ -62,7 +71,7 @@ def test_materialised_bodies_equal_the_reference(engine: Engine, tmp_path: Path)
                 recs.append(EntryRecord(t, v, rng.choice(LABELS),
                                         rng.choice((None, 0, 100)) if t == "pdq" else None,
                                         extra={"vpdq": f"0,100,{v},0.0\n"} if t == "vpdq"
-                                        else {}))
+                                        else rng.choice(DERIVED) if t == "pdq" else {}))
         b.apply("csam", recs)
     key = signing_key(tmp_path)
     for fields in (("category",), ("category", "note", "series", "tags", "victim_status"), ()):

@@ -30,6 +30,7 @@ from vigil.banks.model import (
     labels_of,
 )
 from vigil.banks.text import FieldError, agency_code, bank_name, free_text
+from vigil.banks.travel import DERIVED_KEYS, derived_of
 from vigil.schemes import SCHEMES
 from vigil.store.bulk import bulk_insert, bulk_insert_columns
 from vigil.store.dialects import analyze_if_grown, begin_change_log_write, reserve_entry_ids
@@ -55,6 +56,21 @@ def _cols(memo: dict[int, dict[str, Any]], labels: Labels) -> dict[str, Any]:
     if cols is None:
         cols = memo[id(labels)] = label_columns(labels)
     return cols
+
+
+def _new_derived(held: dict[str, Any] | None, given: dict[str, Any],
+                 mirror: bool) -> dict[str, Any] | None:
+    """An entry's new ``extra`` when a record changes its derived data, else None (see
+    ``Banks.apply``): a mirror's record replaces the derived data whole; a local record
+    replaces the parts it carries (new crop-ladder codes keep the entry's features)."""
+    new, old = derived_of(given), derived_of(held) or {}
+    if new is None and not mirror:
+        return None
+    target = (new or {}) if mirror else {**old, **(new or {})}
+    if target == old:
+        return None
+    kept = {k: v for k, v in (held or {}).items() if k not in DERIVED_KEYS}
+    return {**kept, **target}
 
 
 class _Optimism:
@@ -179,6 +195,23 @@ class Banks:
         with Session(self.engine) as s:
             return bool(s.scalar(select(Bank.crop_ladder).where(Bank.id == find_bank(s, name).id)))
 
+    def set_crop_ladder(self, name: str, *, mirror: bool = False) -> bool:
+        """Make ``name`` keep derived codes from now on; True if it did not before.
+
+        The flag only ever goes on: codes already banked stay indexed. For a bank that
+        had none, its entries' derived codes reach the indexes as their changes are
+        replayed, so an entry must get its codes (``apply``: an update) after this. A
+        mirror takes its origin's flag from the feed sync only (``mirror=True``).
+        """
+        with Session(self.engine) as s, s.begin():
+            bank = find_bank(s, name)
+            if not mirror:
+                self._check_writable(s, bank)
+            if bank.crop_ladder:
+                return False
+            s.execute(update(Bank).where(Bank.id == bank.id).values(crop_ladder=True))
+            return True
+
     def last_seq(self, name: str) -> int:
         """The bank's newest change sequence number. Not ``get(name).last_seq``: ``get``
         counts the bank's live entries, a scan of the whole bank (1.5 s at 10M entries,
@@ -229,6 +262,12 @@ class Banks:
         If anything raises (a malformed record from a strict reader, a database error),
         the whole call is rolled back.
 
+        A PDQ entry's derived data (``vigil.banks.travel``) changes with an ``add`` that
+        carries other derived data than the entry holds (logged as ``update``): on a
+        local bank, it replaces the parts the record carries, and an ``add`` without any
+        keeps what the entry has (a relabel, a re-import of a hash list); on a mirror,
+        the record is the entry as its origin holds it, so derived data it lacks goes.
+
         A mirror bank (pulled from a peer) is read-only: only the feed sync writes to it
         (``mirror=True``), and ``before_commit`` lets it store its checkpoint in the same
         transaction as the entries, so a crash can never separate the two.
@@ -256,12 +295,13 @@ class Banks:
             for rec in records:
                 batch.append(rec)
                 if len(batch) >= batch_size:
-                    self._apply_batch(s, bank, batch, source, agency, result, seqs, fast)
+                    self._apply_batch(s, bank, batch, source, agency, result, seqs, fast,
+                                      mirror)
                     if progress:
                         progress(len(batch))
                     batch = []
             if batch:
-                self._apply_batch(s, bank, batch, source, agency, result, seqs, fast)
+                self._apply_batch(s, bank, batch, source, agency, result, seqs, fast, mirror)
                 if progress:
                     progress(len(batch))
             if result.changes:
@@ -293,7 +333,7 @@ class Banks:
     def _apply_batch(self, s: Session, bank: Bank, batch: Sequence[EntryRecord],
                      source: str | None,
                      agency: str, result: ApplyResult, seqs: _Seqs,
-                     fast: _Optimism | None = None) -> None:
+                     fast: _Optimism | None = None, mirror: bool = False) -> None:
         final: dict[tuple[str, str], EntryRecord] = {}
         for rec in batch:  # within a batch, the last record for a signal wins
             final[(rec.signal_type, rec.value)] = rec
@@ -338,10 +378,14 @@ class Banks:
                 updates.append(("add", row, {**cols, "removed": False, "quality": rec.quality,
                                              "source": source, "source_id": rec.source_id,
                                              "extra": rec.extra}))
-            elif label_snapshot(cols) != label_snapshot(label_columns(labels_of(row))):
-                updates.append(("update", row, cols))
             else:
-                result.unchanged += 1
+                extra = _new_derived(row.extra, rec.extra, mirror)
+                if extra is not None:
+                    updates.append(("update", row, {**cols, "extra": extra}))
+                elif label_snapshot(cols) != label_snapshot(label_columns(labels_of(row))):
+                    updates.append(("update", row, cols))
+                else:
+                    result.unchanged += 1
         n = len(new) + len(updates)
         if not n:
             return

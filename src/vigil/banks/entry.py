@@ -29,6 +29,7 @@ from vigil.banks.text import (
     label,
     tag,
 )
+from vigil.banks.travel import DERIVED_KEYS, check_derived
 from vigil.schemes import check_category
 
 VictimStatus = Literal["unknown", "unidentified", "identified"]
@@ -118,7 +119,8 @@ class EntryRecord:
 
     ``source_id`` is the record's id in its source (VICS MediaID, NCMEC id, StopNCII hash
     id) so a later delta from the same source can address it. ``extra`` carries fields we
-    do not interpret (media size, MIME type, file names) so that export can give them back.
+    do not interpret (media size, MIME type, file names) so that export can give them back,
+    and a picture's derived data (``vigil.banks.travel``), which is checked here.
     """
 
     signal_type: str
@@ -141,6 +143,15 @@ class EntryRecord:
             object.__setattr__(self, "source_id",
                                label(self.source_id, "source_id", SOURCE_ID_MAX)
                                if _text(self.source_id) else None)
+        extra = self.extra
+        if extra and any(k in extra for k in DERIVED_KEYS):
+            # derived data (codes of a picture's windows, its features) is sensitive and
+            # indexed: checked here, whoever supplies it (a feed, an import)
+            if t != "pdq":
+                raise ValueError(f"{t} entry: only a pdq entry carries derived data "
+                                 f"({', '.join(DERIVED_KEYS)})")
+            object.__setattr__(self, "extra", {**extra, **check_derived(
+                {k: extra[k] for k in DERIVED_KEYS if k in extra})})
 
 
 def _text(value: object) -> bool:

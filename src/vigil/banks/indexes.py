@@ -266,14 +266,19 @@ class BankIndexes:
             for part in self._tail(s):
                 # The joined entry row is its state now (the truth), so every entry touched
                 # in the tail is taken out of its index and put back if it is live.
-                # A relabel ("update") changes no code: it only concerns entry caches.
+                # An update changes no code of its own (a relabel concerns entry caches
+                # only), but it may give a picture in a bank with a ladder other derived
+                # codes (a re-index, a peer's record): those are taken out and put back.
                 touched: dict[str, dict[int, tuple[str, bool]]] = {t: {} for t in INDEXED_TYPES}
                 ladders: dict[int, Any] = {}
+                rederived: set[int] = set()
                 for _cid, op, entry_id, t, value, removed, extra, ladder in part:
                     if op != "update":
                         touched[t][entry_id] = (value, removed)
-                        if t == "pdq" and ladder and not removed:
-                            ladders[entry_id] = extra
+                    elif t == "pdq" and ladder:
+                        rederived.add(entry_id)
+                    if t == "pdq" and ladder and not removed:
+                        ladders[entry_id] = extra
                 if self.on_touched is not None:
                     self.on_touched([row[2] for row in part])
                 for t, items in touched.items():
@@ -285,9 +290,9 @@ class BankIndexes:
                     if live:
                         idx.add(_parse(t, [v for _, v in live]),
                                 np.array([i for i, _ in live], dtype=np.int64))
-                if touched["pdq"] and len(self.derived):
-                    self.derived.remove(np.array(all_derived_ids(touched["pdq"]),
-                                                 dtype=np.int64))
+                rederived.update(touched["pdq"])
+                if rederived and len(self.derived):
+                    self.derived.remove(np.array(all_derived_ids(rederived), dtype=np.int64))
                 self._add_derived(list(ladders.items()))
                 applied += len(part)
             self.checkpoint = max(self.checkpoint, top)

@@ -28,7 +28,7 @@ if TYPE_CHECKING:
     from vigil.banks import Banks
     from vigil.banks.model import StoredEntry
 
-FORMAT_NAMES = "csv, vics, ncmec, stopncii, pdq-list, vpdq"
+FORMAT_NAMES = "csv, vics, ncmec, stopncii, pdq-list, vpdq, vigil"
 #: Formats that can only carry some signal types; export leaves the others out (and says so).
 ONLY_CARRIES: dict[str, set[str]] = {"pdq-list": {"pdq"}, "vpdq": {"vpdq"}}
 CategoryOpt = Annotated[str | None, typer.Option(
@@ -350,6 +350,58 @@ def add(
     failed = sum(r.error is not None for r in files)
     if failed:
         err.print(f"vigil bank add: {failed} of {len(files)} files failed", highlight=False)
+        raise typer.Exit(1)
+
+
+@bank_app.command("reindex")
+def reindex(
+    name: Annotated[str, typer.Argument(help="Bank whose entries get a crop ladder.")],
+    paths: Annotated[list[Path], typer.Argument(help="The pictures (files or folders) the "
+                                                "bank's PDQ entries were made from.")],
+    reference: Annotated[bool, typer.Option(
+        "--reference", help="Hash with the bit-exact reference PDQ: use it if the bank was "
+        "filled with --reference, or a picture's PDQ may differ from its entry's.")] = False,
+    quiet: QuietOpt = False,
+) -> None:
+    """Give a bank's existing pictures a crop ladder, so cropped and framed copies match.
+
+    A bank filled before it had a crop ladder holds plain PDQ codes, and a code cannot be
+    cropped: this needs the pictures again. Each picture under PATH is hashed with its
+    ladder (its trimmed content and ~34 sub-windows, from one decode); the bank's entry
+    whose PDQ value equals the picture's plain PDQ gets those derived codes, and the bank
+    keeps a ladder from then on (as if made with `vigil bank create --crop-ladder`).
+    Labels are left as they are. Each entry that changed is an update in the bank's log:
+    the indexes take it at once, and peers pulling the bank's feed receive the codes.
+
+    The report counts the entries that got a ladder, those that had it already, the
+    pictures that matched no entry of the bank (another picture, or hashed another
+    way: see --reference) and those too flat to bank any derived code.
+
+    [bold]Example[/bold]
+
+      vigil bank reindex sg-known ./series-17 --reference
+    """
+    from vigil.banks.reindex import attach_ladders
+
+    with user_errors():
+        banks = open_banks()
+        banks.get(name)
+        if banks.is_mirror(name):
+            fail(f"bank '{shown(name)}' is a read-only mirror: its origin re-indexes it, and "
+                 "the derived codes arrive with its feed")
+        audit = opened(banks.engine)
+        files = _hashed(paths, reference, quiet, "bank reindex", crop_ladder=True)
+        res = attach_ladders(banks, name, files)
+        audit.bank_change("bank.reindex", name, res.applied, banks.last_seq(name),
+                          files=len(files), pictures=res.pictures, unmatched=res.unmatched,
+                          flat=res.flat)
+    typer.echo(f"{len(files)} files, {res.pictures} pictures into '{shown(name)}': "
+               f"{res.applied.updated} entries got a crop ladder, {res.applied.unchanged} "
+               f"had it already, {res.unmatched} pictures matched no entry, {res.flat} too "
+               "flat for a ladder")
+    failed = sum(r.error is not None for r in files)
+    if failed:
+        err.print(f"vigil bank reindex: {failed} of {len(files)} files failed", highlight=False)
         raise typer.Exit(1)
 
 

@@ -2,9 +2,11 @@
 
 A feed of one of this node's banks is *materialised* on demand: the bank's change log
 after the feed's last record becomes records (labels filtered by the rule), chained and
-checkpoint-signed, stored in ``feed_records``. Peers with the same rule read the same
-stored chain; nothing is signed twice. Feed sequence numbers are the bank's own change
-sequence numbers, so a record's ``seq`` is also its origin sequence number.
+checkpoint-signed, stored in ``feed_records``. A record carries the entry's content as it
+is when the record is made (a video's frames, a picture's derived data). Peers with the
+same rule read the same stored chain; nothing is signed twice. Feed sequence numbers are
+the bank's own change sequence numbers, so a record's ``seq`` is also its origin sequence
+number.
 
 A mirror bank that its origin allowed to be passed on is served from the records this
 node received, unchanged, with the origin's signatures; pages end on a signed record.
@@ -20,6 +22,7 @@ from datetime import UTC, datetime
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from sqlalchemy import Engine
 
+from vigil.banks.travel import travelling
 from vigil.exchange import repo
 from vigil.exchange.records import (
     SIGN_EVERY,
@@ -48,6 +51,8 @@ class OfferedFeed:
     bank: str
     descriptor: Descriptor
     head: int
+    #: the bank keeps a crop ladder (for a mirror passed on: inherited from its origin)
+    crop_ladder: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -77,7 +82,7 @@ def offered(engine: Engine, local: str, agency: str) -> list[OfferedFeed]:
         d, head, mirror = _target(b, local)
         if mirror and not d.reshare:
             continue  # a rule made before the origin withdrew permission: never serve it
-        out.append(OfferedFeed(b.name, d, head))
+        out.append(OfferedFeed(b.name, d, head, b.crop_ladder))
     return out
 
 
@@ -106,7 +111,13 @@ def _builder(key: Ed25519PrivateKey, d: Descriptor,
             at_json = iso.get(at) or iso.setdefault(at, canonical(_iso(at)))
             frames = (json.loads(extra) or {}).get("vpdq") \
                 if st == "vpdq" and op != "remove" and extra else None
-            body = make_body_fast(cseq, prev, op, st, value, quality, lab, at_json, frames)
+            derived_json = None
+            # (a plain entry's extra is not even decoded: most of a bank is plain)
+            if st == "pdq" and op != "remove" and extra and '"pdq_' in extra:
+                derived = travelling(json.loads(extra))
+                derived_json = canonical(derived) if derived else None
+            body = make_body_fast(cseq, prev, op, st, value, quality, lab, at_json, frames,
+                                  derived_json)
             h = record_hash(body)
             seqs.append(cseq)
             bodies.append(body)

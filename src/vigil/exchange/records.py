@@ -15,6 +15,10 @@ Why this shape:
 * The descriptor (origin agency, origin bank, label fields, may-pass-on flag) is inside
   every signed checkpoint, so a node that receives a feed through an intermediate node
   still checks it against the origin's key and the origin's own re-share permission.
+* A picture's derived data (the codes of its crop ladder, its features) travels in the
+  record's ``derived`` field, under the same hash and signatures as its value. Nodes that
+  predate the field ignore it (their mirror matches the plain PDQ only); a record whose
+  field is malformed or over its limits (``vigil.banks.travel``) is refused.
 * A receiver trusts nothing of a page before it checked it: :func:`parse_page` walks the
   page's JSON within limits (nesting, records, record size: ``vigil.formats.limits``)
   before parsing it, and every field has its exact JSON type — a ``seq`` is a number, not
@@ -32,6 +36,7 @@ from typing import Any
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
+from vigil.banks.travel import check_derived
 from vigil.formats.limits import JsonError, JsonLimits, Limits, load_json
 
 #: label fields a share rule may pass along (the signal itself and its quality always go)
@@ -48,7 +53,8 @@ _AGENCY = re.compile(r"[A-Z0-9][A-Z0-9_-]{0,63}")
 _HEX64 = re.compile(r"[0-9a-f]{64}")
 _HEX128 = re.compile(r"[0-9a-f]{128}")
 #: the limits a record body is checked against before it is parsed: a body is an object
-#: holding ``labels``, which holds lists (``category``, ``tags``)
+#: holding ``labels``, which holds lists (``category``, ``tags``), and ``derived``, which
+#: holds a list of lists (``pdq_derived``)
 _BODY_DEPTH = 4
 
 
@@ -153,14 +159,18 @@ def check_signature(key: Ed25519PublicKey, d: Descriptor, seq: int, hash_: str,
 
 def make_body(seq: int, prev: str, op: str, signal_type: str, value: str,
               quality: int | None, labels: dict[str, Any] | None, at: str,
-              frames: str | None = None) -> str:
+              frames: str | None = None, derived: dict[str, Any] | None = None) -> str:
     """A record's canonical text. ``labels`` holds only the fields the feed carries;
     a video (vpdq) entry carries its frame hashes in ``frames`` (vPDQ text), without
-    which a mirror could not match it."""
+    which a mirror could not match it, and a picture its ``derived`` data (the codes of
+    its crop ladder, its features), without which a mirror would match only its plain
+    PDQ."""
     body: dict[str, Any] = {"seq": seq, "prev": prev, "op": op, "type": signal_type,
                             "value": value, "at": at}
     if frames:
         body["frames"] = frames
+    if derived:
+        body["derived"] = derived
     if quality is not None:
         body["quality"] = quality
     if labels:
@@ -176,21 +186,24 @@ def _jstr(s: str) -> str:
 
 def make_body_fast(seq: int, prev: str, op: str, signal_type: str, value: str,
                    quality: int | None, labels_json: str | None, at_json: str,
-                   frames: str | None = None) -> str:
+                   frames: str | None = None, derived_json: str | None = None) -> str:
     """``make_body`` from a fixed template, byte-identical to it (tests compare the two on
     random data): the materialising origin builds a million of these, and ``canonical``
     (a sorted ``json.dumps`` per record) was most of its time.
 
     ``labels_json`` is ``canonical(labels)`` (or None when there are none) and ``at_json``
     is ``canonical(at)``: both are the same for many records, so callers make them once.
+    ``derived_json`` is ``canonical(derived)`` (None: none).
     The keys below are in sorted order, as ``canonical`` sorts them.
     """
     if type(quality) is not int and quality is not None:  # bool, numpy ints: the reference
         return make_body(seq, prev, op, signal_type, value, quality,
                          None if labels_json is None else json.loads(labels_json),
-                         json.loads(at_json), frames)
+                         json.loads(at_json), frames,
+                         None if derived_json is None else json.loads(derived_json))
     return "".join((
         '{"at":', at_json,
+        ',"derived":' + derived_json if derived_json else "",
         ',"frames":' + _jstr(frames) if frames else "",
         ',"labels":' + labels_json if labels_json else "",
         ',"op":', _jstr(op), ',"prev":', _jstr(prev),
@@ -275,9 +288,22 @@ def parse_page(data: bytes | bytearray, limits: Limits) -> Page:
     return Page(d, head, records)
 
 
-def parse_feed_list(data: bytes | bytearray, limits: Limits) -> list[tuple[str, Descriptor]]:
-    """``GET /v1/feeds``'s answer as (bank name at the peer, descriptor) pairs, checked as
-    :func:`parse_page` checks a page."""
+@dataclass(frozen=True, slots=True)
+class Listed:
+    """A feed as a peer lists it: the bank's name there, what the feed is, and whether the
+    bank keeps a crop ladder (None: the peer predates the field).
+
+    The flag is not signed: it only decides whether this node indexes the derived codes
+    the (signed) records carry, never what a record says."""
+
+    bank: str
+    descriptor: Descriptor
+    crop_ladder: bool | None = None
+
+
+def parse_feed_list(data: bytes | bytearray, limits: Limits) -> list[Listed]:
+    """``GET /v1/feeds``'s answer as the feeds it lists, checked as :func:`parse_page`
+    checks a page."""
     try:
         doc = load_json(bytes(data), answer_limits(limits, MAX_FEEDS, 16, depth=5))
     except JsonError as exc:
@@ -290,7 +316,11 @@ def parse_feed_list(data: bytes | bytearray, limits: Limits) -> list[tuple[str, 
         bank = item.get("bank") if isinstance(item, dict) else None
         if not isinstance(bank, str) or not 1 <= len(bank) <= 100:
             raise FeedError(f"malformed list of feeds: feeds[{i}].bank must be a bank name")
-        out.append((bank, Descriptor.parse(item.get("descriptor"))))
+        ladder = item.get("crop_ladder")
+        if ladder is not None and not isinstance(ladder, bool):
+            raise FeedError(f"malformed list of feeds: feeds[{i}].crop_ladder must be true "
+                            "or false")
+        out.append(Listed(bank, Descriptor.parse(item.get("descriptor")), ladder))
     return out
 
 
@@ -298,7 +328,9 @@ def parse_body(text: str, limits: Limits = Limits()) -> dict[str, Any]:  # noqa:
     """A record's body as data, checked within ``limits`` before it is parsed and field by
     field after: ``seq`` a number, ``prev``, ``op``, ``type``, ``value`` and ``at``
     strings, ``quality`` a number 0..100 if present, ``frames`` a string, ``labels`` an
-    object of the shareable fields with their types. ValueError says which field."""
+    object of the shareable fields with their types, ``derived`` (an add or update of a
+    pdq entry only) derived data within its limits (``vigil.banks.travel``). ValueError
+    says which field."""
     lim = JsonLimits(depth=_BODY_DEPTH, values=limits.max_record_values,
                      items=limits.max_record_values, string=limits.max_record_bytes)
     body = load_json(text, lim)
@@ -320,6 +352,14 @@ def parse_body(text: str, limits: Limits = Limits()) -> dict[str, Any]:  # noqa:
     labels = body.get("labels")
     if labels is not None:
         _check_labels(labels)
+    if "derived" in body:
+        if body["type"] != "pdq" or body["op"] == "remove":
+            raise ValueError("field derived: only an add or update of a pdq entry "
+                             "carries it")
+        try:
+            body["derived"] = check_derived(body["derived"])
+        except ValueError as exc:
+            raise ValueError(f"field derived: {exc}") from None
     return body
 
 

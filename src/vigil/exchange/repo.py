@@ -86,6 +86,8 @@ class SharedBank:
     #: for a mirror passed on: the descriptor it mirrors and how far it is pulled
     mirror_of: str | None
     mirror_last_seq: int
+    #: the bank keeps derived codes of its pictures (its own flag, or its origin's)
+    crop_ladder: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -226,7 +228,7 @@ def _shared(s: Session, rule: ShareRule, b: Bank) -> SharedBank:
     mf = s.scalar(select(Feed).where(Feed.bank_id == b.id, Feed.mirror.is_(True)))
     return SharedBank(b.name, b.last_seq, tuple(sorted(rule.fields)), rule.reshare,
                       None if mf is None else mf.descriptor,
-                      0 if mf is None else mf.last_seq)
+                      0 if mf is None else mf.last_seq, bool(b.crop_ladder))
 
 
 def shared_with(engine: Engine, agency: str) -> list[SharedBank]:

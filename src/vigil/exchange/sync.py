@@ -57,6 +57,7 @@ from vigil.exchange.peers import PeerError, peer_token, trusted_key
 from vigil.exchange.records import (
     Descriptor,
     FeedError,
+    Listed,
     genesis,
     parse_feed_list,
     public_key,
@@ -336,9 +337,9 @@ class PeerSyncer:
             if r.status_code != 200:
                 raise PeerError(f"{self.url}/v1/feeds answered {r.status_code}: {_problem(r)}")
             offered = parse_feed_list(r.content, client.limits)
-            for bank, d in offered:
-                out.feeds.append(self._sync_feed(client, bank, d))
-            out.dropped = self._retire({d.text() for _, d in offered})
+            for listed in offered:
+                out.feeds.append(self._sync_feed(client, listed))
+            out.dropped = self._retire({f.descriptor.text() for f in offered})
             self._pull_opinions(client)
         except (PeerError, FeedError, KeyError, ValueError) as exc:
             out.error = str(exc) if not isinstance(exc, KeyError) else f"malformed answer: {exc}"
@@ -417,12 +418,18 @@ class PeerSyncer:
             self.banks_changed()
         return feed, ""
 
-    def _sync_feed(self, client: _Client, remote_bank: str, d: Descriptor) -> FeedSync:
+    def _sync_feed(self, client: _Client, listed: Listed) -> FeedSync:
+        remote_bank, d = listed.bank, listed.descriptor
         feed, why = self._mirror(d)
         fs = FeedSync(str(d), mirror_name(d))
         if feed is None:
             fs.error = why
             return fs
+        if listed.crop_ladder:
+            # before any record is applied: the indexes take a mirror entry's derived
+            # codes when they replay its change, and only from a bank with the flag
+            Banks(self.engine, user=f"feed:{d.origin}").set_crop_ladder(mirror_name(d),
+                                                                       mirror=True)
         fs.before = fs.after = feed.last_seq
         key_hex = trusted_key(self.engine, d.origin)
         if key_hex is None:

@@ -58,7 +58,9 @@ def to_entry_records(d: Descriptor, records: list[tuple[dict[str, Any], WireReco
             else:
                 # provenance: the origin's sequence number is the entry's id in its source
                 # (a shared empty ``extra``: nothing to serialise per entry)
-                extra = {"vpdq": body["frames"]} if body.get("frames") else _NO_EXTRA
+                # (a picture's derived data, checked by parse_body, is kept as it came)
+                extra = {"vpdq": body["frames"]} if body.get("frames") else \
+                    dict(body["derived"]) if body.get("derived") else _NO_EXTRA
                 # the label set's key: its JSON text (sorted keys; one C call per record)
                 key = _label_key(body.get("labels"))
                 lab = labels.get(key)

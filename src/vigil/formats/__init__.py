@@ -34,7 +34,7 @@ from collections.abc import Iterator
 from types import ModuleType
 
 from vigil.banks.entry import EntryRecord
-from vigil.formats import csvlist, ncmec, pdqlist, stopncii, vics, vpdqtext
+from vigil.formats import csvlist, entries, ncmec, pdqlist, stopncii, vics, vpdqtext
 from vigil.formats._common import BOM, FormatError, OnError
 from vigil.formats.limits import Limits
 
@@ -46,6 +46,7 @@ FORMATS: dict[str, ModuleType] = {
     "stopncii": stopncii,
     "pdq-list": pdqlist,
     "vpdq": vpdqtext,
+    "vigil": entries,
 }
 
 _KEYS = {
@@ -53,6 +54,7 @@ _KEYS = {
              "alternativehashes", "caseid"),
     "stopncii": ("hashstatus", "signaltype", "hashvalue", "casenumbers", "hashid"),
     "ncmec": ("fingerprints", "classification"),
+    "vigil": (entries.HEADER_KEY,),
 }
 _PDQ_LINE = re.compile(r"^[0-9a-fA-F]{64}\s*(,\s*\d{1,3})?$")
 _VPDQ_LINE = re.compile(r"^\d+\s*,\s*\d{1,3}\s*,\s*[0-9a-fA-F]{64}(\s*,\s*[\d.]+)?$")
@@ -62,8 +64,9 @@ def detect_format(path: str | os.PathLike[str]) -> str:
     """The registry name of the format of the file at ``path``, from its content.
 
     Looks at the first 64 KiB: XML -> ncmec; JSON -> whichever format's characteristic
-    keys appear first; text -> csv if the first line is a header naming ``signal_type``,
-    pdq-list if the first data line is 64 hex digits. Raises FormatError otherwise.
+    keys appear first (``vigil_entries``, the header of Vigil's own list, among them);
+    text -> csv if the first line is a header naming ``signal_type``, pdq-list if the
+    first data line is 64 hex digits. Raises FormatError otherwise.
     """
     name = os.fspath(path)
     try:

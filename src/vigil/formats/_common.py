@@ -19,6 +19,7 @@ from vigil.banks.entry import VICTIM_STATUSES, EntryRecord, Labels, VictimStatus
 # same class as the door's (``Labels`` and ``EntryRecord`` raise it), so a label refused
 # there is reported with its record's location like any other bad field.
 from vigil.banks.text import FieldError as FieldError
+from vigil.banks.travel import without_derived
 from vigil.formats.limits import Limits, setting
 from vigil.schemes import check_category, parse_category
 
@@ -352,14 +353,16 @@ def groups(records: Iterable[EntryRecord]) -> Iterator[list[EntryRecord]]:
 
     Records group when they share a non-empty ``source_id`` and the same labels, op and
     extra (a source record has one set of those); anything else starts a new group, so
-    no label is ever attached to a hash it was not given for.
+    no label is ever attached to a hash it was not given for. A picture's derived data
+    is not compared: foreign formats leave it out (``vigil.banks.travel``).
     """
     group: list[EntryRecord] = []
     for rec in records:
         if group:
             g = group[0]
             if (rec.source_id is not None and rec.source_id == g.source_id
-                    and rec.labels == g.labels and rec.op == g.op and rec.extra == g.extra):
+                    and rec.labels == g.labels and rec.op == g.op
+                    and without_derived(rec.extra) == without_derived(g.extra)):
                 group.append(rec)
                 continue
             yield group

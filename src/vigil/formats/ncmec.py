@@ -62,6 +62,7 @@ from typing import Any, Literal, cast
 from xml.sax.saxutils import escape, quoteattr
 
 from vigil.banks.entry import EntryRecord, Op
+from vigil.banks.travel import without_derived
 from vigil.formats._common import (
     CHUNK,
     FieldError,
@@ -329,7 +330,7 @@ def _record(group: list[EntryRecord]) -> dict[str, Any]:
     if first.op == "remove":
         out["deleted"] = True
     out.update(ext_fields(first.labels, category=cat is not None and cat[0] != "ncmec"))
-    for k, v in first.extra.items():
+    for k, v in without_derived(first.extra).items():
         if k.lower() not in _INTERPRETED and k not in out:
             out[k] = v
     return out

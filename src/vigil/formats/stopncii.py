@@ -36,6 +36,7 @@ from collections.abc import Iterable, Iterator
 from typing import Any, Literal, cast
 
 from vigil.banks.entry import HEX_LENGTHS, EntryRecord, Op
+from vigil.banks.travel import without_derived
 from vigil.formats._common import (
     FieldError,
     FormatError,
@@ -167,7 +168,7 @@ def record(rec: EntryRecord) -> dict[str, Any]:
         else:
             del ext["tags"]
     out.update(ext)
-    for k, v in rec.extra.items():
+    for k, v in without_derived(rec.extra).items():
         if k.lower() not in _INTERPRETED and k not in out:
             out[k] = v
     return out

@@ -54,6 +54,7 @@ from typing import Any
 import ijson
 
 from vigil.banks.entry import EntryRecord, Labels
+from vigil.banks.travel import without_derived
 from vigil.formats._common import (
     CHUNK,
     SNIFF_LIMIT,
@@ -331,7 +332,7 @@ def media(group: list[EntryRecord], media_id: int) -> dict[str, Any]:
     if alts:
         out["AlternativeHashes"] = alts
     taken = {k.lower() for k in out}
-    for key, value in first.extra.items():
+    for key, value in without_derived(first.extra).items():
         if key.lower() not in taken and key.lower() not in _INTERPRETED:
             out[key] = _vics_value(key, value)
     return out

@@ -50,10 +50,11 @@ from vigil.signals import HashOptions
 log = logging.getLogger("vigil.api")
 router = APIRouter(prefix="/v1/banks", tags=["banks"], responses=ERROR_RESPONSES,
                    route_class=LimitedJsonRoute)
-FormatName = Literal["csv", "vics", "ncmec", "stopncii", "pdq-list"]
+FormatName = Literal["csv", "vics", "ncmec", "stopncii", "pdq-list", "vigil"]
 # (NCMEC-style records are exported as JSON, the writer's default style)
 MEDIA = {"csv": "text/csv", "vics": "application/json", "ncmec": "application/json",
-         "stopncii": "application/json", "pdq-list": "text/plain"}
+         "stopncii": "application/json", "pdq-list": "text/plain",
+         "vigil": "application/x-ndjson"}
 ONLY_CARRIES = {"pdq-list": {"pdq"}}
 #: skipped records an import answer lists one by one (the rest are counted)
 MAX_SKIPPED_SHOWN = 1000
@@ -320,6 +321,6 @@ def export(name: str, request: Request, caller: Exporter,
             audit("failed", error=str(exc)[:300], bytes_sent=sent)
             raise  # the server closes the connection: the client sees an incomplete body
 
-    ext = {"csv": "csv", "pdq-list": "txt"}.get(format, "json")
+    ext = {"csv": "csv", "pdq-list": "txt", "vigil": "jsonl"}.get(format, "json")
     return StreamingResponse(body(), media_type=MEDIA[format], headers={
         "Content-Disposition": f'attachment; filename="export.{format}.{ext}"'})

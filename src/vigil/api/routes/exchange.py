@@ -84,7 +84,7 @@ def list_feeds(request: Request, caller: Peer) -> FeedList:
     items = feeds.offered(node.engine, node.identity.agency, caller.agency)
     _audit(request, caller, "feed.list", "/v1/feeds", feeds=len(items))
     return FeedList(feeds=[FeedOut(bank=f.bank, descriptor=DescriptorOut(**f.descriptor.as_dict()),
-                                   head=f.head) for f in items])
+                                   head=f.head, crop_ladder=f.crop_ladder) for f in items])
 
 
 @router.get("/feeds/{bank}", response_model=FeedPage,

@@ -33,6 +33,9 @@ class FeedOut(BaseModel):
     bank: str = Field(description="the bank's name on this node (the path of its feed)")
     descriptor: DescriptorOut
     head: int = Field(description="sequence number of the feed's latest record")
+    crop_ladder: bool = Field(False, description="the bank keeps derived PDQ codes of its "
+                              "pictures (a crop ladder), which its records carry: a mirror "
+                              "indexes them too")
 
 
 class FeedList(BaseModel):
