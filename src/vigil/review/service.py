@@ -22,9 +22,10 @@ from vigil.review.derive import (
     placeholder,
 )
 from vigil.review.ledger import Ledger, Opened
-from vigil.review.queue import ItemInfo, Queue, Unit, build_queue
+from vigil.review.queue import ItemInfo, ReviewQueue, Unit
 from vigil.review.scan import check_scan_folder
 from vigil.review.series import SeriesCatalog
+from vigil.review.sqlqueue import SqlQueue
 from vigil.review.store import AlreadyDecided, Decision, ReviewStore
 from vigil.schemes import SCHEMES, check_category
 
@@ -95,7 +96,7 @@ class ReviewSession:
         self.folder = folder
         self.db_path = check_scan_folder(folder)
         self.store = ReviewStore(self.db_path)
-        self.queue: Queue = build_queue(self.store.conn)
+        self.queue: ReviewQueue = SqlQueue(self.store.conn, self.store.lock)
         self.scheme = scheme
         self.keys = scheme_keys(scheme)
         self.ledger = ledger

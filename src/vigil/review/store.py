@@ -139,6 +139,11 @@ class ReviewStore:
                 self._set_meta("review_scan_id", secrets.token_hex(8))
         self.scan_id: str = self._meta("review_scan_id")
 
+    @property
+    def lock(self) -> threading.RLock:
+        """Held by whoever else reads through ``conn`` (the review queue)."""
+        return self._lock
+
     def close(self) -> None:
         with self._lock:
             self.conn.close()
