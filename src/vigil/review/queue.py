@@ -21,7 +21,7 @@ from __future__ import annotations
 import sqlite3
 from collections import Counter
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, Protocol
 
 
@@ -51,6 +51,8 @@ class ItemInfo:
     paths: int
     thumb: bool
     distance: int | None = None
+    #: a video's keyframes the scan kept (0: none; older scans kept only its thumbnail)
+    frames: int = 0
 
 
 def item_name(path: str) -> str:
@@ -138,6 +140,7 @@ def build_queue(conn: sqlite3.Connection) -> Queue:
         key = f"{scheme}:{cat}" if scheme else "uncategorised"
         q.known_by_category[key] = q.known_by_category.get(key, 0) + n
     thumbs = {r[0] for r in conn.execute("SELECT sha256 FROM thumbs")}
+    frames = dict(conn.execute("SELECT sha256, count(*) FROM keyframes GROUP BY sha256"))
     rows = conn.execute(
         "SELECT f.sha256, f.id, g.n, f.kind, f.format, f.path FROM files f JOIN ("
         " SELECT min(id) AS id, count(*) AS n FROM files WHERE status = 'done' AND "
@@ -146,7 +149,8 @@ def build_queue(conn: sqlite3.Connection) -> Queue:
     for sha, fid, n, kind, fmt, path in rows:
         if sha in known:
             continue
-        q.items[fid] = ItemInfo(fid, sha, kind, fmt, item_name(path), n, sha in thumbs)
+        q.items[fid] = ItemInfo(fid, sha, kind, fmt, item_name(path), n, sha in thumbs,
+                                frames=frames.get(sha, 0))
         q.by_sha[sha] = fid
     members: dict[int, list[tuple[int, int]]] = {}
     for gid, sha, dist in conn.execute(
@@ -163,9 +167,7 @@ def build_queue(conn: sqlite3.Connection) -> Queue:
             continue
         pos = len(q.units)
         for fid, dist in ids:
-            it = q.items[fid]
-            q.items[fid] = ItemInfo(it.id, it.sha256, it.kind, it.format, it.name, it.paths,
-                                    it.thumb, dist if dist >= 0 else None)
+            q.items[fid] = replace(q.items[fid], distance=dist if dist >= 0 else None)
             q.unit_of[fid] = pos
             grouped.add(fid)
         q.units.append(Unit(pos, "group", gid, rank, score, device,

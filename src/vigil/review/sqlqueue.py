@@ -167,13 +167,14 @@ class SqlQueue:
                     out[i] = hit
             for k in range(0, len(missing), _CHUNK):
                 part = missing[k:k + _CHUNK]
-                for fid, sha, kind, fmt, path, n, thumb, dist in self._conn.execute(
+                for fid, sha, kind, fmt, path, n, thumb, dist, frames in self._conn.execute(
                         "SELECT q.id, q.sha256, f.kind, f.format, f.path, q.paths, "
-                        "EXISTS (SELECT 1 FROM thumbs t WHERE t.sha256 = q.sha256), q.distance "
+                        "EXISTS (SELECT 1 FROM thumbs t WHERE t.sha256 = q.sha256), q.distance, "
+                        "(SELECT count(*) FROM keyframes k WHERE k.sha256 = q.sha256) "
                         f"FROM rq_items q JOIN files f ON f.id = q.id WHERE q.id IN "
                         f"({', '.join('?' * len(part))})", part):
                     info = ItemInfo(fid, sha, kind, fmt, item_name(path), n, bool(thumb),
-                                    dist if dist is not None and dist >= 0 else None)
+                                    dist if dist is not None and dist >= 0 else None, frames)
                     out[fid] = self._items[fid] = info
             while len(self._items) > _ITEM_CACHE:
                 self._items.popitem(last=False)

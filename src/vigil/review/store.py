@@ -322,3 +322,11 @@ class ReviewStore:
             row = self.conn.execute("SELECT jpeg FROM thumbs WHERE sha256 = ?",
                                     (sha256,)).fetchone()
         return None if row is None else bytes(row[0])
+
+    def keyframe(self, sha256: str, n: int) -> bytes | None:
+        """A video's ``n``-th keyframe (clear, small, greyscale; the scan's
+        ``keyframes``): like ``thumbnail``, only passed on through ``vigil.review.derive``."""
+        with self._lock:
+            row = self.conn.execute("SELECT jpeg FROM keyframes WHERE sha256 = ? AND n = ?",
+                                    (sha256, n)).fetchone()
+        return None if row is None else bytes(row[0])

@@ -189,6 +189,7 @@ def _hash_pending(db: ScanDB, options: ScanOptions, stats: ScanStats,
                         options.variants)
     batch: list[dict[str, Any]] = []
     thumbs: list[tuple[str, bytes]] = []
+    frames: list[tuple[str, int, float, bytes]] = []
     last = time.monotonic()
     if not left:
         return
@@ -201,14 +202,17 @@ def _hash_pending(db: ScanDB, options: ScanOptions, stats: ScanStats,
             batch.append(scan_row(r))
             if r.thumbnail is not None and r.digests is not None:
                 thumbs.append((r.digests.sha256, r.thumbnail))
+            if r.digests is not None:
+                frames.extend((r.digests.sha256, n, k.seconds, k.jpeg)
+                              for n, k in enumerate(r.keyframes))
             stats.hashed += 1
             stats.errors += r.error is not None
         if time.monotonic() - last >= COMMIT_EVERY:
-            db.record(batch, thumbs)
-            batch, thumbs, last = [], [], time.monotonic()
+            db.record(batch, thumbs, frames)
+            batch, thumbs, frames, last = [], [], [], time.monotonic()
         if progress:
             progress("hashing", done + stats.hashed, total)
-    db.record(batch, thumbs)
+    db.record(batch, thumbs, frames)
 
 
 def _match(db: ScanDB, options: ScanOptions, matcher: Matcher, progress: Progress | None) -> None:
