@@ -36,6 +36,7 @@ _ITEMS = ("SELECT min(id) AS id, sha256, count(*) AS n FROM files WHERE status =
 
 _BUILD = """
 DROP TABLE IF EXISTS temp.rq_gm;
+DROP TABLE IF EXISTS temp.rq_last;
 DROP TABLE IF EXISTS temp.rq_units;
 DROP TABLE IF EXISTS temp.rq_members;
 DROP TABLE IF EXISTS temp.rq_items;
@@ -47,6 +48,7 @@ CREATE TEMP TABLE rq_gm AS
     FROM group_members m
     WHERE NOT EXISTS (SELECT 1 FROM matches k WHERE k.sha256 = m.sha256))
   WHERE id IS NOT NULL;
+CREATE INDEX temp.rq_gm_group ON rq_gm(group_id);
 CREATE TEMP TABLE rq_units (pos INTEGER PRIMARY KEY, group_id INTEGER NOT NULL);
 INSERT INTO rq_units(pos, group_id)
   SELECT row_number() OVER (ORDER BY g.rank, g.id) - 1, g.id FROM groups g
@@ -58,14 +60,18 @@ INSERT INTO rq_members(pos, ord, id, distance)
   SELECT u.pos, row_number() OVER (PARTITION BY u.pos ORDER BY x.distance, x.sha256) - 1,
          x.id, x.distance
   FROM rq_units u JOIN rq_gm x ON x.group_id = u.group_id;
-CREATE INDEX temp.rq_members_id ON rq_members(id);
 DROP TABLE temp.rq_gm;
+CREATE TEMP TABLE rq_last (id INTEGER PRIMARY KEY, pos INTEGER NOT NULL,
+                           distance INTEGER NOT NULL);
+INSERT INTO rq_last(id, pos, distance)
+  SELECT id, max(pos), distance FROM rq_members GROUP BY id;
 CREATE TEMP TABLE rq_items (id INTEGER PRIMARY KEY, sha256 TEXT NOT NULL,
                             paths INTEGER NOT NULL, pos INTEGER NOT NULL, distance INTEGER);
 """
 
 #: an item in two groups (never from the scan's grouping: groups are components) belongs to
-#: the later one, as in the plain queue; items in no group follow, in file order
+#: the later one, as in the plain queue (``rq_last``: SQLite takes the bare column
+#: ``distance`` from the row of ``max(pos)``); items in no group follow, in file order
 _FILL = f"""
 INSERT INTO rq_items(id, sha256, paths, pos, distance)
   SELECT u.id, u.sha256, u.n,
@@ -73,12 +79,12 @@ INSERT INTO rq_items(id, sha256, paths, pos, distance)
                                                        ORDER BY u.id) - 1),
          gm.distance
   FROM ({_ITEMS}) u
-  LEFT JOIN (SELECT id, max(pos) AS pos, distance FROM rq_members GROUP BY id) gm
-    ON gm.id = u.id
+  LEFT JOIN rq_last gm ON gm.id = u.id
   WHERE u.sha256 NOT IN (SELECT sha256 FROM matches)
 """
 
 _INDEXES = """
+DROP TABLE temp.rq_last;
 CREATE UNIQUE INDEX temp.rq_items_sha ON rq_items(sha256);
 CREATE INDEX temp.rq_items_pos ON rq_items(pos);
 """
