@@ -37,11 +37,11 @@ from vigil.signals.errors import (
 )
 from vigil.signals.evidence import open_item, virtual_path
 from vigil.signals.exif import device_key, exif_summary
+from vigil.signals.keyframes import KEYFRAMES
 from vigil.signals.options import HashOptions
 from vigil.signals.pdq import PdqHash, pdq_of_image
 from vigil.signals.result import FileSignals
 from vigil.signals.sniff import sniff_kind
-from vigil.signals.keyframes import KEYFRAMES
 from vigil.signals.thumbnail import thumbnail_of_pixels
 from vigil.signals.vpdq import NoVideoStreamError, hash_video_info
 
