@@ -27,11 +27,16 @@ def test_spread_takes_the_middle_of_equal_parts() -> None:
 
 @pytest.mark.parametrize("count", [1, 2, 4, 6, 7])
 def test_the_keeper_ends_with_the_plain_choice_and_holds_little(count: int) -> None:
-    for n in list(range(0, 200)) + [257, 1000, 7200]:
+    for n in [*range(200), 257, 1000, 7200]:
         keeper = KeyframeKeeper(count)
         made: list[int] = []
+
+        def make(i: int, made: list[int] = made) -> bytes:
+            made.append(i)
+            return f"jpeg{i}".encode()
+
         for i in range(n):
-            keeper.offer(i, i * 1.0, lambda i=i: made.append(i) or f"jpeg{i}".encode())
+            keeper.offer(i, i * 1.0, lambda i=i: make(i))
             assert len(keeper._kept) <= 2 * count
         picked = choose(n, count)
         assert keeper.chosen() == picked, n

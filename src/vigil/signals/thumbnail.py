@@ -4,8 +4,8 @@ A scan stores one small JPEG per item so that an examiner who decides to look ca
 without reopening the evidence (the report blurs it by default: ``vigil.triage.thumbs``).
 Images get theirs from the pixels PDQ already decoded (no second decode: on the fast path
 that plane is greyscale, so these thumbnails are too); videos from a few of the frames
-vPDQ decodes (``vigil.signals.keyframes``). A thumbnail is a convenience: every failure is ``None``, never the
-file's error.
+vPDQ decodes (``vigil.signals.keyframes``). A thumbnail is a convenience: every failure
+is ``None``, never the file's error.
 """
 
 from __future__ import annotations

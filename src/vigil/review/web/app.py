@@ -11,8 +11,9 @@ Why this shape:
   about seized material that fetched a font would tell a third party the case exists).
 * **Only derivatives** (``vigil.review.derive``): an ``<img>`` points at
   ``/item/N/image?level=L`` (``&frame=K``: a video's keyframe K), and levels below the
-  default need a viewing session the server opened and counts (``vigil.review.ledger``). At a cap, every image and every new
-  session is refused (403) and pages show the break screen.
+  default need a viewing session the server opened and counts (``vigil.review.ledger``).
+  At a cap, every image and every new session is refused (403) and pages show the break
+  screen.
 * **One reviewer or many**: ``create_review_app`` takes the scan session and a function
   that names the reviewer of a request, so ``vigil review`` serves one person on loopback
   and a node can mount the same app behind its own authentication.
