@@ -1,21 +1,27 @@
 """The review queue kept in SQLite, read a step at a time: what ``vigil review`` opens.
 
-Why: the plain queue (``vigil.review.queue.build_queue``) makes a Python object per item
-and per step when a scan is opened, which is most of the time it takes to open a scan of
-100k items. Here opening a scan runs a few SQL statements that write the queue's order
-into temporary tables of the review's own connection (in memory, gone when it closes);
-an item's or a step's details are read when a page asks for them, and the few a page
-shows are kept in a small cache.
+Why: the plain queue (``vigil.review.queue.build_queue``) makes Python objects for every
+item and every step when a scan is opened (at 100k items, about 1.5 s of the 2.5 s it took
+on an idle machine, the rest its SQL). Here opening a scan runs a few SQL statements that
+write the queue's order into temporary tables of the review's own connection (in memory,
+gone when it closes), over the covering index ``ix_files_item`` of ``scan.db``; only the
+steps of single items are held in Python, as one array of item numbers. An item's or a
+step's details are read when a page asks for them, and the few a page shows are cached.
 
 What the queue shows and its order are the plain queue's, and the tests compare the two
 on generated scans (tests/review/test_sqlqueue.py):
 
 ``rq_units(pos, group_id)``        the groups with at least one unknown member, by rank
 ``rq_members(pos, ord, id, dist)`` their unknown members, by distance then SHA-256
-``rq_items(id, sha256, paths, pos, distance)``
-                                   every unknown image or video (its first file's id),
-                                   with its step: its group's, or one step of its own
-                                   after the groups, in the order the scan found them
+``rq_items(id, paths, pos, distance)``
+                                   every unknown image or video (its first file's id), with
+                                   its group's step (NULL for an item in no group: those
+                                   follow the groups, one step each, in file order:
+                                   ``SqlQueue.singles``)
+
+An item's SHA-256 is read from ``files`` by its number (the first file's row), and an
+item is found by SHA-256 through ``files``' own index: the one file of that content in
+``rq_items`` is the item.
 """
 
 from __future__ import annotations
@@ -24,6 +30,7 @@ import json
 import sqlite3
 import threading
 from array import array
+from bisect import bisect_left
 from collections import Counter, OrderedDict
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from typing import Any, overload
@@ -31,10 +38,15 @@ from typing import Any, overload
 from vigil.review.queue import ItemInfo, Unit, item_name
 
 #: the unknown images and videos: one row per SHA-256, its first file and how many files
+#: (index-only over ``ix_files_item``, in SHA-256 order)
 _ITEMS = ("SELECT min(id) AS id, sha256, count(*) AS n FROM files WHERE status = 'done' "
           "AND sha256 IS NOT NULL AND kind IN ('image', 'video') GROUP BY sha256")
 
-_BUILD = """
+#: an item in two groups (never from the scan's grouping: groups are components) belongs to
+#: the later one, as in the plain queue (``rq_last``: SQLite takes the bare column
+#: ``distance`` from the row of ``max(pos)``). ``+f.kind``: one index probe per member on
+#: (status, sha256), the kind read from the index entry
+_BUILD = f"""
 DROP TABLE IF EXISTS temp.rq_gm;
 DROP TABLE IF EXISTS temp.rq_last;
 DROP TABLE IF EXISTS temp.rq_units;
@@ -43,8 +55,8 @@ DROP TABLE IF EXISTS temp.rq_items;
 CREATE TEMP TABLE rq_gm AS
   SELECT * FROM (
     SELECT m.group_id AS group_id, m.sha256 AS sha256, m.distance AS distance,
-           (SELECT min(f.id) FROM files f WHERE f.sha256 = m.sha256 AND f.status = 'done'
-            AND f.kind IN ('image', 'video')) AS id
+           (SELECT min(f.id) FROM files f WHERE f.status = 'done' AND f.sha256 = m.sha256
+            AND +f.kind IN ('image', 'video')) AS id
     FROM group_members m
     WHERE NOT EXISTS (SELECT 1 FROM matches k WHERE k.sha256 = m.sha256))
   WHERE id IS NOT NULL;
@@ -65,28 +77,12 @@ CREATE TEMP TABLE rq_last (id INTEGER PRIMARY KEY, pos INTEGER NOT NULL,
                            distance INTEGER NOT NULL);
 INSERT INTO rq_last(id, pos, distance)
   SELECT id, max(pos), distance FROM rq_members GROUP BY id;
-CREATE TEMP TABLE rq_items (id INTEGER PRIMARY KEY, sha256 TEXT NOT NULL,
-                            paths INTEGER NOT NULL, pos INTEGER NOT NULL, distance INTEGER);
-"""
-
-#: an item in two groups (never from the scan's grouping: groups are components) belongs to
-#: the later one, as in the plain queue (``rq_last``: SQLite takes the bare column
-#: ``distance`` from the row of ``max(pos)``); items in no group follow, in file order
-_FILL = f"""
-INSERT INTO rq_items(id, sha256, paths, pos, distance)
-  SELECT u.id, u.sha256, u.n,
-         coalesce(gm.pos, :groups + row_number() OVER (PARTITION BY gm.pos IS NULL
-                                                       ORDER BY u.id) - 1),
-         gm.distance
-  FROM ({_ITEMS}) u
-  LEFT JOIN rq_last gm ON gm.id = u.id
-  WHERE u.sha256 NOT IN (SELECT sha256 FROM matches)
-"""
-
-_INDEXES = """
+CREATE TEMP TABLE rq_items (id INTEGER PRIMARY KEY, paths INTEGER NOT NULL, pos INTEGER,
+                            distance INTEGER);
+INSERT INTO rq_items(id, paths, pos, distance)
+  SELECT u.id, u.n, l.pos, l.distance FROM ({_ITEMS}) u LEFT JOIN rq_last l ON l.id = u.id
+  WHERE u.sha256 NOT IN (SELECT sha256 FROM matches) ORDER BY u.id;
 DROP TABLE temp.rq_last;
-CREATE UNIQUE INDEX temp.rq_items_sha ON rq_items(sha256);
-CREATE INDEX temp.rq_items_pos ON rq_items(pos);
 """
 
 #: SQLite's bound parameters per statement are kept well under its limit
@@ -113,12 +109,10 @@ class SqlQueue:
             conn.executescript(_BUILD)
             sizes = conn.execute("SELECT pos, count(*) FROM rq_members GROUP BY pos "
                                  "ORDER BY pos").fetchall()
-            self.groups = len(sizes)
-            conn.execute(_FILL, {"groups": self.groups})
-            conn.executescript(_INDEXES)
+            #: the items in no group, by number: step ``groups + k`` is ``singles[k]``
+            self.singles = array("q", (r[0] for r in conn.execute(
+                "SELECT id FROM rq_items WHERE pos IS NULL ORDER BY id")))
             self._n_items = int(conn.execute("SELECT count(*) FROM rq_items").fetchone()[0])
-            singles = conn.execute("SELECT count(*) FROM rq_items WHERE pos >= ?",
-                                   (self.groups,)).fetchone()[0]
             known = conn.execute("SELECT count(DISTINCT sha256) FROM matches").fetchone()[0]
             by_cat: dict[str, int] = {}
             for scheme, cat, n in conn.execute(
@@ -126,9 +120,10 @@ class SqlQueue:
                     "GROUP BY category_scheme, category"):
                 key = f"{scheme}:{cat}" if scheme else "uncategorised"
                 by_cat[key] = by_cat.get(key, 0) + n
-        #: members per group step
+        #: the group steps come first; members per group step
+        self.groups = len(sizes)
         self._sizes = array("q", (n for _, n in sizes))
-        self._n_units = self.groups + int(singles)
+        self._n_units = self.groups + len(self.singles)
         self.known_items = int(known)
         self.known_by_category = by_cat
         self.units = _Units(self)
@@ -146,7 +141,7 @@ class SqlQueue:
         if not 0 <= pos < self._n_units:
             raise IndexError(pos)
         if pos >= self.groups:
-            fid = int(self._rows("SELECT id FROM rq_items WHERE pos = ?", (pos,))[0][0])
+            fid = self.singles[pos - self.groups]
             self.item_infos([fid])
             return Unit(pos, "item", None, None, None, None, {}, (fid,))
         rows = self._rows(
@@ -174,9 +169,9 @@ class SqlQueue:
             for k in range(0, len(missing), _CHUNK):
                 part = missing[k:k + _CHUNK]
                 for fid, sha, kind, fmt, path, n, thumb, dist, frames in self._conn.execute(
-                        "SELECT q.id, q.sha256, f.kind, f.format, f.path, q.paths, "
-                        "EXISTS (SELECT 1 FROM thumbs t WHERE t.sha256 = q.sha256), q.distance, "
-                        "(SELECT count(*) FROM keyframes k WHERE k.sha256 = q.sha256) "
+                        "SELECT q.id, f.sha256, f.kind, f.format, f.path, q.paths, "
+                        "EXISTS (SELECT 1 FROM thumbs t WHERE t.sha256 = f.sha256), q.distance, "
+                        "(SELECT count(*) FROM keyframes k WHERE k.sha256 = f.sha256) "
                         f"FROM rq_items q JOIN files f ON f.id = q.id WHERE q.id IN "
                         f"({', '.join('?' * len(part))})", part):
                     info = ItemInfo(fid, sha, kind, fmt, item_name(path), n, bool(thumb),
@@ -186,6 +181,10 @@ class SqlQueue:
                 self._items.popitem(last=False)
         return out
 
+    def step_of(self, item: int, pos: int | None) -> int:
+        """An item's step, from its ``rq_items.pos`` (NULL for an item in no group)."""
+        return pos if pos is not None else self.groups + bisect_left(self.singles, item)
+
     def positions(self, shas: Iterable[str]) -> list[int]:
         """The step of each of ``shas`` that is in the queue (absent ones are skipped)."""
         names = list(shas)
@@ -194,9 +193,9 @@ class SqlQueue:
             todo = [s for s in dict.fromkeys(names) if s not in cache]
             for k in range(0, len(todo), _CHUNK):
                 part = todo[k:k + _CHUNK]
-                found = dict(self._conn.execute(
-                    f"SELECT sha256, pos FROM rq_items WHERE sha256 IN "
-                    f"({', '.join('?' * len(part))})", part).fetchall())
+                found = {sha: self.step_of(fid, pos) for sha, fid, pos in self._conn.execute(
+                    "SELECT f.sha256, q.id, q.pos FROM files f JOIN rq_items q ON q.id = f.id "
+                    f"WHERE f.sha256 IN ({', '.join('?' * len(part))})", part)}
                 for s in part:
                     cache[s] = found.get(s)
             return [p for p in (cache[s] for s in names) if p is not None]
@@ -206,14 +205,18 @@ class SqlQueue:
         out: dict[int, list[str]] = {}
         if lo < self.groups:
             for pos, sha in self._rows(
-                    "SELECT m.pos, q.sha256 FROM rq_members m JOIN rq_items q ON q.id = m.id "
+                    "SELECT m.pos, f.sha256 FROM rq_members m JOIN files f ON f.id = m.id "
                     "WHERE m.pos >= ? AND m.pos < ? ORDER BY m.pos, m.ord",
                     (lo, min(hi, self.groups))):
                 out.setdefault(pos, []).append(sha)
         if hi > self.groups:
-            for pos, sha in self._rows("SELECT pos, sha256 FROM rq_items WHERE pos >= ? AND "
-                                       "pos < ?", (max(lo, self.groups), hi)):
-                out[pos] = [sha]
+            first = max(lo, self.groups)
+            ids = self.singles[first - self.groups:hi - self.groups]
+            sha_of = dict(self._rows(
+                "SELECT q.id, f.sha256 FROM rq_items q JOIN files f ON f.id = q.id WHERE "
+                "q.id >= ? AND q.id <= ? AND q.pos IS NULL", (ids[0], ids[-1])))
+            for k, fid in enumerate(ids):
+                out[first + k] = [sha_of[fid]]
         return out
 
     # ---- what the session asks -------------------------------------------------------------
@@ -311,11 +314,12 @@ class _UnitOf(Mapping[int, int]):
             if isinstance(item, int) else []
         if not rows:
             raise KeyError(item)
-        return int(rows[0][0])
+        return self._q.step_of(item, rows[0][0])
 
     def __iter__(self) -> Iterator[int]:
-        return iter([int(r[0]) for r in self._q._rows("SELECT id FROM rq_items "
-                                                           "ORDER BY pos, id")])
+        grouped = [int(r[0]) for r in self._q._rows(
+            "SELECT id FROM rq_items WHERE pos IS NOT NULL ORDER BY pos, id")]
+        return iter([*grouped, *self._q.singles])
 
     def __len__(self) -> int:
         return self._q._n_items
@@ -328,15 +332,15 @@ class _BySha(Mapping[str, int]):
         self._q = q
 
     def __getitem__(self, sha: str) -> int:
-        rows = self._q._rows("SELECT id FROM rq_items WHERE sha256 = ?", (sha,)) \
-            if isinstance(sha, str) else []
+        rows = self._q._rows("SELECT q.id FROM files f JOIN rq_items q ON q.id = f.id "
+                             "WHERE f.sha256 = ?", (sha,)) if isinstance(sha, str) else []
         if not rows:
             raise KeyError(sha)
         return int(rows[0][0])
 
     def __iter__(self) -> Iterator[str]:
-        return iter([r[0] for r in self._q._rows("SELECT sha256 FROM rq_items "
-                                                      "ORDER BY id")])
+        return iter([r[0] for r in self._q._rows(
+            "SELECT f.sha256 FROM rq_items q JOIN files f ON f.id = q.id ORDER BY q.id")])
 
     def __len__(self) -> int:
         return self._q._n_items

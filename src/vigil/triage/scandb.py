@@ -66,6 +66,9 @@ CREATE TABLE IF NOT EXISTS files (
 );
 CREATE INDEX IF NOT EXISTS ix_files_status ON files(status);
 CREATE INDEX IF NOT EXISTS ix_files_sha256 ON files(sha256);
+-- the items (one per SHA-256) of what was hashed, read from the index alone: what the review
+-- queue is built from (vigil.review.sqlqueue)
+CREATE INDEX IF NOT EXISTS ix_files_item ON files(status, sha256, kind);
 CREATE TABLE IF NOT EXISTS matches (
     id INTEGER PRIMARY KEY,
     sha256 TEXT NOT NULL,               -- the item (identical files share one)
