@@ -88,6 +88,7 @@ DROP TABLE temp.rq_last;
 #: SQLite's bound parameters per statement are kept well under its limit
 _CHUNK = 500
 _ITEM_CACHE = 8192
+_UNIT_CACHE = 1024
 
 
 class SqlQueue:
@@ -102,6 +103,8 @@ class SqlQueue:
         self._conn = conn
         self._lock = lock
         self._items: OrderedDict[int, ItemInfo] = OrderedDict()
+        #: steps already read (a page reads its step several times: route, view, decide)
+        self._units: OrderedDict[int, Unit] = OrderedDict()
         #: item -> step, for the items looked up by SHA-256 (decided ones: a few per action)
         self._pos_of_sha: dict[str, int | None] = {}
         with lock:
@@ -140,9 +143,20 @@ class SqlQueue:
     def unit_at(self, pos: int) -> Unit:
         if not 0 <= pos < self._n_units:
             raise IndexError(pos)
+        with self._lock:
+            unit = self._units.get(pos)
+            if unit is None:
+                unit = self._units[pos] = self._read_unit(pos)
+                while len(self._units) > _UNIT_CACHE:
+                    self._units.popitem(last=False)
+            else:
+                self._units.move_to_end(pos)
+        self.item_infos(unit.items)  # the page shows them next
+        return unit
+
+    def _read_unit(self, pos: int) -> Unit:
         if pos >= self.groups:
             fid = self.singles[pos - self.groups]
-            self.item_infos([fid])
             return Unit(pos, "item", None, None, None, None, {}, (fid,))
         rows = self._rows(
             "SELECT g.id, g.rank, g.score, g.device, g.summary FROM rq_units u JOIN groups g "
@@ -150,7 +164,6 @@ class SqlQueue:
         gid, rank, score, device, summary = rows[0]
         ids = tuple(int(r[0]) for r in self._rows(
             "SELECT id FROM rq_members WHERE pos = ? ORDER BY ord", (pos,)))
-        self.item_infos(ids)  # the page shows them next
         return Unit(pos, "group", gid, rank, score, device,
                     json.loads(summary) if summary else {}, ids)
 
