@@ -1,12 +1,13 @@
 """The review queue kept in SQLite, read a step at a time: what ``vigil review`` opens.
 
 Why: the plain queue (``vigil.review.queue.build_queue``) makes Python objects for every
-item and every step when a scan is opened (at 100k items, about 1.5 s of the 2.5 s it took
-on an idle machine, the rest its SQL). Here opening a scan runs a few SQL statements that
-write the queue's order into temporary tables of the review's own connection (in memory,
-gone when it closes), over the covering index ``ix_files_item`` of ``scan.db``; only the
-steps of single items are held in Python, as one array of item numbers. An item's or a
-step's details are read when a page asks for them, and the few a page shows are cached.
+item and every step when a scan is opened, and its SQL reads every file's row (profiled at
+100k items: about 40% of the time in Python, the rest in SQL; bench/RESULTS.md). Here
+opening a scan runs a few SQL statements that write the queue's order into temporary
+tables of the review's own connection (in memory, gone when it closes), over the covering
+index ``ix_files_item`` of ``scan.db``; only the steps of single items are held in Python,
+as one array of item numbers. An item's or a step's details are read when a page asks for
+them, and the few a page shows are cached.
 
 What the queue shows and its order are the plain queue's, and the tests compare the two
 on generated scans (tests/review/test_sqlqueue.py):
