@@ -218,3 +218,51 @@ def test_keys_that_do_nothing_say_so_and_help_opens(served: Served, page: Watche
     p.keyboard.press("j")
     assert "Item" in p.locator("#status").inner_text()
     assert page.errors == []
+
+
+def _frame_srcs(p: Any) -> list[str]:
+    return [img.get_attribute("src") or "" for img in p.locator("#frames img").all()]
+
+
+def test_a_video_shows_its_keyframes_in_a_strip_revealed_together(
+        served: Served, page: Watched) -> None:
+    got = _watch(page)
+    p = page.page
+    q = served.session.queue
+    [video] = [it for it in q.items.values() if it.kind == "video"]
+    p.goto(served.base + f"/unit/{q.unit_of[video.id]}")
+    _ready(page)
+    assert p.locator("#frames").is_visible()
+    srcs = _frame_srcs(p)
+    assert len(srcs) == video.frames >= 4
+    assert all("level=3" in s and f"frame={k}" in s for k, s in enumerate(srcs))
+    # every keyframe loaded (a picture the browser decoded, not a broken image)
+    deadline = time.monotonic() + 10
+    while len([r for r in got.images() if "frame=" in r[1] and r[0] == 200]) < video.frames:
+        assert time.monotonic() < deadline, got.images()
+        time.sleep(0.05)
+    # a held reveal shows the strip clearly too, inside the same counted session
+    p.keyboard.down("v")
+    _src_has(p, "level=0")
+    deadline = time.monotonic() + 10
+    while not all("level=0" in s and "session=" in s for s in _frame_srcs(p)):
+        assert time.monotonic() < deadline, _frame_srcs(p)
+        time.sleep(0.05)
+    time.sleep(1.0)
+    p.keyboard.up("v")
+    _src_has(p, "level=3")
+    assert all("level=3" in s for s in _frame_srcs(p))
+    clear = [r for r in got.images() if "level=0" in r[1] and "frame=" in r[1]]
+    assert clear and all(s == 200 for s, _, _ in clear), clear
+    _clean(page, got, served.base)
+
+
+def test_a_step_of_pictures_shows_no_keyframe_strip(served: Served, page: Watched) -> None:
+    got = _watch(page)
+    p = page.page
+    p.goto(served.base + "/unit/0")
+    _ready(page)
+    assert not p.locator("#frames").is_visible() and _frame_srcs(p) == []
+    p.keyboard.press("j")  # the next member of the group: still no strip
+    assert _frame_srcs(p) == []
+    _clean(page, got, served.base)

@@ -9,6 +9,7 @@ import os
 import re
 import subprocess
 import sys
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 
@@ -34,8 +35,13 @@ class Node:
 
 @pytest.fixture
 def node(case: Case) -> Iterator[Node]:
+    yield from _node(case)
+
+
+def _node(case: Case, **settings: str) -> Iterator[Node]:
+    """A real `vigil serve` over the case, with extra environment ``settings``."""
     env = {**case.env(), "VIGIL_REVIEW_ROOT": str(case.root),
-           "VIGIL_TAKEDOWN_INTERVAL": "0", "VIGIL_PEER_SYNC_INTERVAL": "0"}
+           "VIGIL_TAKEDOWN_INTERVAL": "0", "VIGIL_PEER_SYNC_INTERVAL": "0", **settings}
     init = subprocess.run([sys.executable, "-m", "vigil", "init", "--agency", AGENCY,
                            "--name", "Singapore police", "--jurisdiction", "SG"],
                           env=env, text=True, capture_output=True, timeout=120)
@@ -158,3 +164,75 @@ def test_keyboard_review_under_the_node_in_chromium(node: Node,
                (r.url.removeprefix(node.url) for r in browser_page.requests)), \
         [r.url for r in browser_page.requests]
     assert os.environ.get("VIGIL_REVIEW_ROOT") is None  # the node's setting, not ours
+
+
+@pytest.fixture
+def strict_node(case: Case) -> Iterator[Node]:
+    """Caps set low as node settings: 0.02 minutes (1.2 s) without a break, then a
+    2-minute break."""
+    yield from _node(case, VIGIL_REVIEW_CLEAR_MINUTES="0.02", VIGIL_REVIEW_BREAK_MINUTES="2")
+
+
+def test_the_caps_are_settings_of_the_node_and_the_server_enforces_them(
+        strict_node: Node) -> None:
+    c = _signed_in(strict_node, "analyst")
+    page = c.get("/review/scan/", follow_redirects=True)
+    h = {"X-Review-Token": _form_token(page.text)}
+    item = int(re.findall(r'name="item" value="(\d+)"', page.text)[0])
+    v = c.post("/review/scan/view/start", json={"item": item, "level": 0}, headers=h)
+    assert v.status_code == 200, v.text
+    sid = v.json()["session"]
+    time.sleep(1.5)
+    c.post("/review/scan/view/beat", json={"session": sid}, headers=h)
+    c.post("/review/scan/view/stop", json={"session": sid}, headers=h)
+    r = c.post("/review/scan/view/start", json={"item": item, "level": 0}, headers=h)
+    assert r.status_code == 403
+    assert r.json()["detail"] == ("clear view refused: 1.2 seconds of exposure without a "
+                                  "break: take a break of 2 minutes")
+    assert r.json()["break_url"] == "/review/scan/break"
+    refused = c.get("/review/scan/unit/0")
+    assert refused.status_code == 403 and "Time for a break" in refused.text
+    assert c.get(f"/review/scan/item/{item}/image").status_code == 403
+    # another reviewer has their own ledger: not refused
+    other = _signed_in(strict_node, "curator")
+    page = other.get("/review/scan/", follow_redirects=True)
+    assert page.status_code == 200
+    r = other.post("/review/scan/view/start", json={"item": item, "level": 0},
+                   headers={"X-Review-Token": _form_token(page.text)})
+    assert r.status_code == 200
+
+
+def test_a_cap_setting_out_of_range_stops_serve_with_its_name(case: Case) -> None:
+    for name, value, said in (
+            ("VIGIL_REVIEW_DAILY_MINUTES", "lots",
+             "VIGIL_REVIEW_DAILY_MINUTES must be a number of minutes from 0 to 1440, got "
+             "'lots'"),
+            ("VIGIL_REVIEW_REVEAL_SECONDS", "60",
+             "VIGIL_REVIEW_REVEAL_SECONDS must be a number of seconds from 0.5 to 30"),
+            ("VIGIL_REVIEW_LIGHT_WEIGHT", "nan",
+             "VIGIL_REVIEW_LIGHT_WEIGHT must be a number from 0 to 1")):
+        r = subprocess.run([sys.executable, "-m", "vigil", "serve", "--port", "1"],
+                           env={**case.env(), name: value}, text=True, capture_output=True,
+                           timeout=120)
+        assert r.returncode == 1, r.stderr
+        assert said in " ".join(r.stderr.split()), r.stderr
+        assert "Traceback" not in r.stderr
+
+
+def test_the_cap_settings_read_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    from vigil.api.runtime.settings import review_caps_from_env
+    from vigil.review.ledger import Caps
+
+    assert review_caps_from_env() == Caps()
+    monkeypatch.setenv("VIGIL_REVIEW_CLEAR_MINUTES", "15")
+    monkeypatch.setenv("VIGIL_REVIEW_BREAK_MINUTES", " 10 ")
+    monkeypatch.setenv("VIGIL_REVIEW_DAILY_MINUTES", "45.5")
+    monkeypatch.setenv("VIGIL_REVIEW_REVEAL_SECONDS", "3")
+    monkeypatch.setenv("VIGIL_REVIEW_LIGHT_WEIGHT", "1")
+    assert review_caps_from_env() == Caps(run_seconds=900, break_seconds=600,
+                                          daily_seconds=2730, reveal_seconds=3,
+                                          light_weight=1.0)
+    monkeypatch.setenv("VIGIL_REVIEW_CLEAR_MINUTES", "-1")
+    with pytest.raises(ValueError, match="VIGIL_REVIEW_CLEAR_MINUTES must be a number of "
+                                         "minutes from 0 to 1440, got '-1'"):
+        review_caps_from_env()

@@ -125,3 +125,66 @@ def test_the_cap_refuses_clear_view_with_403(case: Case, case_engine: Engine) ->
     finally:
         s.stop()
     assert REVIEWER
+
+
+def _bounded_grey(data: bytes) -> Image.Image:
+    assert len(data) <= MAX_BYTES
+    im = Image.open(io.BytesIO(data))
+    assert im.format == "JPEG" and im.mode == "L" and max(im.size) <= MAX_SIDE
+    return im
+
+
+def test_a_video_shows_its_keyframes_as_bounded_derivatives_counted_like_pictures(
+        served: Served) -> None:
+    c, token = _client(served)
+    h = {"X-Review-Token": token}
+    q = served.session.queue
+    [video] = [it for it in q.items.values() if it.kind == "video"]
+    photo = next(it for it in q.items.values() if it.kind == "image")
+    assert video.frames >= 4
+    page = c.get(f"/unit/{q.unit_of[video.id]}")
+    assert page.status_code == 200 and f'data-frames="{video.frames}"' in page.text
+    assert f"{video.frames} keyframes" in page.text
+    blurred = []
+    for k in range(video.frames):
+        assert f"/item/{video.id}/image?level=3&amp;frame={k}" in page.text
+        r = c.get(f"/item/{video.id}/image?frame={k}")
+        assert r.status_code == 200 and r.headers["content-type"] == "image/jpeg"
+        _bounded_grey(r.content)
+        blurred.append(r.content)
+    assert c.get(f"/item/{video.id}/image?frame={video.frames}").status_code == 404
+    assert c.get(f"/item/{video.id}/image?frame=x").status_code == 422
+    assert c.get(f"/item/{photo.id}/image?frame=0").status_code == 404  # a picture has none
+    # below the default blur only inside a viewing session of this item, like its picture
+    assert c.get(f"/item/{video.id}/image?frame=1&level=0").status_code == 403
+    s = c.post("/view/start", json={"item": video.id, "level": 0}, headers=h).json()
+    clear = c.get(f"/item/{video.id}/image?frame=1&level=0&session={s['session']}")
+    assert clear.status_code == 200 and clear.headers["cache-control"] == "no-store"
+    assert _bounded_grey(clear.content).size and clear.content != blurred[1]
+    assert c.get(f"/item/{photo.id}/image?level=0&session={s['session']}").status_code == 403
+    c.post("/view/stop", json={"session": s["session"]}, headers=h)
+    assert c.get(f"/item/{video.id}/image?frame=1&level=0&session={s['session']}"
+                 ).status_code == 403
+
+
+def test_a_scan_from_before_keyframes_shows_its_videos_one_frame(
+        case: Case, case_engine: Engine) -> None:
+    import sqlite3
+
+    with sqlite3.connect(case.scan / "scan.db") as conn:  # as an older Vigil wrote it
+        conn.execute("DROP TABLE keyframes")
+    s = serve(case, case_engine)
+    try:
+        c, _ = _client(s)
+        q = s.session.queue
+        [video] = [it for it in q.items.values() if it.kind == "video"]
+        assert video.frames == 0 and video.thumb
+        page = c.get(f"/unit/{q.unit_of[video.id]}")
+        assert page.status_code == 200 and "one keyframe" in page.text
+        assert "&amp;frame=" not in page.text
+        r = c.get(f"/item/{video.id}/image")
+        assert r.status_code == 200
+        _bounded_grey(r.content)
+        assert c.get(f"/item/{video.id}/image?frame=0").status_code == 404
+    finally:
+        s.stop()

@@ -209,10 +209,16 @@ def test_unknown_videos_group_like_images(tmp_path: Path, shared: Path) -> None:
     db = ScanDB(out / "scan.db")
     names = {it.sha256: Path(it.paths[0]).name for it in db.items()}
     groups = [sorted(names[s] for s, _ in g.members) for g in db.groups()]
-    keyframes = [db.thumbnail(s) for s in names]
+    thumbs = [db.thumbnail(s) for s in names]
+    keyframes = [db.keyframes(s) for s in names]
     db.close()
     assert groups == [["chair-20-sd-bar.mp4", "chair-22-sd-sepia-bar.mp4"]]
-    assert all(k and k[:2] == b"\xff\xd8" for k in keyframes)  # a keyframe per video (JPEG)
+    assert all(k and k[:2] == b"\xff\xd8" for k in thumbs)  # a thumbnail per video (JPEG)
+    for thumb, frames in zip(thumbs, keyframes, strict=True):
+        # several keyframes per video, in time order, the thumbnail one of them
+        assert len(frames) >= 4 and all(j[:2] == b"\xff\xd8" for _, j in frames)
+        assert [t for t, _ in frames] == sorted({t for t, _ in frames})
+        assert thumb in [j for _, j in frames]
 
 
 def test_a_scan_db_from_an_older_vigil_gains_new_columns(tmp_path: Path) -> None:
@@ -229,6 +235,7 @@ def test_a_scan_db_from_an_older_vigil_gains_new_columns(tmp_path: Path) -> None
     db.add_pending([("a.mp4", None, 1, 0.0)])
     db.record([{"path": "a.mp4", "status": "done", "vpdq": "0,100," + "0" * 64 + ",0.000"}])
     [f] = list(db.files())
+    assert db.keyframes("0" * 64) == []  # the keyframes table was created in place
     db.close()
     assert f.vpdq and f.status == "done"
 

@@ -129,7 +129,8 @@ def create_app(engine: Engine | None = None, settings: Settings | None = None) -
 
 def _review_app_maker(app: FastAPI, settings: Settings) -> Callable[..., ASGIApp]:
     """How the review portal opens a scan: the review app over this node's store, its
-    exposure ledger and its audit log, with the default caps (docs/review.md)."""
+    exposure ledger and its audit log, with the node's caps (``Settings.review_caps``:
+    the ``VIGIL_REVIEW_*`` settings, docs/review.md)."""
     from vigil.review.web import review_app
 
     def make(folder: Path, reviewer: Callable[[Request], str],
@@ -141,7 +142,8 @@ def _review_app_maker(app: FastAPI, settings: Settings) -> Callable[..., ASGIApp
                                      actor=detail.get("reviewer"), target=target,
                                      detail=detail)
 
-        return review_app(folder, node.engine, reviewer, audit=audit, admin=admin)
+        return review_app(folder, node.engine, reviewer, audit=audit, admin=admin,
+                          caps=settings.review_caps)
 
     return make
 

@@ -107,11 +107,16 @@ def serve(
 
     Put a TLS-terminating proxy in front of it for anything but loopback.
 
-    Settings come from the environment: VIGIL_HOME, VIGIL_DATABASE_URL (PostgreSQL for several workers), VIGIL_SYNC_INTERVAL, VIGIL_MAX_JSON_BYTES, VIGIL_MAX_UPLOAD_BYTES, VIGIL_MAX_IMPORT_BYTES, VIGIL_TRUSTED_PROXIES (the reverse proxies whose X-Forwarded-For is believed), VIGIL_REVIEW_ROOT (the folder of finished scans the review workspace at /review serves: docs/review.md), VIGIL_TAKEDOWN_* (the notice loop: docs/takedown.md), the parsers' limits (VIGIL_MAX_DEPTH, VIGIL_MAX_RECORD_BYTES, ...). A guide to running a node (PostgreSQL, systemd, a TLS proxy, backups): docs/api.md.
+    Settings come from the environment: VIGIL_HOME, VIGIL_DATABASE_URL (PostgreSQL for several workers), VIGIL_SYNC_INTERVAL, VIGIL_MAX_JSON_BYTES, VIGIL_MAX_UPLOAD_BYTES, VIGIL_MAX_IMPORT_BYTES, VIGIL_TRUSTED_PROXIES (the reverse proxies whose X-Forwarded-For is believed), VIGIL_REVIEW_ROOT (the folder of finished scans the review workspace at /review serves: docs/review.md) and its reviewers' caps (VIGIL_REVIEW_CLEAR_MINUTES, VIGIL_REVIEW_BREAK_MINUTES, VIGIL_REVIEW_DAILY_MINUTES, VIGIL_REVIEW_REVEAL_SECONDS, VIGIL_REVIEW_LIGHT_WEIGHT), VIGIL_TAKEDOWN_* (the notice loop: docs/takedown.md), the parsers' limits (VIGIL_MAX_DEPTH, VIGIL_MAX_RECORD_BYTES, ...). A guide to running a node (PostgreSQL, systemd, a TLS proxy, backups): docs/api.md.
     """  # noqa: E501 (one paragraph per line: the help rewraps them)
+    from vigil.api.runtime.settings import Settings
     from vigil.node import identity
     from vigil.store import vigil_home
 
+    try:
+        settings = Settings.from_env()
+    except ValueError as exc:  # a setting out of range: named, before anything starts
+        fail(str(exc))
     engine = _engine()
     if identity(engine) is None:
         fail("this node has no identity yet: run `vigil init --agency … --name … "
@@ -121,10 +126,8 @@ def serve(
     if sqlite and n > 1:
         err.print("vigil serve: several workers on SQLite serialise every write; "
                   "use PostgreSQL (VIGIL_DATABASE_URL) for a busy node", highlight=False)
-    from vigil.api.runtime.settings import Settings
     from vigil.banks.indexes import BankIndexes
 
-    settings = Settings.from_env()
     BankIndexes(engine, settings.index_folder).save()  # one build/refresh, not one per worker
     engine.dispose()
     prom = _metrics_dir(vigil_home() / "run") if n > 1 else None

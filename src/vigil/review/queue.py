@@ -5,9 +5,12 @@ capture device first), then the unknown images and videos in no group, in the or
 scan found them. Known material (matched to a bank) is never in the queue: someone
 already assessed it, and the review shows it as counts only (``known``).
 
-The queue is built once when a scan is opened, as a list of units (a group, or one item)
-of item numbers; what is decided is filtered out when a unit is shown, so an item a
-reviewer decided is never shown again and positions stay stable while people work.
+The queue is a list of units (a group, or one item) of item numbers; what is decided is
+filtered out when a unit is shown, so an item a reviewer decided is never shown again and
+positions stay stable while people work. ``build_queue`` here reads the whole queue into
+Python objects: it is the plain reference. A review opens the same queue kept in SQLite
+and read a step at a time (``vigil.review.sqlqueue``), which opens a large scan several
+times faster; both answer ``ReviewQueue``, and the tests compare them.
 
 Items are named by a number (the scan's first file row of that content), never by a hash,
 in every URL and page.
@@ -17,8 +20,9 @@ from __future__ import annotations
 
 import sqlite3
 from collections import Counter
-from dataclasses import dataclass, field
-from typing import Any
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field, replace
+from typing import Any, Protocol
 
 
 @dataclass(frozen=True, slots=True)
@@ -47,6 +51,43 @@ class ItemInfo:
     paths: int
     thumb: bool
     distance: int | None = None
+    #: a video's keyframes the scan kept (0: none; older scans kept only its thumbnail)
+    frames: int = 0
+
+
+def item_name(path: str) -> str:
+    """The name an item is shown by: its first file's name, without folders or archives."""
+    return str(path).rsplit("/", 1)[-1].rsplit("!/", 1)[-1]
+
+
+class ReviewQueue(Protocol):
+    """What a review session reads of its queue (the plain ``Queue`` and ``SqlQueue``)."""
+
+    @property
+    def units(self) -> Sequence[Unit]: ...
+
+    @property
+    def items(self) -> Mapping[int, ItemInfo]: ...
+
+    @property
+    def unit_of(self) -> Mapping[int, int]: ...
+
+    @property
+    def by_sha(self) -> Mapping[str, int]: ...
+
+    @property
+    def known_items(self) -> int: ...
+
+    @property
+    def known_by_category(self) -> dict[str, int]: ...
+
+    def remaining(self, unit: Unit, decided: set[str]) -> list[int]: ...
+
+    def next_open(self, start: int, decided: set[str], step: int = 1) -> int | None: ...
+
+    def open_units(self, decided: set[str]) -> int: ...
+
+    def decided_count(self, decided: set[str]) -> int: ...
 
 
 @dataclass(slots=True)
@@ -86,8 +127,8 @@ class Queue:
 
 
 def build_queue(conn: sqlite3.Connection) -> Queue:
-    """Read the queue from a finished scan's database (a few SQL passes, no per-item
-    queries: a scan of 100k items opens in well under a second)."""
+    """Read the whole queue from a finished scan's database into Python objects: the
+    reference ``SqlQueue`` is tested against."""
     import json
 
     q = Queue()
@@ -99,6 +140,7 @@ def build_queue(conn: sqlite3.Connection) -> Queue:
         key = f"{scheme}:{cat}" if scheme else "uncategorised"
         q.known_by_category[key] = q.known_by_category.get(key, 0) + n
     thumbs = {r[0] for r in conn.execute("SELECT sha256 FROM thumbs")}
+    frames = dict(conn.execute("SELECT sha256, count(*) FROM keyframes GROUP BY sha256"))
     rows = conn.execute(
         "SELECT f.sha256, f.id, g.n, f.kind, f.format, f.path FROM files f JOIN ("
         " SELECT min(id) AS id, count(*) AS n FROM files WHERE status = 'done' AND "
@@ -107,8 +149,8 @@ def build_queue(conn: sqlite3.Connection) -> Queue:
     for sha, fid, n, kind, fmt, path in rows:
         if sha in known:
             continue
-        name = str(path).rsplit("/", 1)[-1].rsplit("!/", 1)[-1]
-        q.items[fid] = ItemInfo(fid, sha, kind, fmt, name, n, sha in thumbs)
+        q.items[fid] = ItemInfo(fid, sha, kind, fmt, item_name(path), n, sha in thumbs,
+                                frames=frames.get(sha, 0))
         q.by_sha[sha] = fid
     members: dict[int, list[tuple[int, int]]] = {}
     for gid, sha, dist in conn.execute(
@@ -125,9 +167,7 @@ def build_queue(conn: sqlite3.Connection) -> Queue:
             continue
         pos = len(q.units)
         for fid, dist in ids:
-            it = q.items[fid]
-            q.items[fid] = ItemInfo(it.id, it.sha256, it.kind, it.format, it.name, it.paths,
-                                    it.thumb, dist if dist >= 0 else None)
+            q.items[fid] = replace(q.items[fid], distance=dist if dist >= 0 else None)
             q.unit_of[fid] = pos
             grouped.add(fid)
         q.units.append(Unit(pos, "group", gid, rank, score, device,

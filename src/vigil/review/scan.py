@@ -3,7 +3,9 @@ a finished scan.
 
 Why so strict: reviewing a scan that is still running (or was killed half way) would show
 a queue without its groups (grouping runs last) and items the banks would have matched,
-so an examiner would look at known material for nothing.
+so an examiner would look at known material for nothing. A scan being resumed keeps the
+finish time of its earlier run while it matches and groups again, so the scan's phase
+(``meta.phase``, ``finished`` at the end of a run) is checked as well.
 """
 
 from __future__ import annotations
@@ -46,11 +48,22 @@ def check_scan_folder(folder: Path) -> Path:
             "SELECT count(*) FROM files WHERE status = 'pending'").fetchone()[0]
         finished = db.get_meta("finished_at")
         started = db.get_meta("started_at")
+        phase = db.get_meta("phase")  # absent in scans written before it was recorded
     finally:
         db.close()
-    if pending or finished is None or (started is not None and finished < started):
-        what = f"{pending:,} file{'s' if pending != 1 else ''} not processed yet" \
-            if pending else "it has no finish time"
+    unsettled = phase is not None and phase != "finished"
+    if pending or unsettled or finished is None or (started is not None
+                                                    and finished < started):
+        if pending:
+            what = f"{pending:,} file{'s' if pending != 1 else ''} not processed yet"
+        elif phase == "matching":
+            what = "its files are hashed, but not yet matched and grouped"
+        elif phase == "grouping":
+            what = "its files are hashed and matched, but not yet grouped"
+        elif unsettled:
+            what = f"it is in its {visible(str(phase))} phase"
+        else:
+            what = "it has no finish time"
         raise ScanFolderError(
             f"the scan in {shown} has not finished ({what}): it is still running or was "
             "interrupted. Wait for it, or rerun the same `vigil scan` command to complete "

@@ -22,9 +22,10 @@ from vigil.review.derive import (
     placeholder,
 )
 from vigil.review.ledger import Ledger, Opened
-from vigil.review.queue import ItemInfo, Queue, Unit, build_queue
+from vigil.review.queue import ItemInfo, ReviewQueue, Unit
 from vigil.review.scan import check_scan_folder
 from vigil.review.series import SeriesCatalog
+from vigil.review.sqlqueue import SqlQueue
 from vigil.review.store import AlreadyDecided, Decision, ReviewStore
 from vigil.schemes import SCHEMES, check_category
 
@@ -95,7 +96,7 @@ class ReviewSession:
         self.folder = folder
         self.db_path = check_scan_folder(folder)
         self.store = ReviewStore(self.db_path)
-        self.queue: Queue = build_queue(self.store.conn)
+        self.queue: ReviewQueue = SqlQueue(self.store.conn, self.store.lock)
         self.scheme = scheme
         self.keys = scheme_keys(scheme)
         self.ledger = ledger
@@ -326,10 +327,15 @@ class ReviewSession:
         return self.ledger.start(reviewer, self.store.scan_id, it.id, level,
                                  self.category_of(it.id))
 
-    def image(self, reviewer: str, item_id: int, level: int, session: int | None) -> bytes:
-        """The derivative of an item at ``level``; below the default only inside an open
-        viewing session of this reviewer for this item (403 otherwise)."""
+    def image(self, reviewer: str, item_id: int, level: int, session: int | None,
+              frame: int | None = None) -> bytes:
+        """The derivative of an item at ``level`` (of a video's keyframe ``frame``, or of its
+        thumbnail); below the default only inside an open viewing session of this reviewer
+        for this item (403 otherwise): a video's keyframes are seen, and counted, together."""
         it = self.item(item_id)
+        if frame is not None and not 0 <= frame < it.frames:
+            raise ReviewError(404, f"item {item_id} has no keyframe {frame} (it has "
+                                   f"{it.frames})", "frame")
         if level not in LEVELS:
             raise ReviewError(422, f"level must be one of {', '.join(map(str, LEVELS))}",
                               "level")
@@ -337,10 +343,13 @@ class ReviewSession:
                 reviewer, session, it.id, level)):
             raise ReviewError(403, "a lowered blur or a clear view needs an open viewing "
                                    "session (it ended, or a cap was reached)", "session")
-        thumb = self.store.thumbnail(it.sha256)
+        if frame is None:
+            key, thumb = it.sha256, self.store.thumbnail(it.sha256)
+        else:
+            key, thumb = f"{it.sha256}#{frame}", self.store.keyframe(it.sha256, frame)
         if thumb is None:  # scanned with --thumbnails none, or not decodable
             return placeholder()
         try:
-            return self.derivatives.get(it.sha256, level, thumb)
+            return self.derivatives.get(key, level, thumb)
         except DerivativeError:  # a damaged stored thumbnail: say nothing, show nothing
             return placeholder()

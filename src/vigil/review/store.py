@@ -139,6 +139,11 @@ class ReviewStore:
                 self._set_meta("review_scan_id", secrets.token_hex(8))
         self.scan_id: str = self._meta("review_scan_id")
 
+    @property
+    def lock(self) -> threading.RLock:
+        """Held by whoever else reads through ``conn`` (the review queue)."""
+        return self._lock
+
     def close(self) -> None:
         with self._lock:
             self.conn.close()
@@ -316,4 +321,12 @@ class ReviewStore:
         with self._lock:
             row = self.conn.execute("SELECT jpeg FROM thumbs WHERE sha256 = ?",
                                     (sha256,)).fetchone()
+        return None if row is None else bytes(row[0])
+
+    def keyframe(self, sha256: str, n: int) -> bytes | None:
+        """A video's ``n``-th keyframe (clear, small, greyscale; the scan's
+        ``keyframes``): like ``thumbnail``, only passed on through ``vigil.review.derive``."""
+        with self._lock:
+            row = self.conn.execute("SELECT jpeg FROM keyframes WHERE sha256 = ? AND n = ?",
+                                    (sha256, n)).fetchone()
         return None if row is None else bytes(row[0])

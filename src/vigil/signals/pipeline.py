@@ -9,7 +9,8 @@
 
 The steps, the same for all: digests (MD5, SHA-1, SHA-256) of every byte; the kind from
 the content (never the name); an image's PDQ (and its variants), true size, EXIF summary
-and thumbnail from one decode; a video's vPDQ and a keyframe. Memory does not follow the
+and thumbnail from one decode; a video's vPDQ and a few keyframes from the frames vPDQ
+decodes (``vigil.signals.keyframes``: no second decode). Memory does not follow the
 file's size: files over ``HashOptions.max_in_memory`` are digested in chunks and decoded
 from the file (images bounded by ``max_pixels``, videos read by FFmpeg as it goes).
 
@@ -36,11 +37,12 @@ from vigil.signals.errors import (
 )
 from vigil.signals.evidence import open_item, virtual_path
 from vigil.signals.exif import device_key, exif_summary
+from vigil.signals.keyframes import KEYFRAMES
 from vigil.signals.options import HashOptions
 from vigil.signals.pdq import PdqHash, pdq_of_image
 from vigil.signals.result import FileSignals
 from vigil.signals.sniff import sniff_kind
-from vigil.signals.thumbnail import thumbnail_of_pixels, video_keyframe
+from vigil.signals.thumbnail import thumbnail_of_pixels
 from vigil.signals.vpdq import NoVideoStreamError, hash_video_info
 
 #: How much of a file's start decides its kind.
@@ -139,15 +141,19 @@ def _signals(content: Content, digests: Digests, name: str, options: HashOptions
 def _video(content: Content, name: str, options: HashOptions, result: FileSignals) -> None:
     try:
         video = hash_video_info(content, interval=options.video_interval,
-                                time_limit=options.video_time_limit, name=name)
+                                time_limit=options.video_time_limit, name=name,
+                                keyframes=KEYFRAMES if options.thumbnails else 0)
     except NoVideoStreamError:
         result.kind = "other"  # e.g. audio-only MP4: exact signals only, not an error
         return
     result.vpdq = video.frames
     if video.info is not None:
         result.width, result.height = video.info.width, video.info.height
-    if options.thumbnails:
-        result.thumbnail = video_keyframe(content)
+    if options.thumbnails and video.keyframes:
+        result.keyframes = video.keyframes
+        # the one picture a report shows: about a third of the way in (intros are often
+        # black)
+        result.thumbnail = video.keyframes[int(0.3 * len(video.keyframes))].jpeg
 
 
 def _image(content: Content, name: str, options: HashOptions, result: FileSignals) -> None:

@@ -2,8 +2,8 @@
 
 ``FileSignals`` carries the signals (digests, PDQ and its variants, vPDQ), what the file
 is (kind, format, true size), what a scan needs besides (EXIF summary, capture device,
-thumbnail, seconds spent) and the error, if any. ``to_json`` is the shape of one
-``vigil hash --json`` line; the scan turns the same object into its database row
+thumbnail, a video's keyframes, seconds spent) and the error, if any. ``to_json`` is the
+shape of one ``vigil hash --json`` line; the scan turns the same object into its database row
 (``vigil.triage.rows``).
 """
 
@@ -15,6 +15,7 @@ from typing import Any
 from vigil.signals.decode import ImageInfo
 from vigil.signals.digests import Digests
 from vigil.signals.errors import SignalError
+from vigil.signals.keyframes import Keyframe
 from vigil.signals.pdq import DIHEDRAL_NAMES, PdqHash
 from vigil.signals.vpdq import VpdqFrame, vpdq_digest
 
@@ -50,8 +51,10 @@ class FileSignals:
     exif: dict[str, Any] | None = None
     #: capture device key (make|model|serial) from the EXIF
     device: str | None = None
-    #: small greyscale JPEG (``thumbnails`` option)
+    #: small greyscale JPEG (``thumbnails`` option); a video's is one of its keyframes
     thumbnail: bytes | None = None
+    #: a video's keyframes, spread over it (``thumbnails`` option; ``vigil.signals.keyframes``)
+    keyframes: tuple[Keyframe, ...] = ()
     #: what the walker observed (``embedded-archive``, ``path-traversal``, ...)
     flags: tuple[str, ...] = ()
     error: SignalError | None = None

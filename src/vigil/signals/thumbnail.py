@@ -3,16 +3,14 @@
 A scan stores one small JPEG per item so that an examiner who decides to look can do so
 without reopening the evidence (the report blurs it by default: ``vigil.triage.thumbs``).
 Images get theirs from the pixels PDQ already decoded (no second decode: on the fast path
-that plane is greyscale, so these thumbnails are too); videos from one frame about a
-third of the way in. A thumbnail is a convenience: every failure is ``None``, never the
-file's error.
+that plane is greyscale, so these thumbnails are too); videos from a few of the frames
+vPDQ decodes (``vigil.signals.keyframes``). A thumbnail is a convenience: every failure
+is ``None``, never the file's error.
 """
 
 from __future__ import annotations
 
 import io
-import time
-from typing import IO, Any
 
 import numpy as np
 from PIL import Image, ImageOps
@@ -89,38 +87,4 @@ def thumbnail_of_pixels(pixels: np.ndarray, orientation: int | None) -> bytes | 
             im = im.transpose(_UPRIGHT[orientation])
         return _encode(im)
     except Exception:  # a thumbnail is a convenience; its failure is not the file's
-        return None
-
-
-def video_keyframe(source: bytes | IO[bytes], at: float = 0.3, max_frames: int = 900,
-                   time_limit: float = 5.0) -> bytes | None:
-    """A greyscale thumbnail of one frame about ``at`` of the way in (intros are often
-    black), from the file's bytes or a seekable stream.
-
-    Bounded in frames and seconds; a keyframe is a convenience, so any failure is None.
-    """
-    try:
-        import av
-
-        fh = io.BytesIO(source) if isinstance(source, bytes | bytearray) else source
-        fh.seek(0)
-        deadline = time.monotonic() + time_limit
-        container: Any = av.open(fh, mode="r")
-        with container:
-            stream = container.streams.video[0]
-            duration = (float(container.duration) / 1e6) if container.duration else 0.0
-            target = min(duration * at, 10.0)
-            if target > 0 and stream.time_base:
-                # Seek to the keyframe before the target: no decoding of everything before.
-                container.seek(int(target / stream.time_base), stream=stream, backward=True)
-            chosen = None
-            for n, frame in enumerate(container.decode(stream)):
-                chosen = frame
-                t = frame.time or 0.0
-                if t >= target or n >= max_frames or time.monotonic() > deadline:
-                    break
-            if chosen is None:
-                return None
-            return _encode(chosen.to_image().convert("L"))
-    except Exception:
         return None

@@ -76,7 +76,9 @@ import numpy as np
 from numpy.typing import NDArray
 
 from vigil.signals.errors import EmptyFileError, SignalError, UnreadableFileError
+from vigil.signals.keyframes import Keyframe, KeyframeKeeper
 from vigil.signals.pdq_luma import pdq_from_rgb
+from vigil.signals.thumbnail import thumbnail_of_pixels
 
 __all__ = [
     "CorruptVideoError",
@@ -191,6 +193,9 @@ class VpdqVideo:
 
     frames: list[VpdqFrame] = field(default_factory=list)
     info: VideoInfo | None = None
+    #: small greyscale pictures of a few sampled frames spread over the video, when asked
+    #: for (``keyframes=``; ``vigil.signals.keyframes``)
+    keyframes: tuple[Keyframe, ...] = ()
 
 
 # --------------------------------------------------------------------------- text format
@@ -377,9 +382,12 @@ class _Setup:
     frame_mod: int
     #: display rotation seen on the first hashed frame (the display matrix), not applied
     rotation: int = 0
+    #: keeps pictures of some hashed frames (None: none asked for)
+    keeper: KeyframeKeeper | None = None
 
 
-def _setup(container: Any, name: str, interval: float, threads: int) -> tuple[Any, _Setup]:
+def _setup(container: Any, name: str, interval: float, threads: int,
+           keyframes: int = 0) -> tuple[Any, _Setup]:
     videos = [s for s in container.streams if s.type == "video"]
     if not videos:
         kinds = sorted({s.type for s in container.streams}) or ["none"]
@@ -407,7 +415,8 @@ def _setup(container: Any, name: str, interval: float, threads: int) -> tuple[An
     ctx.thread_count = threads
     if threads != 1:
         ctx.thread_type = "AUTO"
-    return stream, _Setup(name, str(ctx.name), width, height, fps, frame_mod)
+    return stream, _Setup(name, str(ctx.name), width, height, fps, frame_mod,
+                          keeper=KeyframeKeeper(keyframes) if keyframes else None)
 
 
 def _rgb_kwargs(fmt: str, setup: _Setup, frame: Any) -> dict[str, Any]:
@@ -426,6 +435,9 @@ def _hash_frame(frame: Any, number: int, setup: _Setup) -> VpdqFrame:
         setup.rotation = int(getattr(frame, "rotation", 0) or 0) % 360
     rgb = frame.to_ndarray(**_rgb_kwargs(frame.format.name, setup, frame))
     code, quality = pdq_from_rgb(rgb)
+    if setup.keeper is not None:  # the pixels just decoded and converted: no second decode
+        setup.keeper.offer(number // setup.frame_mod, number / setup.fps,
+                           lambda: thumbnail_of_pixels(rgb, None))
     return VpdqFrame(number, quality, code.tobytes().hex(), number / setup.fps)
 
 
@@ -529,7 +541,8 @@ def _result(
         frame_mod=setup.frame_mod, frames=n, duration=n / setup.fps, rotation=setup.rotation,
         fast_path=fast, decode_errors=errors, seconds_spent=deadline.spent(),
     )  # fmt: skip
-    return VpdqVideo(frames=frames, info=info)
+    kept = setup.keeper.keyframes() if setup.keeper is not None else ()
+    return VpdqVideo(frames=frames, info=info, keyframes=kept)
 
 
 def hash_video_info(
@@ -540,6 +553,7 @@ def hash_video_info(
     name: str | None = None,
     fast: bool = True,
     threads: int = 1,
+    keyframes: int = 0,
 ) -> VpdqVideo:
     """vPDQ frames of a video plus what the decoder saw (:class:`VideoInfo`).
 
@@ -549,7 +563,9 @@ def hash_video_info(
     whole file. ``fast=False`` forces the
     plain decode-everything loop (the fast path falls back to it by itself when unsure).
     ``threads`` is libav's decoding threads: 1 by default, because scans parallelise
-    across files.
+    across files. ``keyframes``: keep small pictures of up to that many hashed frames
+    spread over the video (``VpdqVideo.keyframes``), made from the frames as they are
+    hashed; 0 keeps none.
     """
     if interval < 0 or not math.isfinite(interval):
         raise ValueError("interval must be a finite number of seconds >= 0")
@@ -559,7 +575,7 @@ def hash_video_info(
     deadline = _Deadline(label, time_limit)
     container = _open(source, label)
     try:
-        stream, setup = _setup(container, label, interval, threads)
+        stream, setup = _setup(container, label, interval, threads, keyframes)
         if fast and setup.codec == "h264":
             try:
                 return _fast(container, stream, setup, deadline)
@@ -567,7 +583,7 @@ def hash_video_info(
                 pass
             container.close()
             container = _open(source, label)
-            stream, setup = _setup(container, label, interval, threads)
+            stream, setup = _setup(container, label, interval, threads, keyframes)
         return _plain(container, stream, setup, deadline)
     except SignalError:
         raise

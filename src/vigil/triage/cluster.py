@@ -7,7 +7,8 @@ command per machine (``ray start``) or by KubeRay. Vigil adds nothing to it but 
 What travels: a task carries the *paths* of a chunk of units (files, or members of one
 archive) and the hashing options; its worker reads the evidence from storage the
 cluster shares (the same path on every node) and returns what ``vigil scan -j N``
-workers return: signals, EXIF, and the small greyscale thumbnail. Never the file's
+workers return: signals, EXIF, the small greyscale thumbnail (and a video's keyframes).
+Never the file's
 bytes. Results land in the same scan.db through the same code, so resume, matching,
 grouping, the report and every export are unchanged, and a scan begun locally can be
 resumed on Ray and the reverse.

@@ -8,7 +8,10 @@ that dies is replaced, and the file it held is retried once, then recorded as an
 (``worker-died``); (3) match every distinct item against the
 banks; (4) group the unknown images; (5) render the report and exports from scan.db.
 Steps 3–5 are recomputed from the database on every run, so a resumed scan ends with
-exactly the results of an uninterrupted one.
+exactly the results of an uninterrupted one. ``meta.phase`` names the step a run is in
+(``finished`` once it is done): a scan being resumed keeps its earlier finish time while
+its matches and groups are recomputed, and only the phase tells a reader (the review)
+that they are not settled yet.
 """
 
 from __future__ import annotations
@@ -122,6 +125,7 @@ def run_scan(out: Path, options: ScanOptions, matcher: Matcher | None,
             db.set_meta("started_at", time.time())
         runs = (db.get_meta("runs") or 0) + 1
         db.set_meta("runs", runs)
+        db.set_meta("phase", "listing")
 
         t = time.perf_counter()
         # Before the listing: its error rows are this run's findings, not earlier work.
@@ -130,18 +134,22 @@ def run_scan(out: Path, options: ScanOptions, matcher: Matcher | None,
         stats.seconds["enumerate"] = time.perf_counter() - t
 
         t = time.perf_counter()
+        db.set_meta("phase", "hashing")
         _hash_pending(db, options, stats, progress, out / "ray-spill")
         stats.seconds["hash"] = time.perf_counter() - t
 
         t = time.perf_counter()
+        db.set_meta("phase", "matching")
         if matcher is not None:
             _match(db, options, matcher, progress)
         stats.seconds["match"] = time.perf_counter() - t
 
         t = time.perf_counter()
+        db.set_meta("phase", "grouping")
         _group(db, options)
         stats.seconds["group"] = time.perf_counter() - t
         db.set_meta("finished_at", time.time())
+        db.set_meta("phase", "finished")
         return stats
     finally:
         db.close()
@@ -181,6 +189,7 @@ def _hash_pending(db: ScanDB, options: ScanOptions, stats: ScanStats,
                         options.variants)
     batch: list[dict[str, Any]] = []
     thumbs: list[tuple[str, bytes]] = []
+    frames: list[tuple[str, int, float, bytes]] = []
     last = time.monotonic()
     if not left:
         return
@@ -193,14 +202,17 @@ def _hash_pending(db: ScanDB, options: ScanOptions, stats: ScanStats,
             batch.append(scan_row(r))
             if r.thumbnail is not None and r.digests is not None:
                 thumbs.append((r.digests.sha256, r.thumbnail))
+            if r.digests is not None:
+                frames.extend((r.digests.sha256, n, k.seconds, k.jpeg)
+                              for n, k in enumerate(r.keyframes))
             stats.hashed += 1
             stats.errors += r.error is not None
         if time.monotonic() - last >= COMMIT_EVERY:
-            db.record(batch, thumbs)
-            batch, thumbs, last = [], [], time.monotonic()
+            db.record(batch, thumbs, frames)
+            batch, thumbs, frames, last = [], [], [], time.monotonic()
         if progress:
             progress("hashing", done + stats.hashed, total)
-    db.record(batch, thumbs)
+    db.record(batch, thumbs, frames)
 
 
 def _match(db: ScanDB, options: ScanOptions, matcher: Matcher, progress: Progress | None) -> None:

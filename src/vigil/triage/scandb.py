@@ -16,6 +16,13 @@ Tables
 ``groups`` / ``group_members``    near-duplicate groups of unknown images, ranked for review
 ``thumbs(sha256, jpeg)``          small thumbnails (clear, max 160 px) for the report; the report
                                   blurs and greys them unless told otherwise
+``keyframes(sha256, n, ...)``     a video's keyframes (small greyscale JPEGs, spread over it) for
+                                  the review; a video's thumbnail is one of them
+
+Tables and columns added after version 1 first shipped are created in place when a scan
+is opened (``CREATE TABLE IF NOT EXISTS``, ``_COLUMNS``), so an older scan opens: it
+simply has none of what they hold (an older scan's videos have their one thumbnail and
+no keyframes).
 """
 
 from __future__ import annotations
@@ -59,6 +66,9 @@ CREATE TABLE IF NOT EXISTS files (
 );
 CREATE INDEX IF NOT EXISTS ix_files_status ON files(status);
 CREATE INDEX IF NOT EXISTS ix_files_sha256 ON files(sha256);
+-- the items (one per SHA-256) of what was hashed, read from the index alone: what the review
+-- queue is built from (vigil.review.sqlqueue)
+CREATE INDEX IF NOT EXISTS ix_files_item ON files(status, sha256, kind);
 CREATE TABLE IF NOT EXISTS matches (
     id INTEGER PRIMARY KEY,
     sha256 TEXT NOT NULL,               -- the item (identical files share one)
@@ -85,6 +95,13 @@ CREATE TABLE IF NOT EXISTS group_members (
     PRIMARY KEY (group_id, sha256)
 );
 CREATE TABLE IF NOT EXISTS thumbs (sha256 TEXT PRIMARY KEY, jpeg BLOB NOT NULL);
+CREATE TABLE IF NOT EXISTS keyframes (
+    sha256 TEXT NOT NULL,
+    n INTEGER NOT NULL,                 -- 0, 1, ... in time order
+    seconds REAL NOT NULL,              -- nominal time in the video (vPDQ's)
+    jpeg BLOB NOT NULL,
+    PRIMARY KEY (sha256, n)
+);
 """
 
 #: Columns added after schema version 1 first shipped: added in place when missing.
@@ -329,8 +346,10 @@ class ScanDB:
             (lo, hi))]
 
     def record(self, results: Iterable[dict[str, Any]],
-               thumbs: Iterable[tuple[str, bytes]] = ()) -> None:
-        """Store finished files (dicts keyed by FILE_COLUMNS, 'path' required) atomically.
+               thumbs: Iterable[tuple[str, bytes]] = (),
+               keyframes: Iterable[tuple[str, int, float, bytes]] = ()) -> None:
+        """Store finished files (dicts keyed by FILE_COLUMNS, 'path' required) atomically,
+        with thumbnails (sha256, jpeg) and videos' keyframes (sha256, n, seconds, jpeg).
 
         What the listing recorded (container, mtime, flags) stays unless a result names it.
         """
@@ -348,6 +367,8 @@ class ScanDB:
         cur.execute("BEGIN")
         cur.executemany(f"UPDATE files SET {sets} WHERE path = ?", rows)
         cur.executemany("INSERT OR IGNORE INTO thumbs(sha256, jpeg) VALUES (?, ?)", list(thumbs))
+        cur.executemany("INSERT OR IGNORE INTO keyframes(sha256, n, seconds, jpeg) VALUES "
+                        "(?, ?, ?, ?)", list(keyframes))
         cur.execute("COMMIT")
 
     def replace_matches(self, rows: Iterable[MatchRow]) -> None:
@@ -657,6 +678,12 @@ class ScanDB:
     def thumbnail(self, sha256: str) -> bytes | None:
         row = self.conn.execute("SELECT jpeg FROM thumbs WHERE sha256 = ?", (sha256,)).fetchone()
         return None if row is None else bytes(row[0])
+
+    def keyframes(self, sha256: str) -> list[tuple[float, bytes]]:
+        """A video's keyframes (seconds, jpeg) in time order; none for anything else, and
+        for videos of scans made before keyframes were kept."""
+        return [(float(t), bytes(j)) for t, j in self.conn.execute(
+            "SELECT seconds, jpeg FROM keyframes WHERE sha256 = ? ORDER BY n", (sha256,))]
 
     def summary(self) -> Summary:
         one = self.conn.execute

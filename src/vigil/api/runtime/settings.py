@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import ipaddress
+import math
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from vigil.formats.limits import JsonLimits, Limits
+from vigil.review.ledger import Caps
 from vigil.store import vigil_home
 
 MiB = 1 << 20
@@ -54,6 +56,45 @@ def _bool(name: str, default: bool) -> bool:
     raise ValueError(f"{name} must be 1/0, true/false, yes/no or on/off, got {raw!r}")
 
 
+def _number(name: str, default: float, lo: float, hi: float, unit: str) -> float:
+    """A number from the environment within ``[lo, hi]``; a clear error naming it."""
+    raw = (os.environ.get(name) or "").strip()
+    if not raw:
+        return default
+    try:
+        value = float(raw)
+    except ValueError:
+        value = math.nan
+    if not (math.isfinite(value) and lo <= value <= hi):
+        what = f"a number of {unit}" if unit else "a number"
+        raise ValueError(f"{name} must be {what} from {lo:g} to {hi:g}, got {raw[:40]!r}")
+    return value
+
+
+#: the review workspace's caps (``vigil.review.ledger.Caps``): environment variable,
+#: default, range and unit; the same defaults and ranges as ``vigil review``'s options
+REVIEW_CAPS = {
+    "VIGIL_REVIEW_CLEAR_MINUTES": (20.0, 0.0, 1440.0, "minutes"),
+    "VIGIL_REVIEW_BREAK_MINUTES": (5.0, 0.0, 1440.0, "minutes"),
+    "VIGIL_REVIEW_DAILY_MINUTES": (60.0, 0.0, 1440.0, "minutes"),
+    "VIGIL_REVIEW_REVEAL_SECONDS": (5.0, 0.5, 30.0, "seconds"),
+    "VIGIL_REVIEW_LIGHT_WEIGHT": (0.5, 0.0, 1.0, ""),
+}
+
+
+def review_caps_from_env() -> Caps:
+    """The exposure caps of every reviewer of this node's workspace (docs/review.md).
+
+    Why settings of the node and not of a page: a cap is the agency's welfare policy, the
+    same for every reviewer and every scan, and only the server enforces it."""
+    v = {name: _number(name, *spec) for name, spec in REVIEW_CAPS.items()}
+    return Caps(run_seconds=v["VIGIL_REVIEW_CLEAR_MINUTES"] * 60,
+                break_seconds=v["VIGIL_REVIEW_BREAK_MINUTES"] * 60,
+                daily_seconds=v["VIGIL_REVIEW_DAILY_MINUTES"] * 60,
+                reveal_seconds=v["VIGIL_REVIEW_REVEAL_SECONDS"],
+                light_weight=v["VIGIL_REVIEW_LIGHT_WEIGHT"])
+
+
 @dataclass(frozen=True, slots=True)
 class Settings:
     """Limits and places. Every limit answers a 4xx problem when crossed, never a 500."""
@@ -79,6 +120,8 @@ class Settings:
     #: reverse proxies whose ``X-Forwarded-For`` the node believes (empty: none; the
     #: address of the connection is the caller's)
     trusted_proxies: tuple[Network, ...] = ()
+    #: exposure caps of the review workspace at /review (``VIGIL_REVIEW_*_MINUTES``, ...)
+    review_caps: Caps = field(default_factory=Caps)
 
     @classmethod
     def from_env(cls) -> Settings:
@@ -92,6 +135,7 @@ class Settings:
             max_json_values=_int("VIGIL_MAX_JSON_VALUES", 250_000),
             limits=Limits.from_env(),
             trusted_proxies=_networks("VIGIL_TRUSTED_PROXIES"),
+            review_caps=review_caps_from_env(),
         )
 
     @property

@@ -10,9 +10,10 @@ Why this shape:
   origin only, no inline script or style, no framing; nothing here may reach a CDN (a page
   about seized material that fetched a font would tell a third party the case exists).
 * **Only derivatives** (``vigil.review.derive``): an ``<img>`` points at
-  ``/item/N/image?level=L``, and levels below the default need a viewing session the
-  server opened and counts (``vigil.review.ledger``). At a cap, every image and every new
-  session is refused (403) and pages show the break screen.
+  ``/item/N/image?level=L`` (``&frame=K``: a video's keyframe K), and levels below the
+  default need a viewing session the server opened and counts (``vigil.review.ledger``).
+  At a cap, every image and every new session is refused (403) and pages show the break
+  screen.
 * **One reviewer or many**: ``create_review_app`` takes the scan session and a function
   that names the reviewer of a request, so ``vigil review`` serves one person on loopback
   and a node can mount the same app behind its own authentication.
@@ -400,7 +401,11 @@ def create_review_app(session: ReviewSession, reviewer_of: ReviewerOf, *,
             return refused(request, cap)
         sid = request.query_params.get("session")
         sid_int = int(sid) if sid and sid.isdigit() and len(sid) < 15 else None
-        data = session.image(reviewer, item, level, sid_int)
+        raw = request.query_params.get("frame")
+        if raw is not None and not (raw.isdigit() and len(raw) < 4):
+            raise ReviewError(422, "frame must be a keyframe's number (0, 1, ...)", "frame")
+        data = session.image(reviewer, item, level, sid_int,
+                             None if raw is None else int(raw))
         assert len(data) <= MAX_BYTES
         cache = "private, max-age=600" if level == DEFAULT_LEVEL else "no-store"
         return Response(data, media_type="image/jpeg", headers={**HEADERS,

@@ -70,6 +70,41 @@
     return base + "/item/" + focus + "/image?level=" + lv + (sid ? "&session=" + sid : "");
   }
 
+  /* A video's keyframes: a strip under the picture, each at the picture's blur, inside
+     the same counted viewing session. Rebuilt when another item is focused. */
+  var strip = document.getElementById("frames");
+
+  function framesOf(id) {
+    for (var i = 0; i < members.length; i++) {
+      if (parseInt(members[i].getAttribute("data-item"), 10) === id) {
+        return parseInt(members[i].getAttribute("data-frames") || "0", 10);
+      }
+    }
+    return 0;
+  }
+
+  function paint(lv, sid, what) {
+    img.src = src(lv, sid);
+    if (!strip) { return; }
+    var n = framesOf(focus);
+    if (strip.getAttribute("data-item") !== String(focus)) {
+      while (strip.firstChild) { strip.removeChild(strip.firstChild); }
+      for (var k = 0; n > 1 && k < n; k++) {
+        var li = document.createElement("li");
+        var f = document.createElement("img");
+        f.width = 84; f.height = 84;
+        li.appendChild(f);
+        strip.appendChild(li);
+      }
+      strip.setAttribute("data-item", String(focus));
+    }
+    strip.hidden = n < 2;
+    Array.prototype.forEach.call(strip.querySelectorAll("img"), function (f, k) {
+      f.src = src(lv, sid) + "&frame=" + k;
+      f.alt = "keyframe " + (k + 1) + " of " + n + ", " + what + " greyscale picture";
+    });
+  }
+
   /* A 403: at an exposure cap, the break screen; otherwise say why (e.g. a stale page). */
   function breakScreen(resp) {
     if (resp.status !== 403) { return false; }
@@ -81,7 +116,7 @@
   }
 
   function showLevel() {
-    img.src = src(level, light ? light.id : null);
+    paint(level, light ? light.id : null, LEVEL_NAMES[level]);
     img.alt = "item " + focus + ", " + LEVEL_NAMES[level] + " greyscale picture";
     levelName.textContent = LEVEL_NAMES[level];
   }
@@ -155,7 +190,7 @@
       return resp.json().then(function (s) {
         r.id = s.session;
         if (r.ended || reveal !== r) { post(base + "/view/stop", {session: s.session}, true); return; }
-        img.src = src(0, s.session);
+        paint(0, s.session, "clear");
         img.alt = "item " + focus + ", clear greyscale picture";
         levelName.textContent = LEVEL_NAMES[0];
         say("Clear view, at most " + s.max_seconds + " seconds.");
