@@ -18,7 +18,7 @@ from sqlalchemy import Engine
 from typer.testing import CliRunner
 
 from vigil.banks import Banks, EntryReader
-from vigil.banks.entry import Labels
+from vigil.banks.entry import EntryRecord, Labels
 from vigil.banks.featured import FEATURES_KEY, anchor_id
 from vigil.banks.files import records_of_file
 from vigil.banks.indexes import BankIndexes
@@ -129,6 +129,10 @@ def test_features_round_trip_through_the_store_and_bank_show_counts_them(
     assert r.pdq_features[:24] not in out
     shown = json.loads(vigil("bank", "show", "ladder", "--json"))
     assert shown["with_features"] == 1
+    # a client's own hashes leave the features out too (they are not a hash to send)
+    out = vigil("hash", "--json", "--variants", "features",
+                str(tmp_path / "banked" / "original.jpg"))
+    assert "pdq_features" not in out and r.pdq_features[:24] not in out
 
 
 def test_a_flat_picture_never_matches_through_the_second_stage(
@@ -195,7 +199,7 @@ def test_the_anchor_index_follows_additions_and_removals(engine: Engine, tmp_pat
     assert o.matches[0].inliers is not None and o.matches[0].inliers >= MIN_INLIERS
     [o] = matcher.match([[q]], variants="features", bank_names=["plain"])
     assert o.matches == []
-    banks.apply("ladder", [rec.__class__(rec.signal_type, rec.value, op="remove")])
+    banks.apply("ladder", [EntryRecord("pdq", rec.value, op="remove")])
     idx.sync()
     assert len(idx.featured) == 0
     [o] = matcher.match([[q]], variants="features")

@@ -27,6 +27,7 @@ from __future__ import annotations
 import base64
 import binascii
 import struct
+import threading
 from dataclasses import dataclass
 from typing import Any
 
@@ -128,22 +129,24 @@ def unpack(text: object) -> FeatureSet:
                       desc.reshape(n, DESCRIPTOR_BYTES).copy())
 
 
-_ORB: Any = None
+_LOCAL = threading.local()
 
 
 def _orb() -> Any:
-    """One ORB detector per process (OpenCV is imported on first use only).
+    """This thread's ORB detector (OpenCV is imported on first use only; a server hashes
+    uploads on several threads, and one detector object is not shared between them).
 
-    OpenCV is told to use one thread: hashing already runs one file per worker process,
-    and a single thread keeps keypoints (hence leads) the same on every machine."""
-    global _ORB
-    if _ORB is None:
+    OpenCV is told to use one thread: hashing already runs one file per worker process or
+    thread, and a single thread keeps keypoints, hence leads, the same on every machine."""
+    orb = getattr(_LOCAL, "orb", None)
+    if orb is None:
         import cv2
 
         cv2.setNumThreads(1)
-        _ORB = cv2.ORB_create(nfeatures=MAX_POINTS, scaleFactor=1.2, nlevels=8,
-                              edgeThreshold=31, patchSize=31, fastThreshold=12)
-    return _ORB
+        orb = cv2.ORB_create(nfeatures=MAX_POINTS, scaleFactor=1.2, nlevels=8,
+                             edgeThreshold=31, patchSize=31, fastThreshold=12)
+        _LOCAL.orb = orb
+    return orb
 
 
 def working_plane(pixels: Pixels) -> NDArray[np.uint8]:

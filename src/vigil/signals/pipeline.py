@@ -10,8 +10,9 @@
 The steps, the same for all: digests (MD5, SHA-1, SHA-256) of every byte; the kind from
 the content (never the name); an image's PDQ (and its variants, derived codes and local
 features when asked), true size, EXIF summary and thumbnail from one decode; a video's
-vPDQ and a keyframe. Memory does not follow the file's size: files over ``HashOptions.max_in_memory`` are digested in chunks and decoded
-from the file (images bounded by ``max_pixels``, videos read by FFmpeg as it goes).
+vPDQ and a keyframe. Memory does not follow the file's size: files over
+``HashOptions.max_in_memory`` are digested in chunks and decoded from the file (images
+bounded by ``max_pixels``, videos read by FFmpeg as it goes).
 
 Nothing here raises for a bad file: the failure is ``FileSignals.error``, with whatever
 could still be computed, because one broken file must not stop a scan of a million.
