@@ -25,8 +25,8 @@ from PIL import Image, ImageDraw, ImageOps
 from bench._data import corpus_paths, jpeg_bytes, scaled_jpegs
 from vigil.banks import Banks, EntryReader
 from vigil.banks.entry import Labels
-from vigil.banks.files import records_of_file
 from vigil.banks.featured import FEATURES_KEY, anchor_codes
+from vigil.banks.files import records_of_file
 from vigil.banks.indexes import BankIndexes
 from vigil.index import HammingIndex, codes_from_hex
 from vigil.matching import Matcher, queries_of

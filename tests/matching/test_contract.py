@@ -34,8 +34,8 @@ from vigil.api.runtime.settings import Settings
 from vigil.api.runtime.state import NodeState
 from vigil.banks import Banks, EntryReader, StoredEntry
 from vigil.banks.derived import derived_id, split_derived_id
-from vigil.banks.featured import FEATURES_KEY, anchor_id
 from vigil.banks.entry import EntryRecord, Labels
+from vigil.banks.featured import FEATURES_KEY, anchor_id
 from vigil.banks.indexes import BankIndexes
 from vigil.cli._app import open_matcher
 from vigil.demo.synthetic import synthetic_video

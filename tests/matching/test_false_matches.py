@@ -28,8 +28,8 @@ from vigil.banks.files import records_of_file
 from vigil.banks.indexes import BankIndexes
 from vigil.matching import Matcher, queries_of
 from vigil.matching.second import FeatureQuery, candidates
-from vigil.signals.features import unpack
 from vigil.signals import HashOptions, hash_bytes
+from vigil.signals.features import unpack
 
 CORPUS = Path(__file__).resolve().parents[3] / "shared" / "corpus" / "bsds500"
 

@@ -14,8 +14,8 @@ travel and export with it.
 from __future__ import annotations
 
 from vigil.banks.derived import MIN_VARIANT_QUALITY, bank_codes
-from vigil.banks.featured import FEATURES_KEY
 from vigil.banks.entry import EntryRecord, Labels, Op
+from vigil.banks.featured import FEATURES_KEY
 from vigil.signals import FileSignals
 from vigil.signals.vpdq import vpdq_digest, write_vpdq
 

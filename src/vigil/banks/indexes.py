@@ -264,7 +264,8 @@ class BankIndexes:
         """
         with Session(self.engine) as s:
             top = s.scalar(select(func.max(Change.id))) or 0
-        size = len(self.pdq) + len(self.derived) + len(self.featured) + sum(len(x) for x in self.exact.values())
+        size = (len(self.pdq) + len(self.derived) + len(self.featured)
+                + sum(len(x) for x in self.exact.values()))
         if top - self.checkpoint > max(REBUILD_AFTER, size):
             before = self.checkpoint
             self._video = None

@@ -94,10 +94,8 @@ def ratio_matches(dist: NDArray[np.int32]) -> tuple[NDArray[np.intp], NDArray[np
         return empty, empty
     nearest = np.argmin(dist, axis=1)
     d1 = dist[np.arange(n), nearest]
-    if m > 1:
-        d2 = np.partition(dist, 1, axis=1)[:, 1]
-    else:
-        d2 = np.full(n, 256, np.int32)
+    # the second-nearest (a lone banked descriptor has none: 256, the farthest possible)
+    d2 = np.partition(dist, 1, axis=1)[:, 1] if m > 1 else np.full(n, 256, np.int32)
     keep = (d1 <= MAX_DESCRIPTOR_DISTANCE) & (d1 < RATIO * d2)
     q = np.flatnonzero(keep)
     b = nearest[q]
