@@ -168,6 +168,9 @@ def test_scan_matches_a_rotated_copy_with_the_second_stage(
         assert set(matched) == want, option
         for r in matched.values():
             assert r["matches"][0]["variant"] == "features"
+            assert r["matches"][0]["inliers"] >= MIN_INLIERS
+            assert r["matches"][0]["video"] is None
+    assert "keypoints agree" in (tmp_path / "case-features" / "report.html").read_text()
 
 
 def test_the_anchor_index_follows_additions_and_removals(engine: Engine, tmp_path: Path,

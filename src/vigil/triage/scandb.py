@@ -70,7 +70,8 @@ CREATE TABLE IF NOT EXISTS matches (
     distance INTEGER NOT NULL,
     category_scheme TEXT, category TEXT, series TEXT,
     victim_status TEXT NOT NULL, tags TEXT NOT NULL,
-    detail TEXT,                        -- JSON: video matches' percentages and time ranges
+    detail TEXT,                        -- JSON: video matches' percentages and time ranges,
+                                        -- or a second-stage lead's inliers
     UNIQUE (sha256, bank, entry_id)
 );
 CREATE TABLE IF NOT EXISTS groups (
@@ -154,7 +155,8 @@ class MatchRow:
     series: str | None
     victim_status: str
     tags: list[str]
-    #: video matches: query_pct, compared_pct, query_ranges, compared_ranges (seconds)
+    #: video matches: query_pct, compared_pct, query_ranges, compared_ranges (seconds);
+    #: second-stage leads (variant ``features``): inliers
     detail: dict[str, Any] | None = None
 
 
