@@ -34,6 +34,7 @@ from vigil.matching.confirm import confirm
 from vigil.matching.second import FEATURE_RADIUS, MAX_CANDIDATES
 from vigil.signals import HashOptions, hash_bytes
 from vigil.signals.features import unpack
+from vigil.signals.turns import TURN_NAMES
 from vigil.store import make_engine, migrate
 
 OPTIONS = ("off", "borders", "crops", "all", "features")
@@ -194,8 +195,8 @@ def _radius(count: int) -> None:
     flat = np.concatenate([a for a in anchors if len(a)])
     radii = (40, 48, 56, 64, 72, 80)
     print()
-    print(f"second-stage radius: distance from each query's codes (plain, trimmed) to the "
-          f"nearest anchor (picture, trimmed, centre 10%, 15%) of its own picture, "
+    print(f"second-stage radius: distance from each query's codes (plain, trimmed, turned "
+          f"back) to the nearest anchor (picture, trimmed, centre 10-20%) of its own picture, "
           f"{count} corpus photos")
     print("| edit | median | 90th pct | max | " + " | ".join(f"≤ {r}" for r in radii) + " |")
     print("|---|---|---|---|" + "---|" * len(radii))
@@ -203,7 +204,8 @@ def _radius(count: int) -> None:
     def nearest(items: list[list]) -> tuple[np.ndarray, list[np.ndarray]]:
         own, other = np.full(count, 256), []
         for k, [q] in enumerate(items):
-            codes = [q.value] + [h for n, h, _ in q.derived if n == "trimmed"]
+            codes = [q.value] + [h for n, h, _ in q.derived
+                                 if n == "trimmed" or n in TURN_NAMES]
             d = _hamming(codes_from_hex(codes), flat).min(axis=0)
             mine = owner == k
             if mine.any():

@@ -19,7 +19,7 @@ from typer.testing import CliRunner
 
 from vigil.banks import Banks, EntryReader
 from vigil.banks.entry import EntryRecord, Labels
-from vigil.banks.featured import FEATURES_KEY, anchor_id
+from vigil.banks.featured import ANCHORS, FEATURES_KEY, anchor_id
 from vigil.banks.files import records_of_file
 from vigil.banks.indexes import BankIndexes
 from vigil.cli import app
@@ -107,7 +107,7 @@ def test_rotated_and_heavily_cropped_copies_match_through_the_second_stage(
         [m] = found[name]
         assert m["bank"] == "ladder" and m["signal_type"] == "pdq", name
         assert m["variant"] == "features", name
-        assert 31 < int(m["distance"]) <= FEATURE_RADIUS, (name, m)  # type: ignore[call-overload]
+        assert 0 <= int(m["distance"]) <= FEATURE_RADIUS, (name, m)  # type: ignore[call-overload]
         assert int(m["inliers"]) >= MIN_INLIERS, (name, m)  # type: ignore[call-overload]
     text = vigil("match", str(queries / "0.jpg"), "-q", "--variants", "features")
     assert "(features), " in text and "keypoints agree" in text
@@ -191,7 +191,7 @@ def test_the_anchor_index_follows_additions_and_removals(engine: Engine, tmp_pat
     [eid] = [e.id for e in EntryReader(engine).entries("ladder")]
     res = idx.search_pdq_featured(codes_from_hex([rec.value]), 0)
     assert res.matches(0) == [(anchor_id(eid, "original"), 0)]
-    assert 2 <= len(idx.featured) <= 4  # the picture, and its anchor windows not flat
+    assert 4 <= len(idx.featured) <= len(ANCHORS)  # the picture and its anchor windows
     again = BankIndexes(engine, tmp_path / "idx")  # a saved generation loads them back
     assert len(again.featured) == len(idx.featured)
     rotated = hash_bytes(_jpeg(_rotate(4)(photo)), "r.jpg", HashOptions(variants="features"))

@@ -45,10 +45,11 @@ from vigil.signals.features import (
 PDQ = "f8f8f0cee0f4a84f06370a22038f63f0b36e2ed596621e1d33e6b39c4e9c9b22"
 
 
-def _random_set(n: int, seed: int = 0, w: int = 512, h: int = 384) -> FeatureSet:
+def _random_set(n: int, seed: int = 0, w: int = 512, h: int = 384,
+                anchors: tuple[str, ...] = ()) -> FeatureSet:
     rng = np.random.default_rng(seed)
     pts = (rng.integers(0, [w * 8, h * 8], (n, 2)) / 8).astype(np.float32)
-    return FeatureSet(w, h, pts, rng.integers(0, 256, (n, 32), dtype=np.uint8))
+    return FeatureSet(w, h, pts, rng.integers(0, 256, (n, 32), dtype=np.uint8), anchors)
 
 
 def _textured(seed: int, size: tuple[int, int] = (480, 360)) -> Image.Image:
@@ -76,19 +77,19 @@ def _features_of(img: Image.Image) -> FeatureSet:
 
 
 def test_pack_round_trips_at_the_largest_size_within_8_kib() -> None:
-    fs = _random_set(MAX_POINTS)
+    fs = _random_set(MAX_POINTS, anchors=("ab" * 32, "cd" * 32))
     text = fs.pack()
     assert len(text) <= MAX_TEXT and text.isascii()
     back = unpack(text)
-    assert (back.width, back.height) == (fs.width, fs.height)
+    assert (back.width, back.height, back.anchors) == (fs.width, fs.height, fs.anchors)
     assert np.array_equal(back.descriptors, fs.descriptors)
     assert np.array_equal(back.points, fs.points)  # positions already on the 1/8 grid
     assert back.pack() == text
 
 
 def _raw(version: int = 1, n: int = 2, w: int = 512, h: int = 384, extra: bytes = b"",
-         magic: bytes = b"VF", x: int = 0) -> str:
-    body = struct.pack("<2sBBHHH", magic, version, 0, w, h, n)
+         magic: bytes = b"VF", x: int = 0, k: int = 0) -> str:
+    body = struct.pack("<2sBBHHH", magic, version, k, w, h, n)
     body += np.array([[x, 0]] * n, "<u2").tobytes() + bytes(32 * n) + extra
     return base64.b64encode(body).decode()
 
@@ -102,7 +103,9 @@ def _raw(version: int = 1, n: int = 2, w: int = 512, h: int = 384, extra: bytes 
     (_raw(magic=b"XX"), "bad magic"),
     (_raw(version=2), "unsupported version 2"),
     (_raw(n=MAX_POINTS + 1), f"at most {MAX_POINTS}"),
-    (_raw(extra=b"\x00"), "bytes where 2 keypoints take"),
+    (_raw(extra=b"\x00"), "bytes where 2 keypoints and 0 anchor codes take"),
+    (_raw(k=1, extra=bytes(32)), "1 anchor codes"),
+    (_raw(k=2), "bytes where 2 keypoints and 2 anchor codes take"),
     (_raw(w=4), "out of range"),
     (_raw(x=512 * 8), "outside the working size"),
 ])
@@ -127,11 +130,13 @@ def test_anchor_ids_round_trip_and_flat_or_featureless_entries_have_none() -> No
     for eid in (1, 9, 2**40 + 5):
         for a in ANCHORS:
             assert split_anchor_id(anchor_id(eid, a)) == (eid, a)
-    text = _random_set(20).pack()
+    text = _random_set(20, anchors=("e" * 64, "f" * 64)).pack()
     derived = [["centre-0.1", "a" * 64, 80], ["centre-0.05", "b" * 64, 80],
                ["centre-0.15", "c" * 64, 20], ["trimmed", "D" * 64, 70]]
     extra = {FEATURES_KEY: text, "pdq_derived": derived}
     assert anchor_codes(7, PDQ, 90, extra) == [(anchor_id(7, "original"), PDQ),
+                                               (anchor_id(7, "centre-0.175"), "e" * 64),
+                                               (anchor_id(7, "centre-0.2"), "f" * 64),
                                                (anchor_id(7, "centre-0.1"), "a" * 64),
                                                (anchor_id(7, "trimmed"), "d" * 64)]
     assert anchor_codes(7, PDQ, 40, extra) == []  # a flat picture

@@ -9,10 +9,12 @@ refused, naming the field).
 
 The second stage finds its candidates by PDQ at a wide radius, among a few *anchor* codes
 of each entry that has features (``ANCHORS``): its own code, the code of its trimmed
-content and of its 10% and 15% centre crops (from ``pdq_derived``). A rotation of a few
-degrees stays nearest the whole picture; a crop of 15-20% a side nearest the centre
-crops. The anchors live in their own Hamming index, whose ids pack the entry id and the
-anchor's number (``anchor_id``), so that index stays 4 codes per picture, not the ladder's 35.
+content and of its 10% and 15% centre crops (from ``pdq_derived``), and of its 17.5% and
+20% centre crops (kept inside the features, ``vigil.signals.features``). A crop of 15-20%
+a side lands near one of the centre crops; a query turned back from a rotation
+(``vigil.signals.turns``) near the 10% or 15% one. The anchors live in their own Hamming
+index, whose ids pack the entry id and the anchor's number (``anchor_id``), so that index
+stays at 6 codes per picture, not the ladder's 35.
 """
 
 from __future__ import annotations
@@ -22,15 +24,24 @@ from typing import Any
 
 from vigil.banks.derived import MIN_VARIANT_QUALITY
 from vigil.banks.text import FieldError
-from vigil.signals.features import MAX_TEXT, FeatureFormatError, FeatureSet, unpack
+from vigil.signals.features import (
+    ANCHOR_NAMES,
+    MAX_TEXT,
+    FeatureFormatError,
+    FeatureSet,
+    unpack,
+)
 
 #: the key of a PDQ entry's ``extra`` that holds its packed features
 FEATURES_KEY = "pdq_features"
 #: the codes of an entry the second stage's candidates are searched among
-ANCHORS: tuple[str, ...] = ("original", "trimmed", "centre-0.1", "centre-0.15")
+ANCHORS: tuple[str, ...] = ("original", "trimmed", "centre-0.1", "centre-0.15",
+                            *ANCHOR_NAMES)
 _NUMBER = {n: k for k, n in enumerate(ANCHORS)}
+#: the anchors read from the stored derived codes (the others: the entry, its features)
+_LADDER_ANCHORS = frozenset(ANCHORS[1:4])
 #: bits of an anchor id that hold the anchor's number
-ANCHOR_BITS = 2
+ANCHOR_BITS = 3
 assert len(ANCHORS) <= 1 << ANCHOR_BITS
 
 
@@ -83,17 +94,21 @@ def has_features(extra: dict[str, Any] | None) -> bool:
 
 def anchor_codes(entry_id: int, value: str, quality: int | None,
                  extra: dict[str, Any] | None) -> list[tuple[int, str]]:
-    """(anchor id, hex) of an entry's anchors, when it has features and is not flat:
-    its own code and its anchor windows among the stored derived codes."""
+    """(anchor id, hex) of an entry's anchors, when it has features that read and is not
+    flat: its own code, its anchor windows among the stored derived codes, and the anchor
+    codes its features carry."""
     if quality is not None and quality < MIN_VARIANT_QUALITY:
         return []
-    if not has_features(extra):
+    feats = stored_features(extra)
+    if feats is None:
         return []
     out = [(anchor_id(entry_id, "original"), value)]
+    out += [(anchor_id(entry_id, n), hx) for n, hx in zip(ANCHOR_NAMES, feats.anchors,
+                                                          strict=False)]
     raw = (extra or {}).get("pdq_derived")
     for item in raw if isinstance(raw, list) else []:
-        if (isinstance(item, list) and len(item) == 3 and item[0] in _NUMBER
-                and item[0] != "original" and isinstance(item[1], str) and len(item[1]) == 64
+        if (isinstance(item, list) and len(item) == 3 and item[0] in _LADDER_ANCHORS
+                and isinstance(item[1], str) and len(item[1]) == 64
                 and isinstance(item[2], int) and item[2] >= MIN_VARIANT_QUALITY):
             try:
                 bytes.fromhex(item[1])

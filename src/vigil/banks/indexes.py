@@ -204,14 +204,14 @@ class BankIndexes:
                         idx.compact()
             self.derived = HammingIndex()
             self.featured = HammingIndex(strategy="scan")  # searched at a wide radius
-            q = (select(Entry.id, Entry.extra, Entry.value, Entry.quality)
-                 .join(Bank, Bank.id == Entry.bank_id)
-                 .where(Bank.crop_ladder.is_(True), Entry.signal_type == "pdq",
-                        Entry.removed.is_(False))
-                 .execution_options(yield_per=_CHUNK))
-            for rows in s.execute(q).partitions(_CHUNK):
-                self._add_derived([(r[0], r[1]) for r in rows])
-                self._add_featured([(r[0], r[2], r[3], r[1]) for r in rows])
+            ladder_q = (select(Entry.id, Entry.extra, Entry.value, Entry.quality)
+                        .join(Bank, Bank.id == Entry.bank_id)
+                        .where(Bank.crop_ladder.is_(True), Entry.signal_type == "pdq",
+                               Entry.removed.is_(False))
+                        .execution_options(yield_per=_CHUNK))
+            for part in s.execute(ladder_q).partitions(_CHUNK):
+                self._add_derived([(r[0], r[1]) for r in part])
+                self._add_featured([(r[0], r[2], r[3], r[1]) for r in part])
             for idx in (self.derived, self.featured):
                 if idx.pending():
                     idx.compact()

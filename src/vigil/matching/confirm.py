@@ -47,7 +47,7 @@ SCALE_RANGE = (0.4, 3.0)
 #: and mirrors are the dihedral variants' job)
 MAX_ROTATION = 30.0
 #: a confirmation needs this many inliers at distinct query positions
-MIN_INLIERS = 16
+MIN_INLIERS = 12
 
 
 @dataclass(frozen=True, slots=True)
@@ -71,7 +71,8 @@ def descriptor_distances(a: NDArray[np.uint8], b: NDArray[np.uint8]) -> NDArray[
     if len(a) == 0 or len(b) == 0:
         return np.zeros((len(a), len(b)), np.int32)
     x = np.bitwise_xor(_words(a)[:, None, :], _words(b)[None, :, :])
-    return np.bitwise_count(x).sum(axis=2, dtype=np.int32)
+    out: NDArray[np.int32] = np.bitwise_count(x).sum(axis=2, dtype=np.int32)
+    return out
 
 
 def descriptor_distances_reference(a: NDArray[np.uint8], b: NDArray[np.uint8],
@@ -110,7 +111,8 @@ def _count(a: NDArray[np.complex128], b: NDArray[np.complex128], z: NDArray[np.c
            w: NDArray[np.complex128]) -> NDArray[np.int64]:
     """Inliers of each hypothesis ``w = a z + b`` (a, b: one per hypothesis)."""
     res = np.abs(a[:, None] * z[None, :] + b[:, None] - w[None, :])
-    return (res <= TOLERANCE).sum(axis=1)
+    out: NDArray[np.int64] = (res <= TOLERANCE).sum(axis=1, dtype=np.int64)
+    return out
 
 
 def _plausible(a: NDArray[np.complex128]) -> NDArray[np.bool_]:

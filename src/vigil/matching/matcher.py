@@ -41,6 +41,7 @@ from vigil.matching.variants import (
     split_derived_id,
 )
 from vigil.signals.features import FeatureFormatError, unpack
+from vigil.signals.turns import TURN_NAMES
 from vigil.signals.vpdq import VpdqFrame
 
 
@@ -177,5 +178,5 @@ class Matcher:
             return None
         floor = max(min_quality, MIN_VARIANT_QUALITY)
         codes = (q.value, *(hx for name, hx, quality in q.derived
-                            if name == "trimmed" and quality >= floor))
+                            if (name == "trimmed" or name in TURN_NAMES) and quality >= floor))
         return FeatureQuery(i, codes, feats)

@@ -11,9 +11,13 @@ matched keypoints of a true copy line up under one similarity transform (checked
   resolution), and keeps the ``MAX_POINTS`` strongest keypoints.
 * ``FeatureSet.pack`` / ``unpack``: a small versioned binary form, base64 text for JSON
   (the PDQ entry's ``extra["pdq_features"]``). Version 1 is a 10-byte header (``b"VF"``,
-  version, 0, width, height, count as little-endian uint16), then ``count`` positions
-  (x, y as uint16 in 1/``POSITION_SCALE`` of a working pixel), then ``count`` 32-byte ORB
-  descriptors: at most 5,770 bytes, 7,696 characters of base64 (``MAX_TEXT`` is 8 KiB).
+  version, number of anchor codes, width, height, count as little-endian uint16), then
+  ``count`` positions (x, y as uint16 in 1/``POSITION_SCALE`` of a working pixel), then
+  ``count`` 32-byte ORB descriptors, then the anchor codes (32 bytes each): at most
+  5,834 bytes, 7,780 characters of base64 (``MAX_TEXT`` is 8 KiB).
+* the **anchor codes** are the PDQ codes of the picture's centre crops of 17.5% and 20% a
+  side (``ANCHOR_WINDOWS``, of its trimmed content): heavier crops than the crop ladder
+  holds, kept only for the second stage's candidates (``vigil.banks.featured``).
 
 The text is sensitive like a hash (features can be matched against other pictures, and
 roughly describe where a picture's corners are): it is never printed nor logged, and
@@ -34,7 +38,7 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
-from vigil.signals.crops import Pixels, as_luma
+from vigil.signals.crops import Pixels, Window, as_luma, border_box, window_hashes
 
 #: the long side of the plane features are computed on (both sides, any resolution)
 WORKING_SIDE = 512
@@ -55,6 +59,10 @@ DESCRIPTOR_BYTES = 32
 MAX_TEXT = 8192
 #: a working side larger than this is refused when reading (room for a later version)
 MAX_SIDE = 2048
+#: centre crops whose PDQ codes travel with the features (second-stage anchors)
+ANCHOR_WINDOWS: tuple[Window, ...] = (Window("centre-0.175", 0.175, 0.175, 0.175, 0.175),
+                                      Window("centre-0.2", 0.2, 0.2, 0.2, 0.2))
+ANCHOR_NAMES: tuple[str, ...] = tuple(w.name for w in ANCHOR_WINDOWS)
 
 
 class FeatureFormatError(ValueError):
@@ -71,6 +79,8 @@ class FeatureSet:
     points: NDArray[np.float32]
     #: (n, 32) uint8 ORB descriptors
     descriptors: NDArray[np.uint8]
+    #: PDQ hex codes of ``ANCHOR_WINDOWS``, in that order (none when too small to hash)
+    anchors: tuple[str, ...] = ()
 
     def __len__(self) -> int:
         return len(self.points)
@@ -80,9 +90,10 @@ class FeatureSet:
         n = len(self.points)
         q = np.clip(np.round(self.points * POSITION_SCALE), 0,
                     [self.width * POSITION_SCALE - 1, self.height * POSITION_SCALE - 1])
-        raw = (_HEADER.pack(_MAGIC, VERSION, 0, self.width, self.height, n)
+        raw = (_HEADER.pack(_MAGIC, VERSION, len(self.anchors), self.width, self.height, n)
                + q.astype("<u2").tobytes()
-               + np.ascontiguousarray(self.descriptors, dtype=np.uint8).tobytes())
+               + np.ascontiguousarray(self.descriptors, dtype=np.uint8).tobytes()
+               + b"".join(bytes.fromhex(a) for a in self.anchors))
         return base64.b64encode(raw).decode("ascii")
 
     @classmethod
@@ -106,7 +117,7 @@ def unpack(text: object) -> FeatureSet:
         raise FeatureFormatError("not valid base64") from None
     if len(raw) < _HEADER.size:
         raise FeatureFormatError(f"too short for its header ({len(raw)} bytes)")
-    magic, version, _, width, height, n = _HEADER.unpack_from(raw)
+    magic, version, k, width, height, n = _HEADER.unpack_from(raw)
     if magic != _MAGIC:
         raise FeatureFormatError("not a feature set (bad magic)")
     if version != VERSION:
@@ -116,17 +127,22 @@ def unpack(text: object) -> FeatureSet:
                                  f"({MIN_SIDE}..{MAX_SIDE})")
     if n > MAX_POINTS:
         raise FeatureFormatError(f"{n} keypoints (at most {MAX_POINTS})")
-    want = _HEADER.size + n * (4 + DESCRIPTOR_BYTES)
+    if k not in (0, len(ANCHOR_WINDOWS)):
+        raise FeatureFormatError(f"{k} anchor codes (0 or {len(ANCHOR_WINDOWS)})")
+    want = _HEADER.size + n * (4 + DESCRIPTOR_BYTES) + 32 * k
     if len(raw) != want:
-        raise FeatureFormatError(f"{len(raw)} bytes where {n} keypoints take {want}")
+        raise FeatureFormatError(f"{len(raw)} bytes where {n} keypoints and {k} anchor "
+                                 f"codes take {want}")
     pos = np.frombuffer(raw, "<u2", 2 * n, _HEADER.size).reshape(n, 2)
     if n and (int(pos[:, 0].max()) >= width * POSITION_SCALE
               or int(pos[:, 1].max()) >= height * POSITION_SCALE):
         raise FeatureFormatError("a keypoint lies outside the working size")
     desc = np.frombuffer(raw, np.uint8, n * DESCRIPTOR_BYTES, _HEADER.size + 4 * n)
+    tail = _HEADER.size + n * (4 + DESCRIPTOR_BYTES)
+    anchors = tuple(raw[tail + 32 * j:tail + 32 * (j + 1)].hex() for j in range(k))
     return FeatureSet(int(width), int(height),
                       pos.astype(np.float32) / np.float32(POSITION_SCALE),
-                      desc.reshape(n, DESCRIPTOR_BYTES).copy())
+                      desc.reshape(n, DESCRIPTOR_BYTES).copy(), anchors)
 
 
 _LOCAL = threading.local()
@@ -143,7 +159,7 @@ def _orb() -> Any:
         import cv2
 
         cv2.setNumThreads(1)
-        orb = cv2.ORB_create(nfeatures=MAX_POINTS, scaleFactor=1.2, nlevels=8,
+        orb = cv2.ORB.create(nfeatures=MAX_POINTS, scaleFactor=1.2, nlevels=8,
                              edgeThreshold=31, patchSize=31, fastThreshold=12)
         _LOCAL.orb = orb
     return orb
@@ -176,10 +192,22 @@ def compute_features(pixels: Pixels) -> FeatureSet | None:
     order = sorted(range(len(keypoints)), key=lambda k: -keypoints[k].response)[:MAX_POINTS]
     pts = np.array([keypoints[k].pt for k in order], dtype=np.float32).reshape(-1, 2)
     # positions as packing keeps them, so a banked set and a fresh one are the same
-    pts = np.clip(np.round(pts * POSITION_SCALE), 0,
-                  [w * POSITION_SCALE - 1, h * POSITION_SCALE - 1]) / POSITION_SCALE
-    return FeatureSet(w, h, pts.astype(np.float32),
-                      np.ascontiguousarray(desc[order], dtype=np.uint8))
+    kept = np.clip(np.round(pts * POSITION_SCALE), 0,
+                   [w * POSITION_SCALE - 1, h * POSITION_SCALE - 1]) / POSITION_SCALE
+    return FeatureSet(w, h, kept.astype(np.float32),
+                      np.ascontiguousarray(desc[order], dtype=np.uint8), anchor_hashes(pixels))
+
+
+def anchor_hashes(pixels: Pixels) -> tuple[str, ...]:
+    """PDQ codes of ``ANCHOR_WINDOWS`` of the picture's trimmed content (as the crop
+    ladder takes its windows), or none when a window is too small to hash."""
+    luma = as_luma(pixels)
+    box = border_box(luma)
+    if box is not None:
+        t, b, x0, x1 = box
+        luma = luma[t:b, x0:x1]
+    found = window_hashes(luma, ANCHOR_WINDOWS)
+    return tuple(hx for _, hx, _ in found) if len(found) == len(ANCHOR_WINDOWS) else ()
 
 
 def packed_features(pixels: Pixels) -> str | None:

@@ -27,7 +27,7 @@ from typing import IO
 
 from PIL import Image, UnidentifiedImageError
 
-from vigil.signals import crops, decode, features
+from vigil.signals import crops, decode, features, turns
 from vigil.signals.digests import Digests, digests_of_bytes, digests_of_stream
 from vigil.signals.errors import (
     CorruptImageError,
@@ -197,6 +197,8 @@ def _derived(pixels: crops.Pixels, options: HashOptions) -> tuple[tuple[str, Pdq
             pixels, trim=options.variants in BORDER_OPTIONS,
             windows=crops.QUERY_WINDOWS if options.variants in CROP_OPTIONS else (),
             of_trimmed=False)
+        if options.variants == "features":  # the second stage's candidates for rotations
+            found += turns.turned_hashes(pixels)
     return tuple((name, PdqHash(hx, q)) for name, hx, q in found)
 
 
