@@ -4,7 +4,7 @@ Parts (``--parts``): ``recall`` (every edit, every ``--variants`` level side by 
 second stage's leads among them), ``radius`` (where edited copies land from their own
 anchors, against the distances between different photos, and what that means as
 candidates per query in a bank of a million), ``candidates`` (the anchor index's search
-at the second stage's radius over 4M codes, i.e. 1M pictures with 4 anchors each, one
+at the second stage's radius over 6M codes, i.e. 1M pictures with 6 anchors each, one
 core, and the confirmation's cost per candidate), ``cost`` (hashing per query against
 plain+dihedral) and ``scan``.
 """
@@ -25,7 +25,7 @@ from PIL import Image, ImageDraw, ImageOps
 from bench._data import corpus_paths, jpeg_bytes, scaled_jpegs
 from vigil.banks import Banks, EntryReader
 from vigil.banks.entry import Labels
-from vigil.banks.featured import FEATURES_KEY, anchor_codes
+from vigil.banks.featured import ANCHORS, FEATURES_KEY, anchor_codes
 from vigil.banks.files import records_of_file
 from vigil.banks.indexes import BankIndexes
 from vigil.index import HammingIndex, codes_from_hex
@@ -34,7 +34,7 @@ from vigil.matching.confirm import confirm
 from vigil.matching.second import FEATURE_RADIUS, MAX_CANDIDATES
 from vigil.signals import HashOptions, hash_bytes
 from vigil.signals.features import unpack
-from vigil.signals.turns import TURN_NAMES
+from vigil.signals.turns import TURN_NAMES, TURNS
 from vigil.store import make_engine, migrate
 
 OPTIONS = ("off", "borders", "crops", "all", "features")
@@ -264,10 +264,10 @@ def _radius(count: int) -> None:
 
 
 def _candidates() -> None:
-    """The anchor index at the second stage's radius over 1M pictures (4M random codes),
+    """The anchor index at the second stage's radius over 1M pictures (6M random codes),
     one core; and the confirmation's cost per candidate."""
     rng = np.random.default_rng(1)
-    n = 4_000_000
+    n = 1_000_000 * len(ANCHORS)
     idx = HammingIndex(strategy="scan")  # as BankIndexes keeps it
     idx.add(rng.integers(0, 256, (n, 32), dtype=np.uint8), np.arange(n, dtype=np.int64))
     idx.compact()
@@ -277,10 +277,12 @@ def _candidates() -> None:
     res = idx.search(queries, FEATURE_RADIUS, threads=1)
     t = time.perf_counter() - t0
     print()
-    print(f"anchor search at radius {FEATURE_RADIUS} over {n:,} codes (1M pictures x 4 "
-          f"anchors; {idx.nbytes() / 1e6:.0f} MB), 1,000 queries in one batch, one core: "
-          f"{1000 * t / 1000:.2f} ms per query code ({len(res.ids)} hits on random codes), "
-          f"load {os.getloadavg()[0]:.2f}")
+    per_code = 1000 * t / 1000
+    print(f"anchor search at radius {FEATURE_RADIUS} over {n:,} codes (1M pictures x "
+          f"{len(ANCHORS)} anchors; {idx.nbytes() / 1e6:.0f} MB), 1,000 queries in one batch, "
+          f"one core: {per_code:.2f} ms per query code, {(2 + len(TURNS)) * per_code:.1f} ms "
+          f"per query picture of {2 + len(TURNS)} codes ({len(res.ids)} hits on random "
+          f"codes), load {os.getloadavg()[0]:.2f}")
     photos = [Image.open(p).convert("RGB") for p in corpus_paths(60)]
     sets = []
     for k, im in enumerate(photos):

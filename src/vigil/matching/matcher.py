@@ -164,7 +164,9 @@ class Matcher:
     @staticmethod
     def _feature_query(i: int, q: Query, min_quality: int, outcome: Outcome,
                        ) -> FeatureQuery | None:
-        """The second stage's query for a PDQ query with features that is not flat."""
+        """The second stage's query for a PDQ query with features that is not flat: its
+        features, and the codes its candidates are searched by (its own, its trimmed
+        content's, its turned-back centres')."""
         if q.features is None or q.quality is None:
             return None
         if q.quality < max(min_quality, MIN_VARIANT_QUALITY):

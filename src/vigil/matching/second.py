@@ -4,11 +4,12 @@ Rotations of a few degrees and crops of a fifth a side leave a copy's PDQ too fa
 original for the 31-bit threshold, but not as far as a different picture usually is. So:
 
 1. **candidates**: the banked pictures with features whose anchor codes
-   (``vigil.banks.featured``: the picture, its trimmed content, its 10% and 15% centre
-   crops) lie within ``FEATURE_RADIUS`` bits of the query's code or of its trimmed
-   content's; searched exactly (a linear scan at this radius), nearest first, at most
-   ``MAX_CANDIDATES`` per query picture (entries the first stage already matched are not
-   candidates: they are leads already);
+   (``vigil.banks.featured``: the picture, its trimmed content, its 10-20% centre crops)
+   lie within ``FEATURE_RADIUS`` bits of one of the query's codes: its own, its trimmed
+   content's, and its centre turned back by 3, 6 and 9 degrees either way
+   (``vigil.signals.turns``); searched exactly (a linear scan at this radius), nearest
+   first, at most ``MAX_CANDIDATES`` per query picture (entries the first stage already
+   matched are not candidates: they are leads already);
 2. **confirmation**: the query's ORB features against the candidate's stored ones
    (``vigil.matching.confirm``); only a confirmed candidate is a lead, named ``features``
    with its PDQ distance (to the nearest anchor) and the inlier count.
