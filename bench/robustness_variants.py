@@ -172,7 +172,7 @@ def _recall(count: int, threshold: int) -> None:
         print(f"features: {len(feats)} of {n} entries have them; {statistics.mean(points):.0f} "
               f"keypoints on average (min {min(points)}); pdq_features "
               f"{statistics.mean(feats):.0f} characters on average, max {max(feats)} "
-              f"(36 B per keypoint + 10 B, base64); anchor index "
+              f"(36 B per keypoint + 64 B of anchor codes + 10 B, base64); anchor index "
               f"{32 * statistics.mean(len(_anchors(x)) for x in extras):.0f} B per entry")
 
 
