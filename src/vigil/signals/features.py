@@ -179,9 +179,10 @@ def working_plane(pixels: Pixels) -> NDArray[np.uint8]:
     return np.clip(np.round(plane), 0, 255).astype(np.uint8)
 
 
-def compute_features(pixels: Pixels) -> FeatureSet | None:
+def compute_features(pixels: Pixels, anchors: bool = True) -> FeatureSet | None:
     """ORB keypoints of a decoded picture (the ``MAX_POINTS`` strongest), or None when
-    it is too small or too flat to have ``MIN_POINTS`` of them."""
+    it is too small or too flat to have ``MIN_POINTS`` of them; with ``anchors`` (the bank
+    side: a query's are never searched) the codes of ``ANCHOR_WINDOWS`` too."""
     plane = working_plane(pixels)
     h, w = plane.shape
     if h < MIN_SIDE or w < MIN_SIDE:
@@ -195,7 +196,8 @@ def compute_features(pixels: Pixels) -> FeatureSet | None:
     kept = np.clip(np.round(pts * POSITION_SCALE), 0,
                    [w * POSITION_SCALE - 1, h * POSITION_SCALE - 1]) / POSITION_SCALE
     return FeatureSet(w, h, kept.astype(np.float32),
-                      np.ascontiguousarray(desc[order], dtype=np.uint8), anchor_hashes(pixels))
+                      np.ascontiguousarray(desc[order], dtype=np.uint8),
+                      anchor_hashes(pixels) if anchors else ())
 
 
 def anchor_hashes(pixels: Pixels) -> tuple[str, ...]:
@@ -210,7 +212,7 @@ def anchor_hashes(pixels: Pixels) -> tuple[str, ...]:
     return tuple(hx for _, hx, _ in found) if len(found) == len(ANCHOR_WINDOWS) else ()
 
 
-def packed_features(pixels: Pixels) -> str | None:
+def packed_features(pixels: Pixels, anchors: bool = True) -> str | None:
     """``compute_features`` packed for the store and feeds (None: no features)."""
-    found = compute_features(pixels)
+    found = compute_features(pixels, anchors)
     return None if found is None else found.pack()

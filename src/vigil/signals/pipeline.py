@@ -183,7 +183,7 @@ def _image(content: Content, name: str, options: HashOptions, result: FileSignal
     if (options.variants != "off" or options.crop_ladder) and pdq.pixels is not None:
         result.pdq_derived = _derived(pdq.pixels, options)
     if (options.variants == "features" or options.crop_ladder) and pdq.pixels is not None:
-        result.pdq_features = features.packed_features(pdq.pixels)
+        result.pdq_features = features.packed_features(pdq.pixels, options.crop_ladder)
     if options.thumbnails and pdq.pixels is not None:
         result.thumbnail = thumbnail_of_pixels(pdq.pixels, pdq.info.exif_orientation)
 
