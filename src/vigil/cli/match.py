@@ -97,7 +97,7 @@ def match(
         "ladder; ~2x), all, features (all, plus a second stage for rotations of a few "
         "degrees and crops of 15-20% a side: local features of each picture confirm "
         "candidates within a wide PDQ radius, against banks with a crop ladder; "
-        "see docs/crops.md for its cost), or off.")] = "off",
+        "~4x the hashing cost, about twice all's, docs/crops.md), or off.")] = "off",
     as_json: Annotated[bool, typer.Option("--json", help="One JSON object per item.")] = False,
     as_csv: Annotated[bool, typer.Option("--csv", help="One CSV row per match.")] = False,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress display.")] = False,

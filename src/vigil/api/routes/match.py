@@ -178,8 +178,8 @@ async def match_file(
             description="also match edited copies: borders (framed, letter-boxed), crops "
             "(cropped, captioned; against banks with a crop ladder), all, features (all, "
             "plus a second stage for rotated and heavily cropped copies: candidates within "
-            "a wide PDQ radius confirmed by the picture's local features; costs more "
-            "hashing time, see docs/crops.md), or off")] = "off",
+            "a wide PDQ radius confirmed by the picture's local features; about twice "
+            "the hashing time of all, see docs/crops.md), or off")] = "off",
         ) -> FileMatchResponse:
     wanted = await run_in_threadpool(_wanted, request, caller, banks)
     data = await read_upload(request, request.app.state.node.settings.max_upload_bytes)
