@@ -91,7 +91,8 @@ def main() -> None:
     ap.add_argument("--threshold", type=int, default=31)
     ap.add_argument("--variants", action="store_true", help="issue 22's tables (see above)")
     ap.add_argument("--cost-files", type=int, default=40)
-    ap.add_argument("--parts", default="recall,cost,scan", help="with --variants")
+    ap.add_argument("--parts", default="recall,radius,candidates,cost,scan",
+                    help="with --variants (see bench/robustness_variants.py)")
     args = ap.parse_args()
     if args.variants:
         from bench.robustness_variants import run

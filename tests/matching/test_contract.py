@@ -35,6 +35,7 @@ from vigil.api.runtime.state import NodeState
 from vigil.banks import Banks, EntryReader, StoredEntry
 from vigil.banks.derived import derived_id, split_derived_id
 from vigil.banks.entry import EntryRecord, Labels
+from vigil.banks.featured import FEATURES_KEY, anchor_id
 from vigil.banks.indexes import BankIndexes
 from vigil.cli._app import open_matcher
 from vigil.demo.synthetic import synthetic_video
@@ -223,6 +224,12 @@ def test_every_implementation_is_its_protocol(engine: Engine, tmp_path: Path) ->
 
     assert not isinstance(NoDerived(), SignalIndex)
 
+    class NoFeatured(NoDerived):  # what the index was before the second stage
+        def search_pdq_derived(self, codes: Codes, radius: int) -> SearchResult:
+            return SearchResult.empty(len(codes))
+
+    assert not isinstance(NoFeatured(), SignalIndex)
+
 
 # ---- EntrySource ----------------------------------------------------------------------
 
@@ -404,6 +411,45 @@ def test_search_pdq_derived_finds_the_ladders_of_ladder_banks_only(
     banks.apply("ladder", [EntryRecord("pdq", codes[0], op="remove")])
     sync()
     res = idx.search_pdq_derived(codes_from_hex(queries[:2]), RADIUS)
+    assert res.count(0) == res.count(1) == 0
+
+
+def test_search_pdq_featured_finds_the_anchors_of_pictures_with_features(
+        contents: Contents, index: Synced) -> None:
+    """Anchor codes (``vigil.banks.featured``) of a ladder bank's entries that keep local
+    features are searched at any radius, with ids packing the entry and the anchor; an
+    entry without features, a flat one, or one in a bank without a ladder contributes
+    none; a removal takes every anchor out."""
+    from vigil.signals.features import FeatureSet
+
+    idx, sync = index
+    banks = Banks(contents.engine)
+    banks.create("featured", SG_AGENCY, crop_ladder=True)
+    rng = np.random.default_rng(23)
+    codes = hex_from_codes(rng.integers(0, 256, (7, 32), dtype=np.uint8))
+    feats = FeatureSet(64, 48, np.zeros((20, 2), np.float32),
+                       rng.integers(0, 256, (20, 32), dtype=np.uint8)).pack()
+    ladder = [["centre-0.1", codes[1], 80], ["centre-0.05", codes[2], 80]]
+    banks.apply("featured", [
+        EntryRecord("pdq", codes[0], quality=90,
+                    extra={FEATURES_KEY: feats, "pdq_derived": ladder}),
+        EntryRecord("pdq", codes[3], quality=90),  # no features
+        EntryRecord("pdq", codes[4], quality=30, extra={FEATURES_KEY: feats})])  # flat
+    banks.apply(SG, [EntryRecord("pdq", codes[5], quality=90, extra={FEATURES_KEY: feats})])
+    sync()
+    with Session(contents.engine) as s:
+        eid = s.scalar(select(Entry.id).where(Entry.value == codes[0]))
+    assert eid is not None
+    queries = [_flip(codes[0], 60, 1), _flip(codes[1], 61, 2), codes[2], codes[3], codes[4],
+               codes[5]]
+    res = idx.search_pdq_featured(codes_from_hex(queries), 61)
+    truth = [[(anchor_id(eid, "original"), 60)], [(anchor_id(eid, "centre-0.1"), 61)],
+             [], [], [], []]
+    # (random codes lie ~128 bits apart: no other anchor comes within 61 bits)
+    assert [res.matches(k) for k in range(len(queries))] == truth
+    banks.apply("featured", [EntryRecord("pdq", codes[0], op="remove")])
+    sync()
+    res = idx.search_pdq_featured(codes_from_hex(queries[:2]), 61)
     assert res.count(0) == res.count(1) == 0
 
 

@@ -17,6 +17,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from vigil.banks.entry import EntryRecord, Labels
+from vigil.banks.featured import FEATURES_KEY
 from vigil.banks.model import (
     ApplyResult,
     BankError,
@@ -245,7 +246,13 @@ class Banks:
             series = s.scalar(select(func.count(func.distinct(Entry.series))).where(*live)) or 0
             removed = s.scalar(select(func.count()).select_from(Entry).where(
                 Entry.bank_id == bank.id, Entry.removed.is_(True))) or 0
-            return BankStats(self._info(s, bank), by_type, by_cat, by_victim, series, removed)
+            featured = 0
+            if bank.crop_ladder:  # only such banks keep features: others need no JSON scan
+                featured = s.scalar(select(func.count()).select_from(Entry).where(
+                    *live, Entry.signal_type == "pdq",
+                    Entry.extra[FEATURES_KEY].as_string().is_not(None))) or 0
+            return BankStats(self._info(s, bank), by_type, by_cat, by_victim, series, removed,
+                             featured)
 
     # ---- writes --------------------------------------------------------------------------
 

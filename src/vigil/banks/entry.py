@@ -18,6 +18,7 @@ import re
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
+from vigil.banks.featured import FEATURES_KEY, check_features_extra
 from vigil.banks.text import (
     NOTE_MAX,
     OPAQUE_VALUE_MAX,
@@ -139,6 +140,8 @@ class EntryRecord:
             raise ValueError(f"quality must be 0..100, got {self.quality}")
         if self.op not in ("add", "remove"):
             raise ValueError(f"op must be add or remove, got {self.op!r}")
+        if FEATURES_KEY in self.extra:
+            check_features_extra(self.signal_type, self.extra)
         if self.source_id is not None:
             object.__setattr__(self, "source_id",
                                label(self.source_id, "source_id", SOURCE_ID_MAX)

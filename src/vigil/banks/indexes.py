@@ -9,9 +9,11 @@ at once, without a rebuild. A new generation is written when the replayed tail g
 large, so the replay stays short. ``rebuild()`` recreates everything from the store.
 
 Layout under ``folder``: ``CURRENT`` (JSON: generation, checkpoint, store fingerprint) and
-``gen-NNNNNN/{pdq,pdq_derived,md5,sha1,sha256}/`` as written by ``vigil.index``.
-``pdq_derived`` holds the derived codes of banks with a crop ladder (``vigil.banks.derived``;
-ids pack the entry id and the window).
+``gen-NNNNNN/{pdq,pdq_derived,pdq_featured,md5,sha1,sha256}/`` as written by
+``vigil.index``. ``pdq_derived`` holds the derived codes of banks with a crop ladder
+(``vigil.banks.derived``; ids pack the entry id and the window); ``pdq_featured`` the anchor
+codes of their pictures that have local features, for the second stage
+(``vigil.banks.featured``; ids pack the entry id and the anchor).
 
 The tail is read by change id, which is safe because writers commit change ids in order
 (``Banks.apply`` takes a PostgreSQL advisory lock; SQLite has one writer at a time). Generations are
@@ -38,6 +40,7 @@ from sqlalchemy import Engine, case, func, select
 from sqlalchemy.orm import Session
 
 from vigil.banks.derived import all_derived_ids, stored_codes
+from vigil.banks.featured import all_anchor_ids, anchor_codes
 from vigil.index import (
     DIGEST_SIZES,
     ExactIndex,
@@ -92,6 +95,7 @@ class BankIndexes:
         self.generation_checkpoint = 0
         self.pdq = HammingIndex()
         self.derived = HammingIndex()
+        self.featured = HammingIndex(strategy="scan")  # searched at a wide radius
         self.exact = {t: ExactIndex(n) for t, n in EXACT_SIZES.items()}
         self._video: VideoIndex | None = None
         #: told the ids of the entries each replayed change touched (None: possibly all,
@@ -126,6 +130,7 @@ class BankIndexes:
         try:
             self.pdq = HammingIndex.load(gen / "pdq")
             self.derived = HammingIndex.load(gen / "pdq_derived")
+            self.featured = HammingIndex.load(gen / "pdq_featured")
             self.exact = {t: ExactIndex.load(gen / t) for t in EXACT_SIZES}
         except (OSError, ValueError, KeyError):
             return False  # damaged or from an older format: rebuild from the store
@@ -155,6 +160,7 @@ class BankIndexes:
         tmp.mkdir()
         self.pdq.save(tmp / "pdq")
         self.derived.save(tmp / "pdq_derived")
+        self.featured.save(tmp / "pdq_featured")
         for t, idx in self.exact.items():
             idx.save(tmp / t)
         final = self.folder / name
@@ -197,14 +203,18 @@ class BankIndexes:
                     if idx.pending():
                         idx.compact()
             self.derived = HammingIndex()
-            q = (select(Entry.id, Entry.extra).join(Bank, Bank.id == Entry.bank_id)
-                 .where(Bank.crop_ladder.is_(True), Entry.signal_type == "pdq",
-                        Entry.removed.is_(False))
-                 .execution_options(yield_per=_CHUNK))
-            for rows in s.execute(q).partitions(_CHUNK):
-                self._add_derived([(r[0], r[1]) for r in rows])
-            if self.derived.pending():
-                self.derived.compact()
+            self.featured = HammingIndex(strategy="scan")  # searched at a wide radius
+            ladder_q = (select(Entry.id, Entry.extra, Entry.value, Entry.quality)
+                        .join(Bank, Bank.id == Entry.bank_id)
+                        .where(Bank.crop_ladder.is_(True), Entry.signal_type == "pdq",
+                               Entry.removed.is_(False))
+                        .execution_options(yield_per=_CHUNK))
+            for part in s.execute(ladder_q).partitions(_CHUNK):
+                self._add_derived([(r[0], r[1]) for r in part])
+                self._add_featured([(r[0], r[2], r[3], r[1]) for r in part])
+            for idx in (self.derived, self.featured):
+                if idx.pending():
+                    idx.compact()
         self.checkpoint = checkpoint
         self.save()
 
@@ -214,19 +224,26 @@ class BankIndexes:
             self.derived.add(codes_from_hex([h for _, h in found]),
                              np.array([i for i, _ in found], dtype=np.int64))
 
+    def _add_featured(self, entries: Sequence[tuple[int, str, int | None, Any]]) -> None:
+        found = [c for eid, value, quality, extra in entries
+                 for c in anchor_codes(eid, value, quality, extra)]
+        if found:
+            self.featured.add(codes_from_hex([h for _, h in found]),
+                              np.array([i for i, _ in found], dtype=np.int64))
+
     def _index(self, signal_type: str) -> HammingIndex | ExactIndex:
         return self.pdq if signal_type == "pdq" else self.exact[signal_type]
 
     def _tail(self, s: Session) -> Iterator[Sequence[tuple[int, str, int, str, str, bool,
-                                                            Any, bool]]]:
+                                                            Any, bool, int | None]]]:
         """The changes after the checkpoint to indexed types, in id order, in chunks: (change
-        id, op, entry id, and the entry as it is now: type, value, removed, extra, and
-        whether its bank keeps a crop ladder)."""
+        id, op, entry id, and the entry as it is now: type, value, removed, extra, whether
+        its bank keeps a crop ladder, and its quality)."""
         # an entry's extra is read only where a ladder may be in it (a bulk import's tail
         # of a million entries would otherwise carry every entry's JSON for nothing)
         ladder_extra = case((Bank.crop_ladder.is_(True), Entry.extra), else_=None)
         q = (select(Change.id, Change.op, Change.entry_id, Entry.signal_type, Entry.value,
-                    Entry.removed, ladder_extra, Bank.crop_ladder)
+                    Entry.removed, ladder_extra, Bank.crop_ladder, Entry.quality)
              .join(Entry, Entry.id == Change.entry_id)
              .join(Bank, Bank.id == Entry.bank_id)
              .where(Change.id > self.checkpoint, Change.signal_type.in_(INDEXED_TYPES))
@@ -247,7 +264,8 @@ class BankIndexes:
         """
         with Session(self.engine) as s:
             top = s.scalar(select(func.max(Change.id))) or 0
-        size = len(self.pdq) + len(self.derived) + sum(len(x) for x in self.exact.values())
+        size = (len(self.pdq) + len(self.derived) + len(self.featured)
+                + sum(len(x) for x in self.exact.values()))
         if top - self.checkpoint > max(REBUILD_AFTER, size):
             before = self.checkpoint
             self._video = None
@@ -272,13 +290,15 @@ class BankIndexes:
                 touched: dict[str, dict[int, tuple[str, bool]]] = {t: {} for t in INDEXED_TYPES}
                 ladders: dict[int, Any] = {}
                 rederived: set[int] = set()
-                for _cid, op, entry_id, t, value, removed, extra, ladder in part:
+                featured: dict[int, tuple[str, int | None, Any]] = {}
+                for _cid, op, entry_id, t, value, removed, extra, ladder, quality in part:
                     if op != "update":
                         touched[t][entry_id] = (value, removed)
                     elif t == "pdq" and ladder:
                         rederived.add(entry_id)
                     if t == "pdq" and ladder and not removed:
                         ladders[entry_id] = extra
+                        featured[entry_id] = (value, quality, extra)
                 if self.on_touched is not None:
                     self.on_touched([row[2] for row in part])
                 for t, items in touched.items():
@@ -294,6 +314,9 @@ class BankIndexes:
                 if rederived and len(self.derived):
                     self.derived.remove(np.array(all_derived_ids(rederived), dtype=np.int64))
                 self._add_derived(list(ladders.items()))
+                if rederived and len(self.featured):
+                    self.featured.remove(np.array(all_anchor_ids(rederived), dtype=np.int64))
+                self._add_featured([(e, v, q, x) for e, (v, q, x) in featured.items()])
                 applied += len(part)
             self.checkpoint = max(self.checkpoint, top)
         if self.checkpoint - self.generation_checkpoint >= SAVE_AFTER or (
@@ -312,6 +335,11 @@ class BankIndexes:
     def search_pdq_derived(self, codes: Codes, radius: int) -> SearchResult:
         """Every live banked derived code within ``radius`` bits (ids: derived ids)."""
         return self.derived.search(codes, radius)
+
+    def search_pdq_featured(self, codes: Codes, radius: int) -> SearchResult:
+        """Every live anchor code of a banked picture with features within ``radius`` bits
+        (ids: anchor ids; ``vigil.banks.featured``)."""
+        return self.featured.search(codes, radius)
 
     def lookup(self, signal_type: str, values: list[str]) -> SearchResult:
         """Live entries holding each exact digest (``EXACT_SIZES`` types)."""

@@ -54,6 +54,8 @@ class BankStats:
     by_victim_status: dict[str, int]
     series: int
     removed: int
+    #: live PDQ entries that keep local features for the second stage (crop-ladder banks)
+    with_features: int = 0
 
 
 @dataclass(slots=True)

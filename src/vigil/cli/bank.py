@@ -92,7 +92,8 @@ def create(
     crop_ladder: Annotated[bool, typer.Option(
         "--crop-ladder", help="Keep derived PDQ codes of each banked picture (its content "
         "inside any border, and ~38 sub-windows) so cropped, framed and captioned copies "
-        "match with `vigil match --variants`. About 40x the PDQ codes per picture.")]
+        "match with `vigil match --variants`. About 40x the PDQ codes per picture; "
+        "also local features of each picture (under 8 KiB) for `--variants features`.")]
     = False,
 ) -> None:
     """Create an empty bank owned by an agency.
@@ -152,6 +153,7 @@ def show(name: Annotated[str, typer.Argument(help="Bank name.")],
                                "series": st.series, "by_signal_type": st.by_signal_type,
                                "by_category": st.by_category,
                                "by_victim_status": st.by_victim_status,
+                               "with_features": st.with_features,
                                "mirror": mirror}, indent=2))
         return
     typer.echo(f"bank '{shown(i.name)}' — agency {shown(i.agency)}; "
@@ -171,6 +173,8 @@ def show(name: Annotated[str, typer.Argument(help="Bank name.")],
         if counts:
             body = ", ".join(f"{shown(k)} {v:,}" for k, v in sorted(counts.items()))
             typer.echo(f"  {title}: {body}")
+    if st.with_features:
+        typer.echo(f"  local features (second stage): {st.with_features:,} pictures")
 
 
 class _CountingReader:

@@ -40,7 +40,8 @@ def _match_json(m: Match, signals: list[str], notes: dict[str, dict[str, Any]],
             "category": ({"scheme": lab.category[0], "value": lab.category[1]}
                          if lab.category else None),
             "series": lab.series, "victim_status": lab.victim_status, "tags": list(lab.tags),
-            "note": lab.note, "video": video_detail(m.video) if m.video else None}
+            "note": lab.note, "video": video_detail(m.video) if m.video else None,
+            **({"inliers": m.inliers} if m.inliers is not None else {})}
 
 
 def _self_leads(banks: Any, outcomes: list[Any]) -> None:
@@ -93,7 +94,10 @@ def match(
     variants: Annotated[str, typer.Option(
         "--variants", help="Also match edited copies: borders (framed, letter-boxed; "
         "~1.1x the hashing cost), crops (cropped, captioned, against banks with a crop "
-        "ladder; ~2x), all, or off.")] = "off",
+        "ladder; ~2x), all, features (all, plus a second stage for rotations of a few "
+        "degrees and crops of 15-20% a side: local features of each picture confirm "
+        "candidates within a wide PDQ radius, against banks with a crop ladder; "
+        "~4x the hashing cost, about twice all's, docs/crops.md), or off.")] = "off",
     as_json: Annotated[bool, typer.Option("--json", help="One JSON object per item.")] = False,
     as_csv: Annotated[bool, typer.Option("--csv", help="One CSV row per match.")] = False,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress display.")] = False,
@@ -111,6 +115,7 @@ def match(
 
       vigil match /evidence/extracted --dihedral
       vigil match /evidence/extracted --variants all
+      vigil match /evidence/extracted --variants features
       vigil match evidence.zip --json
       vigil match --hash pdq:f8f8f0cee0f4a84f06370a22038f63f0b36e2ed596621e1d33e6b39c4e9c9b22
       vigil match photos/ --bank sg-known --json > matches.jsonl
@@ -167,6 +172,8 @@ def match(
                 lab = m.entry.labels
                 grade = f"{lab.category[0]}:{lab.category[1]}" if lab.category else "uncategorised"
                 via = "+".join(signals) + ("" if m.variant == "original" else f" ({m.variant})")
+                if m.inliers is not None:
+                    via += f", {m.inliers} keypoints agree"
                 if m.video is not None:
                     via += f" — {describe_video(m.video)}"
                 typer.echo(f"{shown(name)}: MATCH bank {shown(m.entry.bank)} "

@@ -30,8 +30,10 @@ def scan(
         "--dihedral", help="Also match rotated and mirrored copies.")] = False,
     variants: Annotated[str, typer.Option(
         "--variants", help="Also match edited copies: borders (framed, letter-boxed), "
-        "crops (cropped, captioned; against banks with a crop ladder), all, or off. "
-        "Costs hashing time: see docs/crops.md.")] = "off",
+        "crops (cropped, captioned; against banks with a crop ladder), all, features "
+        "(all, plus a second stage for rotated and heavily cropped copies, confirmed by "
+        "local features; about twice all's hashing time), or off. Costs hashing time: "
+        "see docs/crops.md.")] = "off",
     thumbnails: Annotated[str, typer.Option(
         help="Report thumbnails: blurred (greyscale, default), clear, or none.")] = "blurred",
     jobs: Annotated[int, typer.Option("--jobs", "-j", min=0,

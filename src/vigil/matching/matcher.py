@@ -11,6 +11,9 @@ the bank and the entry with its labels. Policy in one place:
 * with ``variants`` (off, borders, crops, all) a PDQ's derived codes are searched too,
   and its code among the banks' derived codes, in the pairs ``vigil.matching.variants``
   allows; the lead names both sides (``original/centre-0.05``);
+* with ``variants="features"`` also the second stage (``vigil.matching.second``): banked
+  pictures within a wide PDQ radius, confirmed by local features; the lead's variant is
+  ``features``, with the PDQ distance and the inlier count;
 * PDQ queries below ``min_quality`` (default 50) are not searched: hashes of flat images
   collide with each other, and the caller is told (``Outcome.skipped``);
 * videos (vPDQ) match by the share of frames within 31 bits, as Meta's vpdq does (frames
@@ -22,11 +25,14 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable
 
+from vigil.banks.derived import MIN_VARIANT_QUALITY
 from vigil.banks.model import StoredEntry
 from vigil.index import codes_from_hex
 from vigil.index.video import VideoMatch
 from vigil.matching.protocols import EXACT_TYPES, BankDirectory, EntrySource, SignalIndex
 from vigil.matching.query import DEFAULT_MIN_QUALITY, DEFAULT_THRESHOLD, Match, Outcome, Query
+from vigil.matching.second import VARIANT as SECOND_STAGE
+from vigil.matching.second import FeatureQuery, second_stage
 from vigil.matching.variants import (
     VARIANT_OPTIONS,
     VariantOption,
@@ -34,6 +40,8 @@ from vigil.matching.variants import (
     query_codes,
     split_derived_id,
 )
+from vigil.signals.features import FeatureFormatError, unpack
+from vigil.signals.turns import TURN_NAMES
 from vigil.signals.vpdq import VpdqFrame
 
 
@@ -71,6 +79,7 @@ class Matcher:
         derived_rows: list[tuple[int, str, str]] = []  # item, query code, hex
         exact: dict[str, list[tuple[int, str]]] = {}
         videos: list[tuple[int, tuple[VpdqFrame, ...]]] = []
+        featured: list[FeatureQuery] = []  # the second stage's query pictures
         opaque: dict[str, list[tuple[int, str]]] = {}
         for i, queries in enumerate(items):
             for q in queries:
@@ -86,6 +95,10 @@ class Matcher:
                                                                  min_quality)]
                         pdq_rows += own
                         derived_rows += [(i, "original", q.value), *own]
+                    if variants == "features":
+                        fq = self._feature_query(i, q, min_quality, outcomes[i])
+                        if fq is not None:
+                            featured.append(fq)
                 elif q.signal_type == "vpdq":
                     if q.frames:
                         videos.append((i, q.frames))
@@ -128,6 +141,10 @@ class Matcher:
             m = Match(e, t, d, variant, video_hits.get((i, eid)) if t == "vpdq" else None)
             if (i, eid) not in best or d < best[(i, eid)].distance:
                 best[(i, eid)] = m
+        for c in second_stage(self.index, self.entries, featured, set(best), wanted,
+                              directory):
+            best[(c.item, c.entry.id)] = Match(c.entry, "pdq", c.distance, SECOND_STAGE,
+                                               inliers=c.confirmation.inliers)
         for t, rows in opaque.items():
             values = sorted({v for _, v in rows})
             by_value: dict[str, list[StoredEntry]] = {}
@@ -143,3 +160,25 @@ class Matcher:
             o.matches.sort(key=lambda m: (m.distance, m.signal_type != "sha256", m.entry.bank,
                                           m.entry.id))
         return outcomes
+
+    @staticmethod
+    def _feature_query(i: int, q: Query, min_quality: int, outcome: Outcome,
+                       ) -> FeatureQuery | None:
+        """The second stage's query for a PDQ query with features that is not flat: its
+        features, and the codes its candidates are searched by (its own, its trimmed
+        content's, its turned-back centres')."""
+        if q.features is None or q.quality is None:
+            return None
+        if q.quality < max(min_quality, MIN_VARIANT_QUALITY):
+            outcome.skipped.append(f"features not used: quality {q.quality} < "
+                                   f"{max(min_quality, MIN_VARIANT_QUALITY)}")
+            return None
+        try:
+            feats = unpack(q.features)
+        except FeatureFormatError as exc:
+            outcome.skipped.append(f"features not used: {exc}")
+            return None
+        floor = max(min_quality, MIN_VARIANT_QUALITY)
+        codes = (q.value, *(hx for name, hx, quality in q.derived
+                            if (name == "trimmed" or name in TURN_NAMES) and quality >= floor))
+        return FeatureQuery(i, codes, feats)

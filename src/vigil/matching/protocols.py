@@ -64,6 +64,12 @@ class SignalIndex(Protocol):
         bits of each query code; hit ids are derived ids (entry id and window)."""
         ...
 
+    def search_pdq_featured(self, codes: Codes, radius: int) -> SearchResult:
+        """Every anchor code of a banked picture with local features
+        (``vigil.banks.featured``) within ``radius`` bits of each query code; hit ids are
+        anchor ids (entry id and anchor)."""
+        ...
+
     def lookup(self, signal_type: str, values: list[str]) -> SearchResult:
         """Exact digests (``EXACT_TYPES``) by value."""
         ...

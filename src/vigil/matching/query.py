@@ -33,6 +33,9 @@ class Query:
     #: PDQ derived codes (``vigil.signals.crops``) as (window name, hex, quality); which
     #: are searched is the matcher's ``variants`` option (``vigil.matching.variants``)
     derived: tuple[tuple[str, str, int], ...] = ()
+    #: PDQ only: the picture's packed local features (``vigil.signals.features``), used by
+    #: the second stage (``variants="features"``)
+    features: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -47,6 +50,9 @@ class Match:
     variant: str = "original"
     #: for a vPDQ match: both percentages and the matched time ranges in both videos
     video: VideoMatch | None = None
+    #: for a second-stage lead (variant ``features``): keypoints that agree on one
+    #: transform (``vigil.matching.confirm``)
+    inliers: int | None = None
 
 
 @dataclass(slots=True)
@@ -83,7 +89,7 @@ def queries_of(signals: FileSignals, dihedral: bool = False) -> list[Query]:
                                                          signals.pdq_dihedral[1:], strict=True))
         derived = tuple((n, h.hex, h.quality) for n, h in signals.pdq_derived or ())
         out.append(Query("pdq", signals.pdq.hex, signals.pdq.quality, variants,
-                         derived=derived))
+                         derived=derived, features=signals.pdq_features))
     if signals.vpdq:
         out.append(Query("vpdq", vpdq_digest(signals.vpdq), frames=tuple(signals.vpdq)))
     return out

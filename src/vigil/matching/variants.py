@@ -9,7 +9,10 @@ The ``variants`` option adds derived codes (``vigil.signals.crops``):
   lost part of the picture), and the query's band-less windows among banked pictures and
   among the *same* ladder windows (``no-bottom-0.2`` meets ``bottom-0.2``: a caption
   band of up to 20% over the bottom is cut from both sides alike);
-* ``all``: both.
+* ``all``: both;
+* ``features``: ``all``, and the second stage (``vigil.matching.second``): candidates within
+  a wide PDQ radius confirmed by local features, for rotations of a few degrees and heavier
+  crops.
 
 Derived codes meet only the pairs above, never a window against an arbitrary other
 window: every extra pair is one more chance for two different pictures to collide, so
@@ -32,7 +35,7 @@ from vigil.banks.derived import (
     split_derived_id,
 )
 from vigil.signals.crops import QUERY_WINDOWS
-from vigil.signals.options import VARIANT_OPTIONS, VariantOption
+from vigil.signals.options import BORDER_OPTIONS, CROP_OPTIONS, VARIANT_OPTIONS, VariantOption
 
 __all__ = ["DERIVED_WINDOWS", "VARIANT_OPTIONS", "VariantOption", "derived_id",
            "pair_allowed", "query_codes", "split_derived_id", "variant_option"]
@@ -42,7 +45,7 @@ _QUERY_WINDOWS = frozenset(w.name for w in QUERY_WINDOWS)
 
 def variant_option(text: str) -> VariantOption:
     """A ``--variants`` value checked and typed (``ValueError`` naming the choices)."""
-    for option in ("off", "borders", "crops", "all"):
+    for option in ("off", "borders", "crops", "all", "features"):
         if text == option:
             return option
     raise ValueError(f"variants must be one of {', '.join(VARIANT_OPTIONS)}, not {text!r}")
@@ -56,8 +59,8 @@ def query_codes(derived: Iterable[tuple[str, str, int]], option: VariantOption,
     for name, hx, q in derived:
         if q < floor:
             continue
-        if (name == "trimmed" and option in ("borders", "all")) or (
-                name in _QUERY_WINDOWS and option in ("crops", "all")):
+        if (name == "trimmed" and option in BORDER_OPTIONS) or (
+                name in _QUERY_WINDOWS and option in CROP_OPTIONS):
             out.append((name, hx))
     return out
 
@@ -67,8 +70,8 @@ def pair_allowed(query_variant: str, bank_window: str, option: VariantOption) ->
     banked derived code (``trimmed``, ``centre-0.05``...) under ``option``."""
     if option == "off":
         return False
-    borders = option in ("borders", "all")
-    crops = option in ("crops", "all")
+    borders = option in BORDER_OPTIONS
+    crops = option in CROP_OPTIONS
     if query_variant == "original":
         return (bank_window == "trimmed" and borders) or (bank_window != "trimmed" and crops)
     if query_variant == "trimmed":

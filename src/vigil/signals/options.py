@@ -15,9 +15,13 @@ from vigil.signals.pdq import Mode
 MAX_IN_MEMORY = 64 * 1024 * 1024
 
 #: query-side derived codes: none, the trimmed content, band-less windows, or both
-#: (``vigil.signals.crops``; what each option costs is in the README)
-VariantOption = Literal["off", "borders", "crops", "all"]
-VARIANT_OPTIONS: tuple[str, ...] = ("off", "borders", "crops", "all")
+#: (``vigil.signals.crops``); ``features`` is ``all`` and the second stage's local features
+#: (``vigil.signals.features``). What each option costs is in docs/crops.md.
+VariantOption = Literal["off", "borders", "crops", "all", "features"]
+VARIANT_OPTIONS: tuple[str, ...] = ("off", "borders", "crops", "all", "features")
+#: the options that search trimmed content, and those that search crops and bands
+BORDER_OPTIONS: tuple[str, ...] = ("borders", "all", "features")
+CROP_OPTIONS: tuple[str, ...] = ("crops", "all", "features")
 
 
 @dataclass(frozen=True, slots=True)
@@ -29,8 +33,9 @@ class HashOptions:
     within ``video_time_limit``; ``exif`` adds the victim-identification EXIF fields and
     the capture device; ``thumbnails`` adds a small greyscale JPEG; ``limits`` bound what
     is read from archives. ``variants`` adds the query-side derived codes (trimmed content,
-    band-less windows); ``crop_ladder`` the bank side's (trimmed content and its ladder of
-    sub-windows), all from the same decode (``vigil.signals.crops``).
+    band-less windows; with ``features`` also local features); ``crop_ladder`` the bank
+    side's (trimmed content, its ladder of sub-windows and local features), all from the
+    same decode (``vigil.signals.crops``, ``vigil.signals.features``).
     """
 
     mode: Mode = "fast"

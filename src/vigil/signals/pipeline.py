@@ -8,11 +8,12 @@
 * ``hash_file(path, options)`` — a file on disk by its OS path (a convenience).
 
 The steps, the same for all: digests (MD5, SHA-1, SHA-256) of every byte; the kind from
-the content (never the name); an image's PDQ (and its variants), true size, EXIF summary
-and thumbnail from one decode; a video's vPDQ and a few keyframes from the frames vPDQ
-decodes (``vigil.signals.keyframes``: no second decode). Memory does not follow the
-file's size: files over ``HashOptions.max_in_memory`` are digested in chunks and decoded
-from the file (images bounded by ``max_pixels``, videos read by FFmpeg as it goes).
+the content (never the name); an image's PDQ (and its variants, derived codes and local
+features when asked), true size, EXIF summary and thumbnail from one decode; a video's
+vPDQ and a few keyframes from the frames vPDQ decodes (``vigil.signals.keyframes``: no
+second decode). Memory does not follow the file's size: files over
+``HashOptions.max_in_memory`` are digested in chunks and decoded from the file (images
+bounded by ``max_pixels``, videos read by FFmpeg as it goes).
 
 Nothing here raises for a bad file: the failure is ``FileSignals.error``, with whatever
 could still be computed, because one broken file must not stop a scan of a million.
@@ -27,7 +28,7 @@ from typing import IO
 
 from PIL import Image, UnidentifiedImageError
 
-from vigil.signals import crops, decode
+from vigil.signals import crops, decode, features, turns
 from vigil.signals.digests import Digests, digests_of_bytes, digests_of_stream
 from vigil.signals.errors import (
     CorruptImageError,
@@ -38,7 +39,7 @@ from vigil.signals.errors import (
 from vigil.signals.evidence import open_item, virtual_path
 from vigil.signals.exif import device_key, exif_summary
 from vigil.signals.keyframes import KEYFRAMES
-from vigil.signals.options import HashOptions
+from vigil.signals.options import BORDER_OPTIONS, CROP_OPTIONS, HashOptions
 from vigil.signals.pdq import PdqHash, pdq_of_image
 from vigil.signals.result import FileSignals
 from vigil.signals.sniff import sniff_kind
@@ -187,6 +188,8 @@ def _image(content: Content, name: str, options: HashOptions, result: FileSignal
     result.pdq, result.pdq_dihedral, result.image = pdq.hash, pdq.dihedral, pdq.info
     if (options.variants != "off" or options.crop_ladder) and pdq.pixels is not None:
         result.pdq_derived = _derived(pdq.pixels, options)
+    if (options.variants == "features" or options.crop_ladder) and pdq.pixels is not None:
+        result.pdq_features = features.packed_features(pdq.pixels, options.crop_ladder)
     if options.thumbnails and pdq.pixels is not None:
         result.thumbnail = thumbnail_of_pixels(pdq.pixels, pdq.info.exif_orientation)
 
@@ -197,9 +200,11 @@ def _derived(pixels: crops.Pixels, options: HashOptions) -> tuple[tuple[str, Pdq
         found = crops.derived_hashes(pixels, trim=True, windows=crops.LADDER)
     else:
         found = crops.derived_hashes(
-            pixels, trim=options.variants in ("borders", "all"),
-            windows=crops.QUERY_WINDOWS if options.variants in ("crops", "all") else (),
+            pixels, trim=options.variants in BORDER_OPTIONS,
+            windows=crops.QUERY_WINDOWS if options.variants in CROP_OPTIONS else (),
             of_trimmed=False)
+        if options.variants == "features":  # the second stage's candidates for rotations
+            found += turns.turned_hashes(pixels)
     return tuple((name, PdqHash(hx, q)) for name, hx, q in found)
 
 

@@ -45,6 +45,9 @@ class FileSignals:
     #: derived codes (``vigil.signals.crops``): (window name, hash), e.g. ("trimmed", …),
     #: ("centre-0.05", …) on the bank side, ("no-bottom-0.2", …) on the query side
     pdq_derived: tuple[tuple[str, PdqHash], ...] | None = None
+    #: local features for the second stage (``vigil.signals.features``), packed; sensitive
+    #: like a hash and left out of ``to_json``
+    pdq_features: str | None = None
     #: vPDQ frames of a video (None for anything else)
     vpdq: list[VpdqFrame] | None = None
     #: victim-identification EXIF fields (``exif`` option; see ``vigil.signals.exif``)

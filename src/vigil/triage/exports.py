@@ -149,7 +149,9 @@ def _match_dict(m: MatchRow) -> dict[str, Any]:
     return {"bank": m.bank, "agency": m.agency, "entry_id": m.entry_id,
             "signal_type": m.signal_type, "signals": m.signals, "variant": m.variant,
             "distance": m.distance, "category": _category(m), "series": m.series,
-            "victim_status": m.victim_status, "tags": m.tags, "video": m.detail}
+            "victim_status": m.victim_status, "tags": m.tags,
+            "video": m.detail if m.detail and "inliers" not in m.detail else None,
+            **({"inliers": m.detail["inliers"]} if m.detail and "inliers" in m.detail else {})}
 
 
 def matches_by_item(db: ScanDB) -> dict[str, list[MatchRow]]:

@@ -393,10 +393,12 @@ def _known(ctx: _Ctx, matches: list[MatchRow], total: int) -> str:
         cat = f"{m.category_scheme}:{m.category}" if m.category_scheme else "uncategorised"
         via = m.signal_type + (f" ({', '.join(m.signals)})" if m.signals != [m.signal_type]
                                else "")
-        if m.detail:  # a video: how much of each video matched, and where
-            d = m.detail
+        d = m.detail
+        if d and "query_pct" in d:  # a video: how much of each video matched, and where
             via += (f" — {d['query_pct']:.0f}% of this video, {d['compared_pct']:.0f}% of the "
                     f"bank video; {_ranges(d['query_ranges'])} ~ {_ranges(d['compared_ranges'])}")
+        elif d and "inliers" in d:  # the second stage: how many keypoints agree
+            via += f" — {int(d['inliers'])} keypoints agree"
         out.append(
             f'<tr><td data-v="{esc(m.sha256)}"><code title="{esc(m.sha256)}">'
             f"{esc(m.sha256[:16])}…</code></td>"

@@ -40,6 +40,8 @@ def scan_row(r: FileSignals) -> dict[str, Any]:
         row["pdq_dihedral"] = [h.hex for h in r.pdq_dihedral[1:]]
     if r.pdq_derived is not None:
         row["pdq_derived"] = [[n, h.hex, h.quality] for n, h in r.pdq_derived]
+    if r.pdq_features is not None:
+        row["pdq_features"] = r.pdq_features
     if r.vpdq is not None:
         row["vpdq"] = write_vpdq(r.vpdq)
     if r.exif:
@@ -63,6 +65,7 @@ def signals_of(item: ItemRow) -> FileSignals:
         if item.pdq_derived:
             out.pdq_derived = tuple((str(n), PdqHash(str(h), int(q)))
                                     for n, h, q in item.pdq_derived)
+        out.pdq_features = item.pdq_features
     if item.vpdq:
         out.vpdq = read_vpdq(io.StringIO(item.vpdq))
     return out

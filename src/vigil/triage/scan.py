@@ -238,7 +238,8 @@ def _leads(db: ScanDB, options: ScanOptions, matcher: Matcher, progress: Progres
                 yield MatchRow(it.sha256, m.entry.bank, m.entry.origin_agency, m.entry.id,
                                m.signal_type, sorted(signals), m.variant, m.distance,
                                cat[0], cat[1], lab.series, lab.victim_status, list(lab.tags),
-                               video_detail(m.video) if m.video else None)
+                               video_detail(m.video) if m.video
+                               else {"inliers": m.inliers} if m.inliers is not None else None)
         done += len(chunk)
         if progress:
             progress("matching", done, total)

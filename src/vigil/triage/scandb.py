@@ -62,7 +62,8 @@ CREATE TABLE IF NOT EXISTS files (
     error_code TEXT, error_message TEXT,
     seconds REAL,                       -- worker time spent on this file
     flags TEXT,                         -- JSON list: what the listing saw (embedded-archive, ...)
-    pdq_derived TEXT                    -- JSON list: [window, hex, quality] derived codes, if asked
+    pdq_derived TEXT,                   -- JSON list: [window, hex, quality] derived codes, if asked
+    pdq_features TEXT                   -- packed local features (--variants features), if asked
 );
 CREATE INDEX IF NOT EXISTS ix_files_status ON files(status);
 CREATE INDEX IF NOT EXISTS ix_files_sha256 ON files(sha256);
@@ -79,7 +80,8 @@ CREATE TABLE IF NOT EXISTS matches (
     distance INTEGER NOT NULL,
     category_scheme TEXT, category TEXT, series TEXT,
     victim_status TEXT NOT NULL, tags TEXT NOT NULL,
-    detail TEXT,                        -- JSON: video matches' percentages and time ranges
+    detail TEXT,                        -- JSON: video matches' percentages and time ranges,
+                                        -- or a second-stage lead's inliers
     UNIQUE (sha256, bank, entry_id)
 );
 CREATE TABLE IF NOT EXISTS groups (
@@ -107,14 +109,14 @@ CREATE TABLE IF NOT EXISTS keyframes (
 #: Columns added after schema version 1 first shipped: added in place when missing.
 _COLUMNS: dict[str, list[tuple[str, str]]] = {
     "files": [("pdq_dihedral", "TEXT"), ("vpdq", "TEXT"), ("flags", "TEXT"),
-              ("pdq_derived", "TEXT")],
+              ("pdq_derived", "TEXT"), ("pdq_features", "TEXT")],
     "matches": [("detail", "TEXT")],
 }
 
 FILE_COLUMNS = ("path", "container", "status", "size", "mtime", "kind", "format", "width",
                 "height", "md5", "sha1", "sha256", "pdq", "pdq_quality", "pdq_dihedral", "vpdq",
                 "exif", "device",
-                "error_code", "error_message", "seconds", "flags", "pdq_derived")
+                "error_code", "error_message", "seconds", "flags", "pdq_derived", "pdq_features")
 #: Columns the listing fills and hashing does not know: a result leaves them as they are.
 _LISTED = ("container", "mtime", "flags")
 
@@ -149,6 +151,8 @@ class FileRow:
     flags: list[str] = field(default_factory=list)
     #: derived PDQ codes ([window, hex, quality]) when the scan asked for variants
     pdq_derived: list[list[Any]] | None = None
+    #: packed local features (``vigil.signals.features``) when the scan asked for them
+    pdq_features: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -168,7 +172,8 @@ class MatchRow:
     series: str | None
     victim_status: str
     tags: list[str]
-    #: video matches: query_pct, compared_pct, query_ranges, compared_ranges (seconds)
+    #: video matches: query_pct, compared_pct, query_ranges, compared_ranges (seconds);
+    #: second-stage leads (variant ``features``): inliers
     detail: dict[str, Any] | None = None
 
 
@@ -191,6 +196,7 @@ class ItemRow:
     pdq_dihedral: list[str] | None = None
     vpdq: str | None = None
     pdq_derived: list[list[Any]] | None = None
+    pdq_features: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -585,7 +591,8 @@ class ScanDB:
     def _item(first: FileRow, paths: list[str]) -> ItemRow:
         return ItemRow(first.sha256 or "", paths, first.kind, first.format, first.size,
                        first.pdq, first.pdq_quality, first.exif, [], first.md5, first.sha1,
-                       first.device, first.pdq_dihedral, first.vpdq, first.pdq_derived)
+                       first.device, first.pdq_dihedral, first.vpdq, first.pdq_derived,
+                       first.pdq_features)
 
     _FIRST_UNKNOWN = ("FROM files WHERE id IN (SELECT min(id) FROM files WHERE status = 'done'"
                       " AND sha256 IS NOT NULL AND kind IN ('image', 'video') GROUP BY sha256)"

@@ -61,7 +61,7 @@ def _match_out(m: Match, signals: list[str], full: bool,
     lab = m.entry.labels
     cat = Category(scheme=lab.category[0], value=lab.category[1]) if lab.category else None
     out = MatchOut(bank=m.entry.bank, distance=int(m.distance), signal_type=m.signal_type,
-                   signals=signals, variant=m.variant, category=cat,
+                   signals=signals, variant=m.variant, category=cat, inliers=m.inliers,
                    video=VideoDetail.model_validate(video_detail(m.video)) if m.video else None)
     if full:
         out.entry_id, out.agency = m.entry.id, m.entry.origin_agency
@@ -176,7 +176,10 @@ async def match_file(
         banks: Annotated[list[BankName] | None, Query(max_length=1000)] = None,
         variants: Annotated[VariantOption, Query(
             description="also match edited copies: borders (framed, letter-boxed), crops "
-            "(cropped, captioned; against banks with a crop ladder), all, or off")] = "off",
+            "(cropped, captioned; against banks with a crop ladder), all, features (all, "
+            "plus a second stage for rotated and heavily cropped copies: candidates within "
+            "a wide PDQ radius confirmed by the picture's local features; about twice "
+            "the hashing time of all, see docs/crops.md), or off")] = "off",
         ) -> FileMatchResponse:
     wanted = await run_in_threadpool(_wanted, request, caller, banks)
     data = await read_upload(request, request.app.state.node.settings.max_upload_bytes)

@@ -112,6 +112,10 @@ class IndexService:
         with self.lock:
             return self.indexes.search_pdq_derived(codes, radius)
 
+    def search_pdq_featured(self, codes: Codes, radius: int) -> SearchResult:
+        with self.lock:
+            return self.indexes.search_pdq_featured(codes, radius)
+
     def lookup(self, signal_type: str, values: list[str]) -> SearchResult:
         with self.lock:
             return self.indexes.lookup(signal_type, values)

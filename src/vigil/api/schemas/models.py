@@ -155,7 +155,8 @@ class MatchRequest(Strict):
     variants: VariantOption = Field(
         "off", description="also match edited copies: borders (signals' `trimmed` codes, "
         "and banked pictures' trimmed content), crops (banks' crop ladders and the "
-        "signals' band-less codes), all, or off")
+        "signals' band-less codes), all, features (as all here: the second stage needs the "
+        "picture's local features, which only POST /v1/match/file computes), or off")
 
 
 class Category(BaseModel):
@@ -182,6 +183,8 @@ class MatchOut(BaseModel):
     signal_type: str
     signals: list[str]
     variant: str
+    #: a second-stage lead (variant ``features``): keypoints that agree on one transform
+    inliers: int | None = None
     category: Category | None = None
     entry_id: int | None = None
     agency: str | None = None
