@@ -61,6 +61,9 @@ def test_reindex_gives_the_banks_pictures_a_ladder(  # type: ignore[no-untyped-d
             "already, 1 pictures matched no entry, 1 too flat for a ladder") in " ".join(
                 out.split()), out
     assert Banks(engine).crop_ladder("known")
+    # the second stage's features come with the ladder, as `vigil bank add` keeps them
+    shown = json.loads(vigil("bank", "show", "known", "--json").output)
+    assert shown["with_features"] == 2
     [lead] = matched()
     assert lead["bank"] == "known" and "/" in lead["variant"]
     again = " ".join(vigil("bank", "reindex", "known", str(pics), "-q").output.split())

@@ -15,8 +15,9 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 from vigil.banks.bank import Banks
-from vigil.banks.derived import bank_codes
+from vigil.banks.derived import MIN_VARIANT_QUALITY, bank_codes
 from vigil.banks.entry import EntryRecord
+from vigil.banks.featured import FEATURES_KEY
 from vigil.banks.model import ApplyResult
 from vigil.banks.reader import EntryReader
 from vigil.banks.travel import travelling, without_derived
@@ -39,11 +40,13 @@ class ReindexResult:
 
 
 def attach_ladders(banks: Banks, name: str, files: Iterable[FileSignals]) -> ReindexResult:
-    """Attach each picture's derived codes to the entry of bank ``name`` holding its plain
-    PDQ; sets the bank's crop-ladder flag. Refuses a mirror (``ReadOnlyBankError``)."""
+    """Attach each picture's derived codes (and local features) to the entry of bank
+    ``name`` holding its plain PDQ; sets the bank's crop-ladder flag. Refuses a mirror
+    (``ReadOnlyBankError``)."""
     out = ReindexResult()
     ladders: dict[str, list[list[object]]] = {}
     laddered: list[str] = []  # the plain PDQ of each picture with a ladder
+    features: dict[str, str] = {}
     for r in files:
         if r.pdq is None:
             continue
@@ -52,6 +55,9 @@ def attach_ladders(banks: Banks, name: str, files: Iterable[FileSignals]) -> Rei
         if codes:
             ladders[r.pdq.hex] = [list(c) for c in codes]
             laddered.append(r.pdq.hex)
+            # the second stage's features, as ``vigil bank add`` keeps them
+            if r.pdq_features is not None and r.pdq.quality >= MIN_VARIANT_QUALITY:
+                features[r.pdq.hex] = r.pdq_features
         else:
             out.flat += 1
     banks.set_crop_ladder(name)
@@ -60,6 +66,8 @@ def attach_ladders(banks: Banks, name: str, files: Iterable[FileSignals]) -> Rei
     out.unmatched = sum(v not in held for v in laddered)
     records = [EntryRecord("pdq", e.value, e.labels, e.quality, "add", e.source_id,
                            {**without_derived(e.extra), **(travelling(e.extra) or {}),
-                            "pdq_derived": ladders[e.value]}) for e in found]
+                            "pdq_derived": ladders[e.value],
+                            **({FEATURES_KEY: features[e.value]} if e.value in features
+                               else {})}) for e in found]
     out.applied = banks.apply(name, records, source="vigil bank reindex")
     return out
