@@ -105,6 +105,10 @@ def test_a_cropped_copy_matches_at_the_peer_through_the_origins_ladder(
     assert leads(hk, cropped, "off") == []
     framed_leads = {m["bank"]: m["variant"] for m in leads(hk, framed, "all")}
     assert framed_leads.get(m_ladder) == "trimmed", framed_leads
+    # the second stage's features travelled too: a 4° rotation is confirmed at HK
+    rotated = _jpeg(photo.rotate(4, Image.Resampling.BICUBIC, expand=False))
+    turned = {m["bank"]: m["variant"] for m in leads(hk, rotated, "features")}
+    assert turned.get(m_ladder) == "features" and m_plain not in turned, turned
 
     # the index generations built on HK hold the mirror's derived codes
     folder = tmp_path / "hk-index"
