@@ -13,6 +13,7 @@ import pytest
 from sqlalchemy import Engine, select, update
 from sqlalchemy.orm import Session
 
+from tests.featuresets import feature_set
 from vigil.banks import BankError, Banks, EntryReader
 from vigil.banks.derived import derived_id
 from vigil.banks.entry import EntryRecord, Labels
@@ -79,9 +80,9 @@ def test_an_add_with_new_derived_data_is_an_update_and_the_index_follows(
     idx.sync()
     assert idx.search_pdq_derived(q, 0).count(1) == 1
     # features come and keep the codes; new codes keep the features
-    banks.apply("plain", [EntryRecord("pdq", CODES[0], extra={"pdq_features": "QUJD"})])
+    banks.apply("plain", [EntryRecord("pdq", CODES[0], extra={"pdq_features": feature_set(1)})])
     banks.apply("plain", [EntryRecord("pdq", CODES[0], extra=ladder(("trimmed", 3)))])
-    assert entry(engine, CODES[0])[1] == {"size": 5, "pdq_features": "QUJD",
+    assert entry(engine, CODES[0])[1] == {"size": 5, "pdq_features": feature_set(1),
                                           **ladder(("trimmed", 3))}
 
 
@@ -104,7 +105,7 @@ def test_a_mirror_record_is_the_entry_as_its_origin_holds_it(engine: Engine) -> 
      "md5 entry: only a pdq entry carries derived data"),
     (lambda: EntryRecord("pdq", CODES[0], extra={"pdq_derived": [["nowhere", CODES[1], 80]]}),
      "pdq_derived[0]: unknown window 'nowhere'"),
-    (lambda: EntryRecord("pdq", CODES[0], extra={"pdq_features": "a b"}), "not base64"),
+    (lambda: EntryRecord("pdq", CODES[0], extra={"pdq_features": "a b"}), "base64"),
 ])
 def test_the_door_checks_derived_data(rec: Any, says: str) -> None:
     with pytest.raises(ValueError, match=says.replace("[", r"\[").replace("]", r"\]")):
@@ -118,13 +119,13 @@ def test_the_feed_carries_valid_derived_data_and_leaves_out_what_would_be_refuse
     init_node(engine, tmp_path, "SG-SPF", "Singapore Police Force", "SG")
     banks = Banks(engine, user="t")
     banks.create("crops", "SG-SPF", crop_ladder=True)
-    good = {**ladder(("trimmed", 1), ("top-0.1", 2)), "pdq_features": "QUJD"}
+    good = {**ladder(("trimmed", 1), ("top-0.1", 2)), "pdq_features": feature_set(1)}
     banks.apply("crops", [EntryRecord("pdq", CODES[0], CAT, 90, extra=good),
                           EntryRecord("pdq", CODES[3], CAT, 90, extra={"size": 1}),
                           EntryRecord("pdq", CODES[4], CAT, 90, extra=ladder(("trimmed", 5)))])
     with Session(engine) as s, s.begin():  # as an older version could have stored it
         s.execute(update(Entry).where(Entry.value == CODES[4]).values(extra={
-            "pdq_derived": [["centre-0.9", CODES[5], 80]], "pdq_features": "QUJE"}))
+            "pdq_derived": [["centre-0.9", CODES[5], 80]], "pdq_features": feature_set(2)}))
     d = Descriptor("SG-SPF", "crops", ("category",), False)
     assert feeds.materialise(engine, signing_key(tmp_path), "crops", d, 10) == 3
     with Session(engine) as s:
@@ -132,5 +133,5 @@ def test_the_feed_carries_valid_derived_data_and_leaves_out_what_would_be_refuse
                                                    .order_by(FeedRecord.seq))]
     assert bodies[0]["derived"] == good
     assert "derived" not in bodies[1]
-    assert bodies[2]["derived"] == {"pdq_features": "QUJE"}  # the bad codes left out
+    assert bodies[2]["derived"] == {"pdq_features": feature_set(2)}  # the bad codes left out
     assert [e.extra for e in EntryReader(engine).find("pdq", [CODES[0]], ["crops"])] == [good]

@@ -11,6 +11,7 @@ from typing import Any
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
+from tests.featuresets import feature_set
 from vigil.banks.derived import DERIVED_WINDOWS
 from vigil.banks.travel import KNOWN_WINDOWS, MAX_FEATURES_CHARS, MAX_TRAVELLING_CODES
 from vigil.exchange.records import (
@@ -33,7 +34,7 @@ KEY = Ed25519PrivateKey.generate()
 PUB = KEY.public_key()
 AT = "2026-12-06T00:00:00+00:00"
 CODES = [[w, f"{k:02x}" * 32, 60 + k] for k, w in enumerate(DERIVED_WINDOWS[:5])]
-DERIVED: dict[str, Any] = {"pdq_derived": CODES, "pdq_features": "QUJD" * 10 + "RA=="}
+DERIVED: dict[str, Any] = {"pdq_derived": CODES, "pdq_features": feature_set(1)}
 
 
 def pdq(k: int) -> str:
@@ -166,8 +167,7 @@ def test_malformed_or_oversized_fields_are_refused_naming_record_and_field(
 
 
 def test_the_largest_allowed_field_is_taken() -> None:
-    biggest = {"pdq_derived": _many(len(KNOWN_WINDOWS)),
-               "pdq_features": "A" * MAX_FEATURES_CHARS}
+    biggest = {"pdq_derived": _many(len(KNOWN_WINDOWS)), "pdq_features": feature_set(3)}
     vp = verify_page(D, PUB, 0, genesis(D), signed([add(1, biggest)]))
     assert vp.error is None
     assert to_entry_records(D, vp.records)[0].extra == biggest

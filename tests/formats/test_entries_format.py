@@ -10,6 +10,7 @@ import json
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -23,11 +24,15 @@ from vigil.banks.travel import MAX_FEATURES_CHARS
 from vigil.cli import app
 from vigil.demo.synthetic import synthetic_image
 from vigil.formats import FORMATS, FormatError, detect_format, entries
+from vigil.signals.features import packed_features
 from vigil.store.models import Bank, Entry
 
 PDQ = [f"{k:02x}" * 32 for k in range(1, 8)]
+#: a real feature set (an entry's features are checked when it is made), of a generated picture
+FEATURES = packed_features(np.asarray(synthetic_image(5, (400, 300))))
+assert FEATURES is not None
 DERIVED: dict[str, Any] = {"pdq_derived": [["trimmed", PDQ[1], 88], ["centre-0.05", PDQ[2], 61]],
-                           "pdq_features": "QUJDRA=="}
+                           "pdq_features": FEATURES}
 RECORDS = [
     EntryRecord("pdq", PDQ[0], Labels(category=("us", "1"), series="S 17",
                                       victim_status="identified", tags=("a", "b"), note="n"),
@@ -58,7 +63,7 @@ def test_entries_round_trip_with_their_derived_data(tmp_path: Path) -> None:
 @pytest.mark.parametrize("fmt", ["vics", "ncmec", "stopncii", "csv"])
 def test_foreign_formats_leave_the_derived_data_out(fmt: str) -> None:
     out = written(RECORDS[:3], fmt).decode()
-    for word in ("pdq_derived", "pdq_features", PDQ[1], PDQ[2], PDQ[4], "QUJDRA"):
+    for word in ("pdq_derived", "pdq_features", PDQ[1], PDQ[2], PDQ[4], FEATURES[8:40]):
         assert word not in out, (fmt, word)
     assert PDQ[0] in out  # the hash itself is there
     back = list(FORMATS[fmt].read(io.BytesIO(out.encode())))
@@ -79,8 +84,11 @@ BAD: list[tuple[str, dict[str, Any] | str, str]] = [
      "line 3: derived: pdq_derived: more than 64 codes"),
     ("features too long", {**GOOD, "derived": {"pdq_features": "A" * (MAX_FEATURES_CHARS + 4)}},
      f"line 3: derived: pdq_features: longer than {MAX_FEATURES_CHARS:,}"),
-    ("derived on an md5", {"type": "md5", "value": "a" * 32, "derived": DERIVED},
+    ("derived on an md5", {"type": "md5", "value": "a" * 32,
+                           "derived": {"pdq_derived": DERIVED["pdq_derived"]}},
      "line 3: md5 entry: only a pdq entry carries derived data"),
+    ("features on an md5", {"type": "md5", "value": "a" * 32, "derived": DERIVED},
+     "line 3: pdq_features: only a pdq entry has features, not a md5"),
     ("derived hidden in extra", {**GOOD, "extra": {"pdq_derived": []}},
      "line 3: extra: holds derived data"),
     ("derived on a removal", {**GOOD, "op": "remove"}, "line 3: derived: a removal carries none"),
