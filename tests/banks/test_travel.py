@@ -39,3 +39,4 @@ def test_fast_check_equals_the_reference(raw: Any) -> None:
                 unique_by=lambda i: i[0]))
 def test_well_formed_ladders_pass_both(raw: list[list[Any]]) -> None:
     assert _check_codes(raw) == check_codes_reference(raw) == raw
+

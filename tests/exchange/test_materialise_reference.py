@@ -10,6 +10,7 @@ from pathlib import Path
 from sqlalchemy import Engine, select
 from sqlalchemy.orm import Session
 
+from tests.featuresets import feature_set
 from vigil.banks import Banks
 from vigil.banks.entry import EntryRecord, Labels
 from vigil.banks.travel import travelling
@@ -28,7 +29,7 @@ LABELS = [Labels(category=("us", "1")), Labels(category=("us", "2"), series="S 1
 DERIVED: list[dict[str, object]] = [
     {}, {"size": 12}, {"size": 12, "pdq_derived": [["trimmed", "ab" * 32, 90]]},
     {"pdq_derived": [["centre-0.05", "cd" * 32, 70], ["top-0.1", "ef" * 32, 55]],
-     "pdq_features": "QUJDRA=="}]
+     "pdq_features": feature_set(1)}]
 
 
 def _reference(engine: Engine, bank: str, d: Descriptor) -> list[tuple[int, str, str]]:

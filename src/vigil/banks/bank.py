@@ -17,7 +17,6 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from vigil.banks.entry import EntryRecord, Labels
-from vigil.banks.featured import FEATURES_KEY
 from vigil.banks.model import (
     ApplyResult,
     BankError,
@@ -31,7 +30,7 @@ from vigil.banks.model import (
     labels_of,
 )
 from vigil.banks.text import FieldError, agency_code, bank_name, free_text
-from vigil.banks.travel import DERIVED_KEYS, derived_of
+from vigil.banks.travel import DERIVED_KEYS, FEATURES_KEY, derived_of
 from vigil.schemes import SCHEMES
 from vigil.store.bulk import bulk_insert, bulk_insert_columns
 from vigil.store.dialects import analyze_if_grown, begin_change_log_write, reserve_entry_ids

@@ -18,7 +18,6 @@ import re
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from vigil.banks.featured import FEATURES_KEY, check_features_extra
 from vigil.banks.text import (
     NOTE_MAX,
     OPAQUE_VALUE_MAX,
@@ -30,7 +29,7 @@ from vigil.banks.text import (
     label,
     tag,
 )
-from vigil.banks.travel import DERIVED_KEYS, check_derived
+from vigil.banks.travel import DERIVED_KEYS, FEATURES_KEY, check_derived
 from vigil.schemes import check_category
 
 VictimStatus = Literal["unknown", "unidentified", "identified"]
@@ -75,6 +74,7 @@ def check_signal(signal_type: str, value: str) -> tuple[str, str]:
         return t, label(v, "value", OPAQUE_VALUE_MAX)
     except FieldError as exc:
         raise ValueError(f"{t} value: {exc.reason}") from None
+
 
 
 @dataclass(frozen=True, slots=True)
@@ -141,6 +141,10 @@ class EntryRecord:
         if self.op not in ("add", "remove"):
             raise ValueError(f"op must be add or remove, got {self.op!r}")
         if FEATURES_KEY in self.extra:
+            # imported here: reading a feature set needs the hashing stack, which a
+            # one-off `vigil peer sync` never loads (tests/exchange/test_cli_lazy.py)
+            from vigil.banks.featured import check_features_extra
+
             check_features_extra(self.signal_type, self.extra)
         if self.source_id is not None:
             object.__setattr__(self, "source_id",

@@ -24,6 +24,7 @@ from typing import Any
 
 from vigil.banks.derived import MIN_VARIANT_QUALITY
 from vigil.banks.text import FieldError
+from vigil.banks.travel import FEATURES_KEY as FEATURES_KEY
 from vigil.signals.features import (
     ANCHOR_NAMES,
     MAX_TEXT,
@@ -32,8 +33,6 @@ from vigil.signals.features import (
     unpack,
 )
 
-#: the key of a PDQ entry's ``extra`` that holds its packed features
-FEATURES_KEY = "pdq_features"
 #: the codes of an entry the second stage's candidates are searched among
 ANCHORS: tuple[str, ...] = ("original", "trimmed", "centre-0.1", "centre-0.15",
                             *ANCHOR_NAMES)

@@ -27,8 +27,10 @@ KNOWN_WINDOWS = frozenset((
     "left-right-0.06", "top-bottom-0.12", "left-right-0.12", "top-left-0.06",
     "top-right-0.06", "bottom-left-0.06", "bottom-right-0.06", "top-left-0.12",
     "top-right-0.12", "bottom-left-0.12", "bottom-right-0.12"))
+#: the key of a PDQ entry's local features for the second stage (``vigil.banks.featured``)
+FEATURES_KEY = "pdq_features"
 #: the keys of an entry's ``extra`` that hold derived data
-DERIVED_KEYS = ("pdq_derived", "pdq_features")
+DERIVED_KEYS = ("pdq_derived", FEATURES_KEY)
 #: the most derived codes one record may carry (a picture has at most one per window)
 MAX_TRAVELLING_CODES = 64
 #: the longest ``pdq_features`` text one record may carry
