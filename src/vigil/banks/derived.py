@@ -16,7 +16,7 @@ from vigil.signals.crops import LADDER
 
 #: the names a banked derived code may carry, by their number in derived ids
 DERIVED_WINDOWS: tuple[str, ...] = ("trimmed", *(w.name for w in LADDER))
-_NUMBER = {n: k for k, n in enumerate(DERIVED_WINDOWS)}
+_KNOWN = frozenset(DERIVED_WINDOWS)
 #: bits of a derived id that hold the window's number
 WINDOW_BITS = 7
 assert len(DERIVED_WINDOWS) < 1 << WINDOW_BITS
@@ -26,25 +26,43 @@ MIN_VARIANT_QUALITY = 50
 MAX_DERIVED = len(DERIVED_WINDOWS)
 
 
-def derived_id(entry_id: int, window: str) -> int:
-    """The derived index's id of one banked window of one entry."""
-    return entry_id << WINDOW_BITS | _NUMBER[window]
+class PackedIds:
+    """Index ids that pack an entry id with the number of one of its named codes, so one
+    Hamming index can hold several codes per entry and a hit names both (the derived
+    windows here, the second stage's anchors in ``vigil.banks.featured``)."""
+
+    def __init__(self, names: tuple[str, ...], bits: int) -> None:
+        if len(names) > 1 << bits:
+            raise ValueError(f"{len(names)} names do not fit in {bits} bits")
+        self.names, self.bits = names, bits
+        self._number = {n: k for k, n in enumerate(names)}
+
+    def id(self, entry_id: int, name: str) -> int:
+        """The index id of code ``name`` of entry ``entry_id``."""
+        return entry_id << self.bits | self._number[name]
+
+    def split(self, code_id: int) -> tuple[int, str]:
+        """(entry id, code name) of an index id."""
+        return code_id >> self.bits, self.names[code_id & ((1 << self.bits) - 1)]
+
+    def all(self, entry_ids: Iterable[int]) -> list[int]:
+        """Every index id the entries may hold (to take them out of the index)."""
+        return [e << self.bits | k for e in entry_ids for k in range(len(self.names))]
 
 
-def split_derived_id(code_id: int) -> tuple[int, str]:
-    """(entry id, window name) of a derived index id."""
-    return code_id >> WINDOW_BITS, DERIVED_WINDOWS[code_id & ((1 << WINDOW_BITS) - 1)]
-
-
-def all_derived_ids(entry_ids: Iterable[int]) -> list[int]:
-    """Every derived id the entries may hold (to take them out of the index)."""
-    return [e << WINDOW_BITS | k for e in entry_ids for k in range(len(DERIVED_WINDOWS))]
+_WINDOW_IDS = PackedIds(DERIVED_WINDOWS, WINDOW_BITS)
+#: the derived index's id of one banked window of one entry
+derived_id = _WINDOW_IDS.id
+#: (entry id, window name) of a derived index id
+split_derived_id = _WINDOW_IDS.split
+#: every derived id the entries may hold
+all_derived_ids = _WINDOW_IDS.all
 
 
 def bank_codes(derived: Iterable[tuple[str, str, int]]) -> list[tuple[str, str, int]]:
     """The derived codes worth banking: known windows, not flat."""
     return [(n, h, q) for n, h, q in derived
-            if n in _NUMBER and q >= MIN_VARIANT_QUALITY][:MAX_DERIVED]
+            if n in _KNOWN and q >= MIN_VARIANT_QUALITY][:MAX_DERIVED]
 
 
 def stored_codes(entry_id: int, extra: dict[str, Any] | None) -> list[tuple[int, str]]:
@@ -55,7 +73,7 @@ def stored_codes(entry_id: int, extra: dict[str, Any] | None) -> list[tuple[int,
         return []
     out = []
     for item in raw[:MAX_DERIVED]:
-        if (isinstance(item, list) and len(item) == 3 and item[0] in _NUMBER
+        if (isinstance(item, list) and len(item) == 3 and item[0] in _KNOWN
                 and isinstance(item[1], str) and len(item[1]) == 64
                 and isinstance(item[2], int) and item[2] >= MIN_VARIANT_QUALITY):
             try:

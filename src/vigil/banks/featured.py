@@ -19,10 +19,9 @@ stays at 6 codes per picture, not the ladder's 35.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
 from typing import Any
 
-from vigil.banks.derived import MIN_VARIANT_QUALITY
+from vigil.banks.derived import MIN_VARIANT_QUALITY, PackedIds
 from vigil.banks.text import FieldError
 from vigil.banks.travel import FEATURES_KEY as FEATURES_KEY
 from vigil.signals.features import (
@@ -36,27 +35,19 @@ from vigil.signals.features import (
 #: the codes of an entry the second stage's candidates are searched among
 ANCHORS: tuple[str, ...] = ("original", "trimmed", "centre-0.1", "centre-0.15",
                             *ANCHOR_NAMES)
-_NUMBER = {n: k for k, n in enumerate(ANCHORS)}
 #: the anchors read from the stored derived codes (the others: the entry, its features)
 _LADDER_ANCHORS = frozenset(ANCHORS[1:4])
 #: bits of an anchor id that hold the anchor's number
 ANCHOR_BITS = 3
-assert len(ANCHORS) <= 1 << ANCHOR_BITS
 
 
-def anchor_id(entry_id: int, anchor: str) -> int:
-    """The anchor index's id of one anchor code of one entry."""
-    return entry_id << ANCHOR_BITS | _NUMBER[anchor]
-
-
-def split_anchor_id(code_id: int) -> tuple[int, str]:
-    """(entry id, anchor name) of an anchor index id."""
-    return code_id >> ANCHOR_BITS, ANCHORS[code_id & ((1 << ANCHOR_BITS) - 1)]
-
-
-def all_anchor_ids(entry_ids: Iterable[int]) -> list[int]:
-    """Every anchor id the entries may hold (to take them out of the index)."""
-    return [e << ANCHOR_BITS | k for e in entry_ids for k in range(len(ANCHORS))]
+_ANCHOR_IDS = PackedIds(ANCHORS, ANCHOR_BITS)
+#: the anchor index's id of one anchor code of one entry
+anchor_id = _ANCHOR_IDS.id
+#: (entry id, anchor name) of an anchor index id
+split_anchor_id = _ANCHOR_IDS.split
+#: every anchor id the entries may hold
+all_anchor_ids = _ANCHOR_IDS.all
 
 
 def check_features_extra(signal_type: str, extra: dict[str, Any]) -> None:
