@@ -25,18 +25,18 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from vigil import __version__
-from vigil.matching import Matcher, queries_of, video_detail
+from vigil.matching import Matcher
 from vigil.signals.evidence import SEP, Limits, iter_items
 from vigil.signals.options import VariantOption
 from vigil.signals.runner import Unit, run
 from vigil.triage.cluster import run_on_ray
 from vigil.triage.grouping import Gathered, Unknown, describe
-from vigil.triage.rows import hash_options, scan_row, signals_of
-from vigil.triage.scandb import FileRow, MatchRow, ScanDB
+from vigil.triage.leads import MatchAsHashed
+from vigil.triage.rows import hash_options, scan_row
+from vigil.triage.scandb import FileRow, ScanDB
 
 #: Commit results at least this often (seconds): bounds the work lost to a kill.
 COMMIT_EVERY = 0.5
-MATCH_BATCH = 2000
 
 T = TypeVar("T")
 
@@ -135,13 +135,21 @@ def run_scan(out: Path, options: ScanOptions, matcher: Matcher | None,
 
         t = time.perf_counter()
         db.set_meta("phase", "hashing")
-        _hash_pending(db, options, stats, progress, out / "ray-spill")
+        early = None if matcher is None else MatchAsHashed(out / "scan.db", options, matcher)
+        if early is not None:
+            early.start()
+        try:
+            _hash_pending(db, options, stats, progress, out / "ray-spill", early)
+        except BaseException:
+            if early is not None:
+                early.abandon()
+            raise
         stats.seconds["hash"] = time.perf_counter() - t
 
         t = time.perf_counter()
         db.set_meta("phase", "matching")
-        if matcher is not None:
-            _match(db, options, matcher, progress)
+        if early is not None:
+            _finish_matching(early, progress)
         stats.seconds["match"] = time.perf_counter() - t
 
         t = time.perf_counter()
@@ -181,7 +189,10 @@ def _chunked(items: Iterable[T], size: int) -> Iterator[list[T]]:
 
 
 def _hash_pending(db: ScanDB, options: ScanOptions, stats: ScanStats,
-                  progress: Progress | None, spill: Path) -> None:
+                  progress: Progress | None, spill: Path,
+                  early: MatchAsHashed | None = None) -> None:
+    """Hash the pending files, committing results at least every ``COMMIT_EVERY`` seconds;
+    each commit's items go to ``early`` to be matched while hashing goes on."""
     left = db.pending_count()
     total = db.summary().files
     done = total - left
@@ -208,41 +219,27 @@ def _hash_pending(db: ScanDB, options: ScanOptions, stats: ScanStats,
             stats.hashed += 1
             stats.errors += r.error is not None
         if time.monotonic() - last >= COMMIT_EVERY:
-            db.record(batch, thumbs, frames)
+            _commit(db, batch, thumbs, frames, early)
             batch, thumbs, frames, last = [], [], [], time.monotonic()
         if progress:
             progress("hashing", done + stats.hashed, total)
+    _commit(db, batch, thumbs, frames, early)
+
+
+def _commit(db: ScanDB, batch: list[dict[str, Any]], thumbs: list[tuple[str, bytes]],
+            frames: list[tuple[str, int, float, bytes]], early: MatchAsHashed | None) -> None:
     db.record(batch, thumbs, frames)
+    if early is not None:
+        early.add(r["sha256"] for r in batch if r["status"] == "done" and r.get("sha256"))
 
 
-def _match(db: ScanDB, options: ScanOptions, matcher: Matcher, progress: Progress | None) -> None:
-    """Match every distinct item: exact digests first, then PDQ (and its dihedral variants),
-    then vPDQ for videos. Items are read, and their leads written, in chunks, so memory
-    stays flat however many items match."""
-    db.replace_matches(_leads(db, options, matcher, progress))
-
-
-def _leads(db: ScanDB, options: ScanOptions, matcher: Matcher, progress: Progress | None
-           ) -> Iterator[MatchRow]:
-    total = db.summary().items
-    done = 0
-    for chunk in db.iter_items(MATCH_BATCH):
-        queries = [queries_of(signals_of(it), options.dihedral) for it in chunk]
-        outcomes = matcher.match(queries, threshold=options.threshold,
-                                 bank_names=list(options.banks) if options.banks else None,
-                                 min_quality=options.min_quality, variants=options.variants)
-        for it, outcome in zip(chunk, outcomes, strict=True):
-            for m, signals in outcome.leads():
-                lab = m.entry.labels
-                cat = lab.category or (None, None)
-                yield MatchRow(it.sha256, m.entry.bank, m.entry.origin_agency, m.entry.id,
-                               m.signal_type, sorted(signals), m.variant, m.distance,
-                               cat[0], cat[1], lab.series, lab.victim_status, list(lab.tags),
-                               video_detail(m.video) if m.video
-                               else {"inliers": m.inliers} if m.inliers is not None else None)
-        done += len(chunk)
-        if progress:
-            progress("matching", done, total)
+def _finish_matching(early: MatchAsHashed, progress: Progress | None) -> None:
+    """Wait for the matching thread to match what is left, showing its progress."""
+    while not early.finish(timeout=0.25):
+        if progress and early.total:
+            progress("matching", early.done, early.total)
+    if progress and early.total:
+        progress("matching", early.total, early.total)
 
 
 def _group(db: ScanDB, options: ScanOptions) -> None:

@@ -236,6 +236,8 @@ class Summary:
 #: each lookup of a few items scan the whole table (4.6 ms against 0.04 ms at 10k files,
 #: and growing with the seizure).
 _BY_SHA_DONE = "+status = 'done'"
+#: the items this connection has claimed (``ScanDB.claim``); per connection, never stored
+_CLAIMED = "CREATE TEMP TABLE IF NOT EXISTS claimed (sha256 TEXT PRIMARY KEY)"
 
 
 class ScanDB:
@@ -380,10 +382,22 @@ class ScanDB:
     def replace_matches(self, rows: Iterable[MatchRow]) -> None:
         """All matches, replaced in one transaction. ``rows`` may be a generator that reads
         this database (the scan's matching does): it is consumed a chunk at a time."""
+        self._write_matches(rows, replace=True)
+
+    def clear_matches(self) -> None:
+        """Forget every match (a run that matches as it hashes starts here)."""
+        self.conn.execute("DELETE FROM matches")
+
+    def add_matches(self, rows: Iterable[MatchRow]) -> None:
+        """Add matches in one transaction, keeping those already there."""
+        self._write_matches(rows, replace=False)
+
+    def _write_matches(self, rows: Iterable[MatchRow], replace: bool) -> None:
         cur = self.conn.cursor()
         cur.execute("BEGIN")
         try:
-            cur.execute("DELETE FROM matches")
+            if replace:
+                cur.execute("DELETE FROM matches")
             it = iter(rows)
             while chunk := list(islice(it, 1000)):
                 cur.executemany(
@@ -398,6 +412,21 @@ class ScanDB:
             cur.execute("ROLLBACK")
             raise
         cur.execute("COMMIT")
+
+    def claim(self, shas: Iterable[str]) -> list[str]:
+        """Those of ``shas`` not claimed before on this connection, now claimed (each once,
+        in the order given): how a run matching items as they are hashed handles each item
+        once, without holding every SHA-256 in memory (a temporary table does)."""
+        self.conn.execute(_CLAIMED)
+        fresh = []
+        cur = self.conn.cursor()
+        cur.execute("BEGIN")
+        for sha in shas:
+            cur.execute("INSERT OR IGNORE INTO temp.claimed (sha256) VALUES (?)", (sha,))
+            if cur.rowcount == 1:
+                fresh.append(sha)
+        cur.execute("COMMIT")
+        return fresh
 
     def replace_groups(self, groups: Iterable[GroupRow]) -> None:
         cur = self.conn.cursor()
@@ -462,6 +491,12 @@ class ScanDB:
         for row in self.conn.execute(q + " ORDER BY id", args):
             yield self._file(row)
 
+    def item_count(self) -> int:
+        """Distinct items (SHA-256s) of the files hashed without error."""
+        return int(self.conn.execute(
+            "SELECT count(DISTINCT sha256) FROM files WHERE status = 'done' AND sha256 IS NOT "
+            "NULL").fetchone()[0])
+
     def match_count(self) -> int:
         return int(self.conn.execute("SELECT count(*) FROM matches").fetchone()[0])
 
@@ -479,7 +514,7 @@ class ScanDB:
             where = f" WHERE sha256 IN ({', '.join('?' * len(args))})"
         q = ("SELECT sha256, bank, agency, entry_id, signal_type, signals, variant, distance,"
              " category_scheme, category, series, victim_status, tags, detail FROM matches"
-             f"{where} ORDER BY distance, bank, entry_id")
+             f"{where} ORDER BY distance, bank, entry_id, sha256")
         if limit is not None:
             q += f" LIMIT {int(limit)}"
         out = []
@@ -533,8 +568,9 @@ class ScanDB:
             "SELECT count(*) FROM files WHERE status = 'done' AND sha256 IS NOT NULL"
         ).fetchone()[0])
 
-    def items_for(self, shas: Iterable[str]) -> dict[str, ItemRow]:
-        """The items named, with every path and lead: what ``items()`` gives for them."""
+    def items_for(self, shas: Iterable[str], leads: bool = True) -> dict[str, ItemRow]:
+        """The items named, with every path and (unless ``leads`` is false) lead: what
+        ``items()`` gives for them."""
         out: dict[str, ItemRow] = {}
         names = sorted(set(shas))
         for k in range(0, len(names), 500):
@@ -546,25 +582,29 @@ class ScanDB:
                     f"AND sha256 IN ({marks}) ORDER BY id", part):
                 f = self._file(row)
                 files.setdefault(f.sha256 or "", []).append(f)
-            leads: dict[str, list[MatchRow]] = {}
-            for m in self.matches(shas=part):
-                leads.setdefault(m.sha256, []).append(m)
+            found: dict[str, list[MatchRow]] = {}
+            for m in self.matches(shas=part) if leads else ():
+                found.setdefault(m.sha256, []).append(m)
             for sha, fs in files.items():
                 item = self._item(fs[0], [f.path for f in fs])
-                item.matches.extend(leads.get(sha, []))
+                item.matches.extend(found.get(sha, []))
                 out[sha] = item
         return out
 
-    def iter_items(self, chunk: int = 5000, kinds: tuple[str, ...] | None = None
-                   ) -> Iterator[list[ItemRow]]:
+    def iter_items(self, chunk: int = 5000, kinds: tuple[str, ...] | None = None,
+                   unclaimed: bool = False) -> Iterator[list[ItemRow]]:
         """Items in chunks (by SHA-256 order), without their matches: flat memory for scans
-        of millions of files, where ``items()`` would hold every row at once."""
+        of millions of files, where ``items()`` would hold every row at once. With
+        ``unclaimed``, only items this connection has not ``claim``ed."""
         q = (f"SELECT id, {', '.join(FILE_COLUMNS)} FROM files WHERE status = 'done' AND "
              "sha256 IS NOT NULL")
         args: tuple[Any, ...] = ()
         if kinds:
             q += f" AND kind IN ({', '.join('?' for _ in kinds)})"
             args = kinds
+        if unclaimed:
+            self.conn.execute(_CLAIMED)
+            q += " AND sha256 NOT IN (SELECT sha256 FROM temp.claimed)"
         cur = self.conn.execute(q + " ORDER BY sha256, id", args)
         batch: list[ItemRow] = []
         first: FileRow | None = None

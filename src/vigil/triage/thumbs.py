@@ -36,21 +36,25 @@ def present(jpeg: bytes, mode: Mode = "blurred") -> bytes:
     """The bytes to show a person: ``blurred`` (greyscale + strong blur) or ``clear`` (as stored).
 
     ``clear`` returns the stored thumbnail unchanged (it is already small and re-encoding
-    would only lose quality). ``blurred`` decodes, converts to greyscale, downsamples to a
-    few dozen pixels, blurs with ``blur_radius`` and re-encodes: downsampling first makes
-    the blur cheap and removes the high frequencies that a blur alone would only attenuate.
+    would only lose quality). ``blurred`` decodes at an eighth of the size (the JPEG
+    decoder's own scaling: the fine detail is never even decoded), blurs that with
+    ``blur_radius`` scaled down alike, and scales it back up smoothly to the thumbnail's
+    size: the same strength as a blur at full size, at about half the cost (a report shows
+    thousands of these, so this is most of its time).
     """
     if mode == "clear":
         return jpeg
     if mode != "blurred":
         raise ValueError(f"thumbnail mode must be 'blurred' or 'clear', not {mode!r}")
     with Image.open(io.BytesIO(jpeg)) as src:
-        src.draft("L", (MAX_SIDE, MAX_SIDE))
-        im = src.convert("L")
-    w, h = im.size
-    small = im.resize((max(1, w // 8), max(1, h // 8)), Image.Resampling.BOX)
-    im = small.resize((w, h), Image.Resampling.BILINEAR)
-    im = im.filter(ImageFilter.GaussianBlur(blur_radius((w, h)) / 2))
+        w, h = src.size
+        small_size = (max(1, w // 8), max(1, h // 8))
+        src.draft("L", small_size)
+        small = src.convert("L")
+    if small.size != small_size:  # not a JPEG, or a size the decoder cannot scale to
+        small = small.resize(small_size, Image.Resampling.BOX)
+    small = small.filter(ImageFilter.GaussianBlur(blur_radius((w, h)) / 16))
+    im = small.resize((w, h), Image.Resampling.BICUBIC)
     buf = io.BytesIO()
     im.save(buf, "JPEG", quality=QUALITY)
     return buf.getvalue()
