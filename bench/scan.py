@@ -360,7 +360,7 @@ os.environ.setdefault("NUMBA_NUM_THREADS", "1")
 from pathlib import Path
 t_start = time.perf_counter()
 from vigil.cli._app import open_banks, open_indexes
-from vigil.cli.scan import write_outputs
+from vigil.triage.outputs import write_outputs
 from vigil.banks import EntryReader
 from vigil.matching import Matcher
 from vigil.triage import scandb
@@ -384,7 +384,7 @@ t_open = time.perf_counter() - t
 stats = run_scan(out, ScanOptions(inputs=(evidence,), banks=(sys.argv[4],), jobs=jobs),
                  matcher, None)
 t = time.perf_counter()
-write_outputs(out, "blurred")
+write_outputs(out, "blurred", None, jobs)
 t_report = time.perf_counter() - t
 db = scandb.ScanDB(out / "scan.db")
 worker, nfiles = db.conn.execute("SELECT sum(seconds), count(*) FROM files").fetchone()

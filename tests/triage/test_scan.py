@@ -192,7 +192,7 @@ def test_videos_are_hashed_and_matched_with_time_ranges(engine: Engine, tmp_path
     assert m.signal_type == "vpdq" and m.detail is not None
     assert m.detail["query_pct"] >= 80 and m.detail["query_ranges"][0][1] > 10
     assert door.kind == "video" and door.matches == []
-    from vigil.cli.scan import write_outputs
+    from vigil.triage.outputs import write_outputs
 
     write_outputs(out, "blurred")
     assert "% of the bank video" in (out / "report.html").read_text()
@@ -342,7 +342,7 @@ def test_a_zip_hidden_after_a_jpeg_is_scanned_and_flagged(tmp_path: Path) -> Non
     for outer in ("holiday.jpg", "setup.exe"):
         member = rows[f"{ev / outer}!/hidden/k.png"]
         assert member.status == "done" and member.pdq and member.container == str(ev / outer)
-    from vigil.cli.scan import write_outputs
+    from vigil.triage.outputs import write_outputs
 
     write_outputs(out, "none")
     import json

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import time
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any, Literal, cast
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.progress import TaskID
@@ -75,6 +75,7 @@ def scan(
     """
     import os
 
+    from vigil.triage.outputs import write_outputs
     from vigil.triage.scan import ScanError, ScanOptions, run_scan
 
     if thumbnails not in ("blurred", "clear", "none"):
@@ -112,7 +113,7 @@ def scan(
             except (ScanError, ClusterError) as exc:
                 fail(str(exc))
         notes = None if no_match else _series(out, case)
-        written = write_outputs(out, thumbnails, notes)
+        written = write_outputs(out, thumbnails, notes, options.jobs)
     _summary(out, stats, time.perf_counter() - t0, written)
 
 
@@ -140,27 +141,6 @@ def _series(out: Path, case: str | None) -> dict[str, dict[str, Any]] | None:
             typer.echo(f"no hit notice for {origin} (series {sid}, {n} item(s)): no rule "
                        f"allows notices to it (vigil series notify {origin})")
     return notes
-
-
-def write_outputs(out: Path, thumbnails: str,
-                  series_notes: dict[str, dict[str, Any]] | None = None) -> list[Path]:
-    """Render the report and exports from scan.db (all of them, every run)."""
-    from vigil.triage.scandb import ScanDB
-
-    db = ScanDB(out / "scan.db")
-    written: list[Path] = []
-    try:
-        from vigil.triage.exports import write_results, write_vics_case
-        from vigil.triage.report import write_report
-
-        mode = cast(Literal["blurred", "clear", "none"], thumbnails)
-        written.append(write_report(db, out / "report.html", mode, series_notes))
-        written.extend(write_results(db, out, series_notes))
-        written.append(write_vics_case(db, out / "case.vics.json",
-                                       series_notes=series_notes))
-    finally:
-        db.close()
-    return written
 
 
 def _summary(out: Path, stats: ScanStats, seconds: float, written: list[Path]) -> None:
