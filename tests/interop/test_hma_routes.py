@@ -58,11 +58,18 @@ def banked(node: Node, bank: str, shared: Path) -> dict[str, Any]:
                        headers={"content-type": "application/octet-stream"})
             out["hashes"].append(h.json())
     # The index follows the store within its interval. Other tests on this shared node bank
-    # the same photos, so wait for each hash in *this* bank, not for any match at all.
-    with node.client("analyst") as c:
-        for h in out["hashes"]:
-            wait_for(lambda h=h: c.get("/m/raw_lookup", params={
-                "signal": h["pdq"], "signal_type": "pdq", "banks": bank}).json()["matches"])
+    # the same photos, so wait for each hash in *this* bank, not for any match at all; and
+    # on fresh connections, 10 in a row, so that every worker process of the node has it.
+    def everywhere(h: dict[str, Any]) -> bool:
+        for _ in range(10):
+            with node.client("analyst") as c:
+                if not c.get("/m/raw_lookup", params={"signal": h["pdq"], "signal_type": "pdq",
+                                                      "banks": bank}).json()["matches"]:
+                    return False
+        return True
+
+    for h in out["hashes"]:
+        wait_for(lambda h=h: everywhere(h))
     return out
 
 
