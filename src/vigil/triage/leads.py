@@ -19,14 +19,27 @@ import queue
 import threading
 from collections.abc import Iterable, Iterator
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import Protocol
 
 from vigil.matching import Matcher, queries_of, video_detail
+from vigil.signals.options import VariantOption
 from vigil.triage.rows import signals_of
 from vigil.triage.scandb import ItemRow, MatchRow, ScanDB
 
-if TYPE_CHECKING:
-    from vigil.triage.scan import ScanOptions
+
+class ScanOptions(Protocol):
+    """What matching reads of a scan's options (``vigil.triage.scan.ScanOptions``)."""
+
+    @property
+    def banks(self) -> tuple[str, ...] | None: ...
+    @property
+    def threshold(self) -> int: ...
+    @property
+    def dihedral(self) -> bool: ...
+    @property
+    def variants(self) -> VariantOption: ...
+    @property
+    def min_quality(self) -> int: ...
 
 #: Items matched per call of the matcher (its batches are the fast path).
 MATCH_BATCH = 2000
