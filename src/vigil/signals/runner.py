@@ -16,8 +16,10 @@ which work each one holds. When a worker dies:
 * a file in flight at two deaths is recorded as an error, ``worker-died``, and the run
   goes on with a new worker. Every other file's result is what an undisturbed run gives.
 
-Workers are started from a fork server that has imported the hashing code once (fast to
-start, and no fork of a parent that runs threads such as a progress bar). They ignore
+Workers are started from a fork server that has imported the hashing code and loaded its
+compiled kernels once (``vigil.signals.preload``: fast to start, and no fork of a parent
+that runs threads such as a progress bar). ``start_early`` starts that server in the
+background, so a caller can do its own preparation (a scan's listing) meanwhile. They ignore
 Ctrl-C (the parent stops them) and exit when the parent's end of their pipe closes, so
 ``kill -9`` of the parent leaves no worker behind.
 """
@@ -26,10 +28,12 @@ from __future__ import annotations
 
 import multiprocessing as mp
 import signal
+import threading
 import time
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
+from multiprocessing import forkserver
 from multiprocessing.connection import Connection, wait
 from multiprocessing.context import ForkServerContext, SpawnContext
 from multiprocessing.process import BaseProcess
@@ -56,6 +60,8 @@ FLUSH_SECONDS = 0.5
 FLUSH_RESULTS = 64
 #: Ordinal of an error about an archive as a whole when its worker died before listing it.
 LAST = 1 << 62
+#: What the fork server imports before it forks workers.
+PRELOAD = ["vigil.signals.preload"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -218,6 +224,29 @@ def _run_task(conn: Connection, where: _Where, task: _Task,
 # --------------------------------------------------------------------------- the parent
 
 
+def _context() -> ForkServerContext | SpawnContext:
+    if "forkserver" in mp.get_all_start_methods():
+        ctx = mp.get_context("forkserver")
+        ctx.set_forkserver_preload(PRELOAD)
+        return ctx
+    return mp.get_context("spawn")  # pragma: no cover - platforms without fork
+
+
+def start_early(jobs: int) -> None:
+    """Start the workers' fork server now, in a background thread, when ``jobs`` > 1.
+
+    Its imports and kernel loading (about half a second) then overlap with whatever the
+    caller does next, instead of delaying the first result; ``run`` later finds it
+    running. Nothing is lost if it is not used. A no-op where there is no fork server.
+    """
+    if jobs <= 1 or "forkserver" not in mp.get_all_start_methods():
+        return
+    _context()
+    threading.Thread(target=forkserver.ensure_running, name="vigil-forkserver-start",
+                     daemon=True).start()
+
+
+
 @dataclass(slots=True)
 class _Slot:
     process: BaseProcess
@@ -247,12 +276,7 @@ class _Pool:
         self.barren = 0
         self.next_task = 0
         self.next_uid = 0
-        self.ctx: ForkServerContext | SpawnContext
-        if "forkserver" in mp.get_all_start_methods():
-            self.ctx = mp.get_context("forkserver")
-            self.ctx.set_forkserver_preload(["vigil.signals.runner"])
-        else:  # pragma: no cover - platforms without fork
-            self.ctx = mp.get_context("spawn")
+        self.ctx = _context()
 
     def _task(self, parts: Iterable[_Part]) -> _Task:
         self.next_task += 1

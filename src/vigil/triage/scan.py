@@ -28,7 +28,7 @@ from vigil import __version__
 from vigil.matching import Matcher
 from vigil.signals.evidence import SEP, Limits, iter_items
 from vigil.signals.options import VariantOption
-from vigil.signals.runner import Unit, run
+from vigil.signals.runner import Unit, run, start_early
 from vigil.triage.cluster import run_on_ray
 from vigil.triage.grouping import Gathered, Unknown, describe
 from vigil.triage.leads import MatchAsHashed
@@ -128,6 +128,8 @@ def run_scan(out: Path, options: ScanOptions, matcher: Matcher | None,
         db.set_meta("phase", "listing")
 
         t = time.perf_counter()
+        if not options.ray:
+            start_early(options.jobs)  # the workers' fork server loads while we list
         # Before the listing: its error rows are this run's findings, not earlier work.
         stats.skipped_done = db.summary().files - db.pending_count()
         stats.registered = _register(db, options)
