@@ -12,6 +12,7 @@ The picture is made here (a gradient), never read from anywhere: no evidence, no
 
 from __future__ import annotations
 
+import contextlib
 import io
 
 import numpy as np
@@ -35,7 +36,5 @@ def _warm_up() -> None:
     hash_bytes(buf.getvalue(), "warm-up", HashOptions(thumbnails=True, exif=True))
 
 
-try:
+with contextlib.suppress(Exception):  # see _warm_up: the server must start regardless
     _warm_up()
-except Exception:  # noqa: BLE001 - see _warm_up
-    pass
