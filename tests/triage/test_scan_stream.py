@@ -98,3 +98,30 @@ def test_lookups_by_sha256_read_the_sha256_index(scan_db: ScanDB) -> None:
     for sql in lookups:
         plan = " ".join(str(r[-1]) for r in scan_db.conn.execute(f"EXPLAIN QUERY PLAN {sql}"))
         assert "ix_files_sha256" in plan and "ix_files_status" not in plan, plan
+
+
+def test_capture_times_equal_the_items_exif(tmp_path: Path) -> None:
+    """The report's timeline reads each item's capture time by SQL: the same strings the
+    items' EXIF holds (the first file's, for copies), odd values left out alike."""
+    values: list[object] = ["2021:03:04 05:06:07", "2021-03-04T05:06:07", 20210304,
+                            {"nested": "x"}, ["2021:01:01 00:00:00"], None, "", "garbage"]
+    paths, rows = [], []
+    for k in range(300):
+        path = f"/e/f{k}.jpg"
+        paths.append(path)
+        exif = {} if k % 9 == 0 else {"datetime_original": values[k % len(values)],
+                                     "make": "Cam"}
+        # every third file is a copy of the one before: its own EXIF must not count
+        sha = f"{(k - 1 if k % 3 == 2 else k):064x}"
+        rows.append({"path": path, "status": "done", "sha256": sha, "kind": "image",
+                     "exif": exif})
+    db = ScanDB(tmp_path / "scan.db")
+    try:
+        db.add_pending([(p, None, 1, 0.0) for p in paths])
+        db.record(rows)
+        reference = [it.exif["datetime_original"] for chunk in db.iter_items(chunk=64)
+                     for it in chunk if isinstance(it.exif.get("datetime_original"), str)]
+        assert len(reference) > 50
+        assert sorted(db.capture_times(chunk=64)) == sorted(reference)
+    finally:
+        db.close()

@@ -588,11 +588,10 @@ def write_report(db: ScanDB, out: Path,
         shown.update(sha for sha, _ in g.members)
     ctx = _Ctx(db, thumbnails, db.items_for(shown), notes=series_notes)
     timeline = Timeline()
-    for chunk in db.iter_items():
-        for it in chunk:
-            t = capture_time(it.exif)
-            if t is not None:
-                timeline.add(t)
+    for raw in db.capture_times():
+        t = capture_time({"datetime_original": raw})
+        if t is not None:
+            timeline.add(t)
     # Groups first: the header must say how many thumbnails the page shows.
     groups_html = _groups(ctx, groups, s.unknown_images, db.group_totals())
     tmp = out.with_name(out.name + ".tmp")

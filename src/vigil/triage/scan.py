@@ -85,9 +85,12 @@ Progress = Callable[[str, int, int], None]  # (phase, done, total)
 
 
 def units_of(paths: list[str]) -> list[Unit]:
-    """One unit per plain file; one per outermost archive for all its pending members
-    (members of a compressed tar can only be reached by decompressing everything before
-    them: one worker reads the whole archive once, instead of once per member)."""
+    """One unit per outermost archive for all its pending members, then one per plain
+    file. Members of a compressed tar can only be reached by decompressing everything
+    before them: one worker reads the whole archive once, instead of once per member.
+    Archives come first because they are the largest units: handed out last, one could
+    leave the other workers idle while it finishes; the small plain files then even out
+    the end."""
     plain: list[Unit] = []
     members: dict[str, set[str]] = {}
     for p in paths:
@@ -96,15 +99,16 @@ def units_of(paths: list[str]) -> list[Unit]:
             members.setdefault(outer, set()).add(p)
         else:
             plain.append(Unit(p))
-    return plain + [Unit(a, archive=True, members=frozenset(m)) for a, m in members.items()]
+    return [Unit(a, archive=True, members=frozenset(m)) for a, m in members.items()] + plain
 
 
 def pending_units(db: ScanDB) -> Iterator[Unit]:
-    """``units_of(db.pending_paths())``, streamed: plain files a page at a time, then one
-    unit per outermost archive. Equal to the reference (tests/triage/test_scan_stream.py)."""
-    yield from (Unit(p) for p in db.pending_plain())
+    """``units_of(db.pending_paths())``, streamed: one unit per outermost archive, then
+    plain files a page at a time. Equal to the reference
+    (tests/triage/test_scan_stream.py)."""
     for outer in db.pending_archives():
         yield Unit(outer, archive=True, members=frozenset(db.pending_under(outer)))
+    yield from (Unit(p) for p in db.pending_plain())
 
 
 def run_scan(out: Path, options: ScanOptions, matcher: Matcher | None,

@@ -505,6 +505,17 @@ class ScanDB:
         return Counter(dict(self.conn.execute(
             "SELECT distance, count(*) FROM matches GROUP BY distance").fetchall()))
 
+    def capture_times(self, chunk: int = 5000) -> Iterator[str]:
+        """Each item's raw EXIF ``datetime_original`` (from its first file, as
+        ``iter_items`` takes it), where it is a string: the report's timeline without
+        building every item (equal to it: tests/triage/test_scandb.py)."""
+        cur = self.conn.execute(
+            "SELECT CASE WHEN json_type(exif, '$.datetime_original') = 'text' "
+            "THEN json_extract(exif, '$.datetime_original') END, min(id) FROM files "
+            "WHERE status = 'done' AND sha256 IS NOT NULL GROUP BY sha256")
+        while rows := cur.fetchmany(chunk):
+            yield from (r[0] for r in rows if r[0] is not None)
+
     def matches(self, limit: int | None = None, shas: Iterable[str] | None = None
                 ) -> list[MatchRow]:
         """Matches, closest first: every one, the first ``limit``, or those of ``shas``."""
