@@ -45,8 +45,6 @@ from vigil.triage.scandb import GroupRow, ItemRow, MatchRow, ScanDB, Summary
 from vigil.triage.thumbs import present
 
 ThumbnailMode = Literal["blurred", "clear", "none"]
-#: sha256 -> a thumbnail as the report shows it (None: none can be shown)
-Presented = Mapping[str, bytes | None]
 
 MAX_ROWS = 1000
 MAX_GROUPS = 200
@@ -308,8 +306,6 @@ class _Ctx:
     thumbs_shown: int = 0
     #: series id -> the series registry's note (``vigil.victimid``), if the caller gave it
     notes: Mapping[str, dict[str, Any]] | None = None
-    #: thumbnails already presented elsewhere (sha256 -> bytes, None if it cannot be shown)
-    presented: Presented | None = None
 
 
 def _table_head(cols: list[tuple[str, str]], table_id: str, label: str) -> str:
@@ -432,31 +428,13 @@ def _series_cell(ctx: _Ctx, series: str | None) -> str:
             f'{esc(n["summary"])}</span>')
 
 
-def presented_thumbnail(db: ScanDB, sha: str, mode: ThumbnailMode) -> bytes | None:
-    """What the report shows of an item's stored thumbnail: ``present``'s bytes, or None
-    when there is none or it is damaged (a damaged thumbnail must not stop the report)."""
-    jpeg = db.thumbnail(sha) if mode != "none" else None
-    if jpeg is None:
-        return None
-    try:
-        return present(jpeg, mode)  # type: ignore[arg-type]
-    except Exception:
-        return None
-
-
-def shown_thumbnails(db: ScanDB) -> list[str]:
-    """The items whose thumbnails the report shows, in the order it shows them (so their
-    presentation can be shared out: ``vigil.triage.outputs``)."""
-    return [sha for g in db.groups(limit=MAX_GROUPS)
-            for sha, _ in g.members[:MAX_THUMBS_PER_GROUP]]
-
-
 def _thumb(ctx: _Ctx, sha: str, caption: str) -> str:
-    if ctx.presented is not None and sha in ctx.presented:
-        data = ctx.presented[sha]
-    else:
-        data = presented_thumbnail(ctx.db, sha, ctx.mode)
-    if data is None:
+    jpeg = ctx.db.thumbnail(sha) if ctx.mode != "none" else None
+    if jpeg is None:
+        return ""
+    try:
+        data = present(jpeg, ctx.mode)  # type: ignore[arg-type]
+    except Exception:  # a damaged stored thumbnail must not stop the report
         return ""
     ctx.thumbs_shown += 1
     uri = "data:image/jpeg;base64," + base64.b64encode(data).decode()
@@ -584,8 +562,7 @@ def _write(f: TextIO, *parts: str) -> None:
 
 def write_report(db: ScanDB, out: Path,
                  thumbnails: ThumbnailMode = "blurred",
-                 series_notes: Mapping[str, dict[str, Any]] | None = None,
-                 presented: Presented | None = None) -> Path:
+                 series_notes: Mapping[str, dict[str, Any]] | None = None) -> Path:
     """Write the self-contained report; return its path.
 
     ``out`` is the file to write (``*.html``) or a directory to write ``report.html``
@@ -593,9 +570,7 @@ def write_report(db: ScanDB, out: Path,
     stored thumbnail as is) or ``none``. The file is written under a temporary name and
     renamed, so an interrupted run never leaves a truncated report that looks complete.
     ``series_notes`` (series id -> the series registry's note) adds each known series'
-    status to its matches: identified by whom, and whom to contact. ``presented`` holds
-    thumbnails another process already presented (``presented_thumbnail``); the rest are
-    presented here.
+    status to its matches: identified by whom, and whom to contact.
     """
     if thumbnails not in ("blurred", "clear", "none"):
         raise ValueError(f"thumbnails must be blurred, clear or none, not {thumbnails!r}")
@@ -611,7 +586,7 @@ def write_report(db: ScanDB, out: Path,
     shown = {m.sha256 for m in matches}
     for g in groups[:MAX_GROUPS]:
         shown.update(sha for sha, _ in g.members)
-    ctx = _Ctx(db, thumbnails, db.items_for(shown), notes=series_notes, presented=presented)
+    ctx = _Ctx(db, thumbnails, db.items_for(shown), notes=series_notes)
     timeline = Timeline()
     for raw in db.capture_times():
         t = capture_time({"datetime_original": raw})
