@@ -2,32 +2,92 @@
 
 from __future__ import annotations
 
+import zipfile
 from pathlib import Path
 
-from vigil.signals.evidence import SEP
-from vigil.triage.scan import pending_units, units_of
+import pytest
+
+from vigil.signals.runner import Unit
+from vigil.triage import scan
+from vigil.triage.scan import Listing, ScanOptions, ScanStats, units_of
 from vigil.triage.scandb import ScanDB
 
 
-def test_pending_units_equal_units_of_the_pending_paths(tmp_path: Path) -> None:
-    paths = []
-    for k in range(12_000):  # more than two pages of plain files
-        paths.append(f"/e/d{k % 7}/f{k}.jpg")
-        if k % 1000 == 0:  # archives, nested ones, and names that sort next to them
-            outer = f"/e/a{k}.zip"
-            paths += [f"{outer}{SEP}m{j}.png" for j in range(5)]
-            paths += [f"{outer}{SEP}inner.tar{SEP}x{j}.png" for j in range(3)]
-            paths += [f"{outer}0.jpg", f"{outer}.jpg", f"/e/a{k}.zi{SEP[0]}"]
+def _evidence(root: Path) -> Path:
+    """Plain files in nested folders, two zips (one nested in a folder), an empty file."""
+    for k in range(40):
+        d = root / f"d{k % 3}" / ("deep" if k % 5 == 0 else "")
+        d.mkdir(parents=True, exist_ok=True)
+        (d / f"f{k:02d}.txt").write_bytes(f"file {k}".encode())
+    for name in ("a.zip", "d1/b.zip"):
+        with zipfile.ZipFile(root / name, "w") as z:
+            for j in range(4):
+                z.writestr(f"m{j}.txt", f"{name} member {j}")
+    (root / "empty.bin").write_bytes(b"")
+    return root
+
+
+def _units(db: ScanDB, root: Path) -> tuple[list[Unit], Listing]:
+    listing = Listing(db, ScanOptions(inputs=(str(root),)), ScanStats(seconds={"enumerate": 0.0}))
+    return list(listing), listing
+
+
+def _as_set(units: list[Unit]) -> set[Unit]:
+    assert len(set(units)) == len(units), "a unit handed out twice"
+    return set(units)
+
+
+def test_listing_hands_out_what_units_of_the_pending_paths_holds(tmp_path: Path) -> None:
+    root = _evidence(tmp_path / "ev")
     db = ScanDB(tmp_path / "scan.db")
     try:
-        db.add_pending([(p, None, 1, 0.0) for p in paths])
-        # some work already done (a resumed scan), inside and outside archives
-        db.record([{"path": p, "status": "done"} for p in paths[::5]])
+        units, listing = _units(db, root)
+        assert listing.left == 0
         reference = units_of(db.pending_paths())
-        streamed = list(pending_units(db))
-        assert len(reference) > 9000 and any(u.archive for u in reference)
-        assert streamed == reference
-        assert db.pending_count() == len(db.pending_paths())
+        assert sum(u.archive for u in reference) == 2 and len(reference) > 40
+        assert _as_set(units) == set(reference)
+        # archives only once the listing is complete: after every plain file it found
+        first_archive = next(k for k, u in enumerate(units) if u.archive)
+        assert all(u.archive for u in units[first_archive:first_archive + 2])
+    finally:
+        db.close()
+
+
+def test_a_resumed_listing_hands_out_only_what_is_pending(tmp_path: Path) -> None:
+    root = _evidence(tmp_path / "ev")
+    db = ScanDB(tmp_path / "scan.db")
+    try:
+        _units(db, root)
+        every = db.pending_paths()
+        # some work already done, inside and outside archives; a file added since
+        db.record([{"path": p, "status": "done"} for p in every[::3]])
+        (root / "new.txt").write_bytes(b"added after the first run")
+        units, listing = _units(db, root)
+        assert listing.stats.registered == 1
+        reference = units_of(db.pending_paths())
+        assert any(u.path.endswith("new.txt") for u in reference)
+        assert _as_set(units) == set(reference)
+        assert not set(every[::3]) & {u.path for u in units if not u.archive}
+    finally:
+        db.close()
+
+
+def test_hashing_starts_before_the_listing_ends(tmp_path: Path,
+                                                monkeypatch: pytest.MonkeyPatch) -> None:
+    """The first unit is handed out after one step of the listing, not after all of it."""
+    monkeypatch.setattr(scan, "LIST_STEP", 5)
+    root = _evidence(tmp_path / "ev")
+    db = ScanDB(tmp_path / "scan.db")
+    try:
+        listing = Listing(db, ScanOptions(inputs=(str(root),)),
+                          ScanStats(seconds={"enumerate": 0.0}))
+        it = iter(listing)
+        first = next(it)
+        assert not first.archive
+        assert listing.stats.registered <= 5 and listing.left is None
+        rest = list(it)
+        assert listing.stats.registered > 40 and listing.left == 0
+        assert _as_set([first, *rest]) == set(units_of(db.pending_paths()))
     finally:
         db.close()
 

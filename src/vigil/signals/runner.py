@@ -60,6 +60,8 @@ FLUSH_SECONDS = 0.5
 FLUSH_RESULTS = 64
 #: Ordinal of an error about an archive as a whole when its worker died before listing it.
 LAST = 1 << 62
+#: How many units there are (None: unknown), or a function giving how many are left.
+Total = int | Callable[[], int | None] | None
 #: What the fork server imports before it forks workers.
 PRELOAD = ["vigil.signals.preload"]
 
@@ -259,9 +261,10 @@ class _Pool:
     """Worker processes, the work each holds, and what to do when one dies."""
 
     def __init__(self, units: Iterable[Unit], options: HashOptions, jobs: int,
-                 total: int | None = None) -> None:
+                 total: Total = None) -> None:
         self.units = iter(units)
-        #: units not yet planned (None: unknown, chunks stay at their largest)
+        #: units not yet planned (None: unknown, chunks stay at their largest), or how to
+        #: ask the units' source
         self.left = total
         self.options = options
         self.jobs = jobs
@@ -288,13 +291,13 @@ class _Pool:
         worker busy), an archive on its own. False when no units are left."""
         if self.queue:
             return True
-        size = MAX_CHUNK if self.left is None else \
-            max(1, min(MAX_CHUNK, self.left // (self.jobs * 4)))
+        left = self.left() if callable(self.left) else self.left
+        size = MAX_CHUNK if left is None else max(1, min(MAX_CHUNK, left // (self.jobs * 4)))
         parts: list[_Part] = []
         for unit in self.units:
             part = _Part(self.next_uid, unit)
             self.next_uid += 1
-            if self.left is not None:
+            if isinstance(self.left, int):
                 self.left -= 1
             if unit.archive:
                 self.queue.append(self._task([part]))
@@ -436,12 +439,13 @@ class _Pool:
 
 
 def run(units: Iterable[Unit], options: HashOptions, jobs: int = 1,
-        total: int | None = None) -> Iterator[Batch]:
+        total: Total = None) -> Iterator[Batch]:
     """Hash every unit, ``jobs`` worker processes at a time; batches as they complete.
 
     ``units`` is read lazily, as workers need work, so a caller may stream them from a
-    database; ``total`` (how many there are, when known) sizes the chunks so every worker
-    stays busy to the end. Unit indexes in the batches count from 0 in ``units`` order.
+    database; ``total`` (how many there are, when known; or a function giving how many
+    are left to read, None while unknown) sizes the chunks so every worker stays busy to
+    the end. Unit indexes in the batches count from 0 in ``units`` order.
     With ``jobs <= 1`` the work runs in this process, in order, and a crash is this
     process's. Otherwise results of different units come back in any order
     (``in_order`` restores input order).

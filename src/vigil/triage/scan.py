@@ -86,11 +86,9 @@ Progress = Callable[[str, int, int], None]  # (phase, done, total)
 
 def units_of(paths: list[str]) -> list[Unit]:
     """One unit per outermost archive for all its pending members, then one per plain
-    file. Members of a compressed tar can only be reached by decompressing everything
-    before them: one worker reads the whole archive once, instead of once per member.
-    Archives come first because they are the largest units: handed out last, one could
-    leave the other workers idle while it finishes; the small plain files then even out
-    the end."""
+    file: the reference for what ``Listing`` hands out (in another order). Members of a
+    compressed tar can only be reached by decompressing everything before them: one
+    worker reads the whole archive once, instead of once per member."""
     plain: list[Unit] = []
     members: dict[str, set[str]] = {}
     for p in paths:
@@ -100,15 +98,6 @@ def units_of(paths: list[str]) -> list[Unit]:
         else:
             plain.append(Unit(p))
     return [Unit(a, archive=True, members=frozenset(m)) for a, m in members.items()] + plain
-
-
-def pending_units(db: ScanDB) -> Iterator[Unit]:
-    """``units_of(db.pending_paths())``, streamed: one unit per outermost archive, then
-    plain files a page at a time. Equal to the reference
-    (tests/triage/test_scan_stream.py)."""
-    for outer in db.pending_archives():
-        yield Unit(outer, archive=True, members=frozenset(db.pending_under(outer)))
-    yield from (Unit(p) for p in db.pending_plain())
 
 
 def run_scan(out: Path, options: ScanOptions, matcher: Matcher | None,
@@ -136,10 +125,7 @@ def run_scan(out: Path, options: ScanOptions, matcher: Matcher | None,
             start_early(options.jobs)  # the workers' fork server loads while we list
         # Before the listing: its error rows are this run's findings, not earlier work.
         stats.skipped_done = db.summary().files - db.pending_count()
-        stats.registered = _register(db, options)
-        stats.seconds["enumerate"] = time.perf_counter() - t
-
-        t = time.perf_counter()
+        stats.seconds["enumerate"] = 0.0
         db.set_meta("phase", "hashing")
         early = None if matcher is None else MatchAsHashed(out / "scan.db", options, matcher)
         if early is not None:
@@ -169,23 +155,80 @@ def run_scan(out: Path, options: ScanOptions, matcher: Matcher | None,
         db.close()
 
 
-#: Files registered per transaction: the listing is never held whole.
-REGISTER_CHUNK = 5000
+#: Items listed per step while the workers hash: a step is a few milliseconds, so the
+#: parent is never away from its workers for long.
+LIST_STEP = 256
+#: Pending files read from scan.db at once.
+PAGE = 5000
 
 
-def _register(db: ScanDB, options: ScanOptions) -> int:
-    """Enumerate the evidence; new files become pending, listing errors become error rows."""
-    n = 0
-    for chunk in _chunked(iter_items(list(options.inputs), Limits()), REGISTER_CHUNK):
-        n += db.add_pending((it.path, it.container, it.size, it.mtime, it.flags)
-                            for it in chunk)
-        errors = [{"path": it.path, "status": "error", "error_code": it.error.code,
-                   "error_message": it.error.cause} for it in chunk if it.error is not None]
-        if errors:
-            # Only rows still pending: a resumed scan never rewrites what it already decided.
-            pending = db.pending_among([e["path"] for e in errors])
-            db.record([e for e in errors if e["path"] in pending])
-    return n
+class Listing:
+    """The work of a scan, found as the evidence is listed: what ``run`` hashes.
+
+    Listing a seizure takes minutes at millions of files (every file is opened, to find
+    archives by content), so hashing does not wait for it: the listing goes on a step at a
+    time whenever the workers need more than is registered. Each step registers its files
+    as pending in scan.db (its listing errors become error rows) before any is handed out,
+    so a kill at any point leaves a database a rerun resumes from. Hand-out order: files
+    pending from an earlier run, then new files as they are listed, then, once the
+    listing is complete (only then is every member of an archive known), one unit per
+    outermost archive, then the rest. ``left`` is None until the listing is complete.
+    """
+
+    def __init__(self, db: ScanDB, options: ScanOptions, stats: ScanStats) -> None:
+        self.db, self.stats = db, stats
+        self.steps = _chunked(iter_items(list(options.inputs), Limits()), LIST_STEP)
+        self.files = db.summary().files  # every file row: the progress total
+        #: files this run's listing found unreadable (error rows, never handed out)
+        self.refused = 0
+        self.left: int | None = None
+
+    def __iter__(self) -> Iterator[Unit]:
+        last, listed = 0, False
+        while True:
+            page = self.db.pending_plain_after(last, PAGE)
+            if page:
+                last = page[-1][0]
+                for _, path in page:
+                    self._handed()
+                    yield Unit(path)
+            elif listed:
+                return
+            elif not self._step():
+                listed = True
+                archives = self.db.pending_archives()
+                self.left = len(archives) + self.db.pending_plain_count_after(last)
+                for outer in archives:
+                    self._handed()
+                    yield Unit(outer, archive=True,
+                               members=frozenset(self.db.pending_under(outer)))
+
+    def _handed(self) -> None:
+        if self.left is not None:
+            self.left -= 1
+
+    def _step(self) -> bool:
+        """List and register the next few items; False once the listing is complete."""
+        t = time.perf_counter()
+        try:
+            chunk = next(self.steps, None)
+            if chunk is None:
+                return False
+            added = self.db.add_pending((it.path, it.container, it.size, it.mtime, it.flags)
+                                        for it in chunk)
+            self.stats.registered += added
+            self.files += added
+            errors = [{"path": it.path, "status": "error", "error_code": it.error.code,
+                       "error_message": it.error.cause} for it in chunk
+                      if it.error is not None]
+            if errors:
+                # Only rows still pending: a resumed scan never rewrites what it decided.
+                pending = self.db.pending_among([e["path"] for e in errors])
+                self.db.record([e for e in errors if e["path"] in pending])
+                self.refused += len(pending)
+            return True
+        finally:
+            self.stats.seconds["enumerate"] += time.perf_counter() - t
 
 
 def _chunked(items: Iterable[T], size: int) -> Iterator[list[T]]:
@@ -197,22 +240,19 @@ def _chunked(items: Iterable[T], size: int) -> Iterator[list[T]]:
 def _hash_pending(db: ScanDB, options: ScanOptions, stats: ScanStats,
                   progress: Progress | None, spill: Path,
                   early: MatchAsHashed | None = None) -> None:
-    """Hash the pending files, committing results at least every ``COMMIT_EVERY`` seconds;
-    each commit's items go to ``early`` to be matched while hashing goes on."""
-    left = db.pending_count()
-    total = db.summary().files
-    done = total - left
+    """List the evidence and hash what is pending, committing results at least every
+    ``COMMIT_EVERY`` seconds; each commit's items go to ``early`` to be matched while
+    hashing goes on."""
+    done = stats.skipped_done
     work = hash_options(options.mode, options.dihedral, options.thumbnails != "none",
                         options.variants)
     batch: list[dict[str, Any]] = []
     thumbs: list[tuple[str, bytes]] = []
     frames: list[tuple[str, int, float, bytes]] = []
     last = time.monotonic()
-    if not left:
-        return
-    units = pending_units(db)
-    batches = run_on_ray(units, work, options.ray, spill, options.jobs) if options.ray \
-        else run(units, work, options.jobs, total=left)
+    listing = Listing(db, options, stats)
+    batches = run_on_ray(iter(listing), work, options.ray, spill, options.jobs) \
+        if options.ray else run(iter(listing), work, options.jobs, total=lambda: listing.left)
     for hashed in batches:
         for h in hashed.results:
             r = h.result
@@ -228,7 +268,7 @@ def _hash_pending(db: ScanDB, options: ScanOptions, stats: ScanStats,
             _commit(db, batch, thumbs, frames, early)
             batch, thumbs, frames, last = [], [], [], time.monotonic()
         if progress:
-            progress("hashing", done + stats.hashed, total)
+            progress("hashing", done + listing.refused + stats.hashed, listing.files)
     _commit(db, batch, thumbs, frames, early)
 
 

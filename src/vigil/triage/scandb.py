@@ -329,14 +329,23 @@ class ScanDB:
         """Pending paths outside archives, in registration order, read a page at a time
         (keyset on id: the parent never holds the whole listing)."""
         last = 0
-        while True:
-            rows = self.conn.execute(
-                "SELECT id, path FROM files WHERE status = 'pending' AND id > ? AND "
-                "instr(path, ?) = 0 ORDER BY id LIMIT ?", (last, SEP, page)).fetchall()
-            if not rows:
-                return
+        while rows := self.pending_plain_after(last, page):
             last = rows[-1][0]
             yield from (r[1] for r in rows)
+
+    def pending_plain_after(self, last: int, page: int = 5000) -> list[tuple[int, str]]:
+        """(id, path) of up to ``page`` pending files outside archives registered after
+        row ``last``, in registration order: ids only grow, so files registered while a
+        reader pages through are found by its next page."""
+        return [(int(r[0]), r[1]) for r in self.conn.execute(
+            "SELECT id, path FROM files WHERE status = 'pending' AND id > ? AND "
+            "instr(path, ?) = 0 ORDER BY id LIMIT ?", (last, SEP, page))]
+
+    def pending_plain_count_after(self, last: int) -> int:
+        """How many pending files outside archives were registered after row ``last``."""
+        return int(self.conn.execute(
+            "SELECT count(*) FROM files WHERE status = 'pending' AND id > ? AND "
+            "instr(path, ?) = 0", (last, SEP)).fetchone()[0])
 
     def pending_archives(self) -> list[str]:
         """Outermost archives with pending members, in registration order."""
