@@ -675,7 +675,8 @@ def render(res: dict[str, Any]) -> str:
                          f"{r['worker_seconds']:.1f}", f"{r['store_record']:.1f}",
                          f"{ph['match']:.1f}", f"{ph['group']:.1f}", f"{r['report']:.1f}",
                          f"{r['wall'] - r['wall_in_python']:.1f}"])
-        out.append(table(["run", "open store+indexes", "enumerate", "hash phase",
+        out.append(table(["run", "open store+indexes", "listing (within the hash phase)",
+                          "hash phase",
                           "Σ worker s (per-file column)", "store (ScanDB.record)", "match",
                           "group", "report+exports", "interpreter start+imports"], prow))
         if "j1" in res and "j2" in res:
@@ -701,7 +702,9 @@ def render(res: dict[str, Any]) -> str:
                 e2e = r["files"] / r["wall"]
                 ideal = bench_rate * int(k[1])
                 out.append(f"{k}: end to end {e2e:.0f} files/s = {e2e / ideal:.0%} of the hashing "
-                           f"benchmark's rate x {k[1]} core(s) ({ideal:.0f}/s)")
+                           f"benchmark's rate x {k[1]} core(s) ({ideal:.0f}/s); "
+                           f"{e2e / (worker_rate * int(k[1])):.0%} of the worker's own rate "
+                           f"x {k[1]} ({worker_rate * int(k[1]):.0f}/s)")
     if "clifull" in res:
         f = res["clifull"]
         m = f["mem"]
