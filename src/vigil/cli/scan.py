@@ -61,6 +61,9 @@ def scan(
     [bold]scan.db[/bold] (everything, and the progress). Killed or crashed? Run the same
     command again: it resumes where it stopped and ends with the same results.
 
+    Hashing starts at once, while the evidence is still being listed: the progress bar's
+    total grows until the listing is complete.
+
     Archives are read in memory, never extracted; a zip hidden after a JPEG or an .exe
     stub is scanned too (flag embedded-archive). FIFOs, sockets and devices are never
     opened (error special-file). A worker process that dies is replaced; the file it was

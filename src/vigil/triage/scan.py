@@ -2,7 +2,8 @@
 
 The flow, and why it is resumable: (1) enumerate the evidence (folders, files, archive
 members) and register every file as ``pending`` in DIR/scan.db; (2) hash pending files in
-worker processes (``vigil.signals.runner``), committing results as they arrive — a kill
+worker processes (``vigil.signals.runner``) — steps 1 and 2 overlap (``Listing``: a file
+is registered before it is handed out) — committing results as they arrive — a kill
 of the scan loses at most the files in flight, and a rerun picks up the rest; a worker
 that dies is replaced, and the file it held is retried once, then recorded as an error
 (``worker-died``); (3) match every distinct item against the
