@@ -577,6 +577,10 @@ def main() -> None:
                     "clifull: kill at 50%% + rerun), profile (default all), ray (the CLI "
                     "-j 2 and --ray on a two-node cluster on loopback, alternated; not in "
                     "the default)")
+    ap.add_argument("--pairs", type=int, default=1,
+                    help="with j1 and j2: run them this many times each, alternated (A B B "
+                    "A ...), and report every pair's ratio (the other tables show the last "
+                    "run of each)")
     ap.add_argument("--sample", type=int, default=10_000,
                     help="files timed in the profile (every k-th file of the seizure)")
     args = ap.parse_args()
@@ -594,11 +598,23 @@ def main() -> None:
     if "j1" in steps or "j2" in steps:
         log("warm-up scan (300 files) ...")
         run_child(warmup_sample(root, work / "warmup-evidence", 300), work / "warmup", 2)
-    for j in (1, 2):
-        if f"j{j}" in steps:
-            log(f"run_scan -j {j} ...")
-            res[f"j{j}"] = run_child(root, work / f"j{j}", j)
-            log(json.dumps(res[f"j{j}"]))
+    if "j1" in steps and "j2" in steps and args.pairs > 1:
+        # A B B A A B ...: the machine's drift lands on both sides alike
+        res["pairs"] = []
+        for i in range(args.pairs):
+            pair: dict[str, float] = {}
+            for j in ((1, 2) if i % 2 == 0 else (2, 1)):
+                log(f"pair {i + 1}: run_scan -j {j} ...")
+                res[f"j{j}"] = run_child(root, work / f"j{j}", j)
+                pair[f"j{j}"] = res[f"j{j}"]["wall"]
+                pair[f"j{j}_hash"] = res[f"j{j}"]["phases"]["hash"]
+            res["pairs"].append(pair)
+    else:
+        for j in (1, 2):
+            if f"j{j}" in steps:
+                log(f"run_scan -j {j} ...")
+                res[f"j{j}"] = run_child(root, work / f"j{j}", j)
+                log(json.dumps(res[f"j{j}"]))
     if "clifull" in steps:
         log("CLI uninterrupted ...")
         shutil.rmtree(work / "cli-full", ignore_errors=True)
@@ -679,6 +695,16 @@ def render(res: dict[str, Any]) -> str:
                           "hash phase",
                           "Σ worker s (per-file column)", "store (ScanDB.record)", "match",
                           "group", "report+exports", "interpreter start+imports"], prow))
+        if res.get("pairs"):
+            ps = res["pairs"]
+            out.append(table(
+                ["pair", "-j 1 wall s", "-j 2 wall s", "-j2 / -j1 end to end", "hash phase ratio"],
+                [[str(i + 1), f"{p['j1']:.1f}", f"{p['j2']:.1f}", f"{p['j1'] / p['j2']:.2f}x",
+                  f"{p['j1_hash'] / p['j2_hash']:.2f}x"] for i, p in enumerate(ps)]))
+            ratios = sorted(p["j1"] / p["j2"] for p in ps)
+            out.append(f"-j2 / -j1 over {len(ps)} pairs: min {ratios[0]:.2f}x, median "
+                       f"{ratios[len(ratios) // 2]:.2f}x, max {ratios[-1]:.2f}x; of the summed "
+                       f"walls {sum(p['j1'] for p in ps) / sum(p['j2'] for p in ps):.2f}x")
         if "j1" in res and "j2" in res:
             h1, h2 = res["j1"]["phases"]["hash"], res["j2"]["phases"]["hash"]
             out.append(f"-j2 / -j1 end to end: {res['j1']['wall'] / res['j2']['wall']:.2f}x; "

@@ -18,7 +18,7 @@ from rich.progress import Progress
 
 from vigil.signals import FileSignals, HashOptions
 from vigil.signals.evidence import iter_items
-from vigil.signals.runner import Unit, in_order, run
+from vigil.signals.runner import Unit, in_order, run, start_early
 
 
 def default_jobs() -> int:
@@ -30,6 +30,7 @@ def hash_paths(paths: Sequence[Path | str], options: HashOptions, jobs: int = 1,
                bar: Progress | None = None) -> Iterator[FileSignals]:
     """Every file under ``paths``, archive members included, hashed, in listing order
     (an archive, then its members); listing errors pass through as results."""
+    start_early(jobs)  # the workers' fork server loads while the inputs are listed
     entries: list[FileSignals | int] = []  # a listing error, or the index of a unit
     units: list[Unit] = []
     flags: dict[int, tuple[str, ...]] = {}
