@@ -31,7 +31,7 @@ from __future__ import annotations
 import os
 import secrets
 from collections import deque
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from itertools import islice
 from pathlib import Path
 from typing import Any
@@ -39,10 +39,13 @@ from typing import Any
 from vigil.signals.errors import WorkerDiedError
 from vigil.signals.options import HashOptions
 from vigil.signals.result import FileSignals
-from vigil.signals.runner import Batch, Hashed, Unit, work
+from vigil.signals.runner import Batch, Hashed, Total, Unit, work
 
-#: units per task: enough that scheduling costs little per file, few enough to balance
-CHUNK = 16
+#: units per task at most: Ray's cost per task (scheduling, the driver's wait and get)
+#: is what the scan pays over local workers; on a two-node loopback cluster 16 per task
+#: ran at 0.69-0.70x of `-j 2`, 64 at 0.75x, 128 at 0.83x (bench/RESULTS.md). Tasks shrink
+#: towards the end (``total``) so no node is left with a long one while others idle.
+CHUNK = 128
 #: tasks in flight per CPU of the cluster (the next is ready when one finishes)
 IN_FLIGHT_PER_CPU = 3
 #: how many times Ray re-runs a task whose worker or node died
@@ -113,19 +116,33 @@ def connect(address: str, spill: Path | None = None, cpus: int | None = None) ->
     return ray
 
 
-def _chunks(units: Iterable[Unit]) -> Iterator[list[tuple[int, Unit]]]:
-    """Numbered units, CHUNK at a time, read as they are needed."""
+def _chunks(units: Iterable[Unit], total: Total, cpus: Callable[[], int]
+            ) -> Iterator[list[tuple[int, Unit]]]:
+    """Numbered units, read as they are needed: CHUNK at a time, fewer once what is left
+    (``total``: a count, or a function giving it, None while unknown) would not give every
+    CPU a few tasks more."""
     it = enumerate(units)
-    while chunk := list(islice(it, CHUNK)):
+    left = total
+    while True:
+        n = left() if callable(left) else left
+        size = CHUNK if n is None else max(1, min(CHUNK, n // (cpus() * IN_FLIGHT_PER_CPU)))
+        chunk = list(islice(it, size))
+        if not chunk:
+            return
+        if isinstance(left, int):
+            left -= len(chunk)
         yield chunk
 
 
 def run_on_ray(units: Iterable[Unit], options: HashOptions, address: str,
-               spill: Path | None = None, cpus: int | None = None) -> Iterator[Batch]:
+               spill: Path | None = None, cpus: int | None = None,
+               total: Total = None) -> Iterator[Batch]:
     """Hash every unit as Ray tasks; batches as they complete (any order), like
     :func:`vigil.signals.runner.run`. ``units`` is read lazily: only the tasks in flight
-    are held, so a caller may stream them from a database."""
-    fresh = _chunks(units)
+    are held, so a caller may stream them from a database; ``total`` sizes the last
+    tasks as it does for ``run``."""
+    cluster_cpus = 1
+    fresh = _chunks(units, total, lambda: cluster_cpus)
     first = next(fresh, None)
     if first is None:
         return
@@ -134,7 +151,8 @@ def run_on_ray(units: Iterable[Unit], options: HashOptions, address: str,
         task = ray.remote(max_retries=RETRIES, num_cpus=1)(_hash_chunk)
         todo: deque[list[tuple[int, Unit]]] = deque([first])  # retries go first
         alone: set[int] = set()  # units retried alone (only those that failed)
-        width = max(1, int(ray.cluster_resources().get("CPU", 1))) * IN_FLIGHT_PER_CPU
+        cluster_cpus = max(1, int(ray.cluster_resources().get("CPU", 1)))
+        width = cluster_cpus * IN_FLIGHT_PER_CPU
         flying: dict[Any, list[tuple[int, Unit]]] = {}
         while True:
             while len(flying) < width:

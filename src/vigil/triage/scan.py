@@ -119,7 +119,6 @@ def run_scan(out: Path, options: ScanOptions, matcher: Matcher | None,
             db.set_meta("started_at", time.time())
         runs = (db.get_meta("runs") or 0) + 1
         db.set_meta("runs", runs)
-        db.set_meta("phase", "listing")
 
         t = time.perf_counter()
         if not options.ray:
@@ -127,7 +126,7 @@ def run_scan(out: Path, options: ScanOptions, matcher: Matcher | None,
         # Before the listing: its error rows are this run's findings, not earlier work.
         stats.skipped_done = db.summary().files - db.pending_count()
         stats.seconds["enumerate"] = 0.0
-        db.set_meta("phase", "hashing")
+        db.set_meta("phase", "hashing")  # the listing goes on alongside (``Listing``)
         early = None if matcher is None else MatchAsHashed(out / "scan.db", options, matcher)
         if early is not None:
             early.start()
@@ -252,8 +251,11 @@ def _hash_pending(db: ScanDB, options: ScanOptions, stats: ScanStats,
     frames: list[tuple[str, int, float, bytes]] = []
     last = time.monotonic()
     listing = Listing(db, options, stats)
-    batches = run_on_ray(iter(listing), work, options.ray, spill, options.jobs) \
-        if options.ray else run(iter(listing), work, options.jobs, total=lambda: listing.left)
+    def left() -> int | None:
+        return listing.left
+
+    batches = run_on_ray(iter(listing), work, options.ray, spill, options.jobs, left) \
+        if options.ray else run(iter(listing), work, options.jobs, left)
     for hashed in batches:
         for h in hashed.results:
             r = h.result
