@@ -13,7 +13,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 import orjson
-from sqlalchemy import Engine, delete, func, insert, select, update
+from sqlalchemy import Engine, bindparam, delete, func, insert, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -180,16 +180,18 @@ def notes(engine: Engine, ids: Iterable[str], now: str,
     kept: dict[str, dict[str, Any]] = {}
     stale: list[str] = []
     ordered = sorted(set(ids))
-    q = select(SeriesNote.series_id, SeriesNote.note, SeriesNote.valid_until)
-    with Session(engine) as s:
+    with engine.connect() as c:  # plain rows, one statement compiled for every batch
         for i in range(0, len(ordered), BATCH):
-            for sid, text, until in s.execute(
-                    q.where(SeriesNote.series_id.in_(ordered[i:i + BATCH]))):
+            for sid, text, until in c.execute(_NOTES_OF, {"ids": ordered[i:i + BATCH]}):
                 if until > now:
                     kept[sid] = orjson.loads(text)
                 else:
                     stale.append(sid)
     return kept, stale
+
+
+_NOTES_OF = select(SeriesNote.series_id, SeriesNote.note, SeriesNote.valid_until).where(
+    SeriesNote.series_id.in_(bindparam("ids", expanding=True)))
 
 
 def set_cursor(engine: Engine, peer: str, **values: Any) -> None:
