@@ -361,3 +361,25 @@ def _png(seed: int) -> bytes:
     buf = io.BytesIO()
     synthetic_image(seed, (64, 48)).save(buf, "PNG")
     return buf.getvalue()
+
+
+def test_resuming_with_the_evidence_named_another_way_is_refused(tmp_path: Path) -> None:
+    """Files are recorded by the path as given: the same folder written another way would
+    register every file a second time. The rerun is refused and nothing is lost."""
+    ev = tmp_path / "ev"
+    ev.mkdir()
+    for k in range(3):
+        synthetic_image(k, (64, 48)).save(ev / f"p{k}.jpg")
+    out = tmp_path / "out"
+    first = run_scan(out, ScanOptions(inputs=(str(ev),), jobs=1), None)
+    assert first.hashed == 3
+    other = str(tmp_path / "ev" / ".." / "ev")  # the same folder, spelt otherwise
+    with pytest.raises(ScanError, match="written the same way"):
+        run_scan(out, ScanOptions(inputs=(other,), jobs=1), None)
+    db = ScanDB(out / "scan.db")
+    try:
+        assert db.summary().files == 3 and db.pending_count() == 0
+    finally:
+        db.close()
+    again = run_scan(out, ScanOptions(inputs=(str(ev),), jobs=1), None)
+    assert again.hashed == 0 and again.skipped_done == 3

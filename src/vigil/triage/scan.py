@@ -112,6 +112,7 @@ def run_scan(out: Path, options: ScanOptions, matcher: Matcher | None,
         if stored is not None and stored != options.identity():
             raise ScanError(f"{out} holds a scan of other evidence ({', '.join(stored['inputs'])})"
                             "; use another --out folder")
+        _same_spelling(db, options, out)
         db.set_meta("identity", options.identity())
         db.set_meta("options", {**asdict(options), "inputs": list(options.inputs)})
         db.set_meta("vigil_version", __version__)
@@ -153,6 +154,18 @@ def run_scan(out: Path, options: ScanOptions, matcher: Matcher | None,
         return stats
     finally:
         db.close()
+
+
+def _same_spelling(db: ScanDB, options: ScanOptions, out: Path) -> None:
+    """Refuse to resume with the same evidence named another way (``../ev`` then
+    ``/cases/ev``): files are recorded by the path as given, so every file would be
+    registered and hashed a second time under its other name."""
+    before = (db.get_meta("options") or {}).get("inputs")
+    if before is not None and list(before) != list(options.inputs):
+        raise ScanError(f"{out} holds a scan of this evidence named "
+                        f"{' '.join(repr(p) for p in before)}; resume it with the inputs "
+                        "written the same way (from the same folder if they are relative), or "
+                        "its files would be counted twice")
 
 
 #: Items listed per step while the workers hash: a step is a few milliseconds, so the
