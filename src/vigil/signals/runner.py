@@ -19,8 +19,8 @@ which work each one holds. When a worker dies:
 Workers are started from a fork server that has imported the hashing code and loaded its
 compiled kernels once (``vigil.signals.preload``: fast to start, and no fork of a parent
 that runs threads such as a progress bar). ``start_early`` starts that server in the
-background, so a caller can do its own preparation (a scan's listing) meanwhile. They ignore
-Ctrl-C (the parent stops them) and exit when the parent's end of their pipe closes, so
+background, so a caller can do its own preparation (a scan's listing) meanwhile. Workers
+ignore Ctrl-C (the parent stops them) and exit when the parent's end of their pipe closes, so
 ``kill -9`` of the parent leaves no worker behind.
 """
 
@@ -248,6 +248,13 @@ def start_early(jobs: int) -> None:
                      daemon=True).start()
 
 
+def chunk_size(total: Total, cap: int, slots: int) -> int:
+    """Units per task: ``cap`` while what is left (``total``: a count, or a function giving
+    it; None while unknown) still gives each of ``slots`` several tasks, fewer towards the
+    end so no worker is left finishing a long task while the others idle."""
+    n = total() if callable(total) else total
+    return cap if n is None else max(1, min(cap, n // slots))
+
 
 @dataclass(slots=True)
 class _Slot:
@@ -291,8 +298,7 @@ class _Pool:
         worker busy), an archive on its own. False when no units are left."""
         if self.queue:
             return True
-        left = self.left() if callable(self.left) else self.left
-        size = MAX_CHUNK if left is None else max(1, min(MAX_CHUNK, left // (self.jobs * 4)))
+        size = chunk_size(self.left, MAX_CHUNK, self.jobs * 4)
         parts: list[_Part] = []
         for unit in self.units:
             part = _Part(self.next_uid, unit)

@@ -39,7 +39,7 @@ from typing import Any
 from vigil.signals.errors import WorkerDiedError
 from vigil.signals.options import HashOptions
 from vigil.signals.result import FileSignals
-from vigil.signals.runner import Batch, Hashed, Total, Unit, work
+from vigil.signals.runner import Batch, Hashed, Total, Unit, chunk_size, work
 
 #: units per task at most: Ray's cost per task (scheduling, the driver's wait and get)
 #: is what the scan pays over local workers; on a two-node loopback cluster 16 per task
@@ -124,9 +124,7 @@ def _chunks(units: Iterable[Unit], total: Total, cpus: Callable[[], int]
     it = enumerate(units)
     left = total
     while True:
-        n = left() if callable(left) else left
-        size = CHUNK if n is None else max(1, min(CHUNK, n // (cpus() * IN_FLIGHT_PER_CPU)))
-        chunk = list(islice(it, size))
+        chunk = list(islice(it, chunk_size(left, CHUNK, cpus() * IN_FLIGHT_PER_CPU)))
         if not chunk:
             return
         if isinstance(left, int):

@@ -125,7 +125,7 @@ def run_scan(out: Path, options: ScanOptions, matcher: Matcher | None,
         if not options.ray:
             start_early(options.jobs)  # the workers' fork server loads while we list
         # Before the listing: its error rows are this run's findings, not earlier work.
-        stats.skipped_done = db.summary().files - db.pending_count()
+        stats.skipped_done = db.file_count() - db.pending_count()
         stats.seconds["enumerate"] = 0.0
         db.set_meta("phase", "hashing")  # the listing goes on alongside (``Listing``)
         early = None if matcher is None else MatchAsHashed(out / "scan.db", options, matcher)
@@ -191,7 +191,7 @@ class Listing:
     def __init__(self, db: ScanDB, options: ScanOptions, stats: ScanStats) -> None:
         self.db, self.stats = db, stats
         self.steps = _chunked(iter_items(list(options.inputs), Limits()), LIST_STEP)
-        self.files = db.summary().files  # every file row: the progress total
+        self.files = db.file_count()  # every file row: the progress total
         #: files this run's listing found unreadable (error rows, never handed out)
         self.refused = 0
         self.left: int | None = None
@@ -215,6 +215,10 @@ class Listing:
                     self._handed()
                     yield Unit(outer, archive=True,
                                members=frozenset(self.db.pending_under(outer)))
+
+    def remaining(self) -> int | None:
+        """Units not handed out yet; None until the listing is complete."""
+        return self.left
 
     def _handed(self) -> None:
         if self.left is not None:
@@ -264,11 +268,9 @@ def _hash_pending(db: ScanDB, options: ScanOptions, stats: ScanStats,
     frames: list[tuple[str, int, float, bytes]] = []
     last = time.monotonic()
     listing = Listing(db, options, stats)
-    def left() -> int | None:
-        return listing.left
-
-    batches = run_on_ray(iter(listing), work, options.ray, spill, options.jobs, left) \
-        if options.ray else run(iter(listing), work, options.jobs, left)
+    batches = run_on_ray(iter(listing), work, options.ray, spill, options.jobs,
+                         listing.remaining) if options.ray \
+        else run(iter(listing), work, options.jobs, listing.remaining)
     for hashed in batches:
         for h in hashed.results:
             r = h.result

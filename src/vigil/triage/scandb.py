@@ -311,6 +311,10 @@ class ScanDB:
         return [r[0] for r in self.conn.execute(
             "SELECT path FROM files WHERE status = 'pending' ORDER BY id")]
 
+    def file_count(self) -> int:
+        """Every file row, whatever its status."""
+        return int(self.conn.execute("SELECT count(*) FROM files").fetchone()[0])
+
     def pending_count(self) -> int:
         return int(self.conn.execute(
             "SELECT count(*) FROM files WHERE status = 'pending'").fetchone()[0])
@@ -325,18 +329,11 @@ class ScanDB:
                 f"({', '.join('?' * len(part))})", part))
         return out
 
-    def pending_plain(self, page: int = 5000) -> Iterator[str]:
-        """Pending paths outside archives, in registration order, read a page at a time
-        (keyset on id: the parent never holds the whole listing)."""
-        last = 0
-        while rows := self.pending_plain_after(last, page):
-            last = rows[-1][0]
-            yield from (r[1] for r in rows)
-
     def pending_plain_after(self, last: int, page: int = 5000) -> list[tuple[int, str]]:
         """(id, path) of up to ``page`` pending files outside archives registered after
         row ``last``, in registration order: ids only grow, so files registered while a
-        reader pages through are found by its next page."""
+        reader pages through are found by its next page (the parent never holds the
+        whole listing)."""
         return [(int(r[0]), r[1]) for r in self.conn.execute(
             "SELECT id, path FROM files WHERE status = 'pending' AND id > ? AND "
             "instr(path, ?) = 0 ORDER BY id LIMIT ?", (last, SEP, page))]
@@ -517,7 +514,7 @@ class ScanDB:
     def capture_times(self, chunk: int = 5000) -> Iterator[str]:
         """Each item's raw EXIF ``datetime_original`` (from its first file, as
         ``iter_items`` takes it), where it is a string: the report's timeline without
-        building every item (equal to it: tests/triage/test_scandb.py)."""
+        building every item (equal to it: tests/triage/test_scan_stream.py)."""
         cur = self.conn.execute(
             "SELECT CASE WHEN json_type(exif, '$.datetime_original') = 'text' "
             "THEN json_extract(exif, '$.datetime_original') END, min(id) FROM files "
