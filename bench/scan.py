@@ -359,7 +359,9 @@ import json, os, resource, sys, time
 os.environ.setdefault("NUMBA_NUM_THREADS", "1")
 from pathlib import Path
 t_start = time.perf_counter()
+argv, sys.argv = sys.argv, ["vigil", "scan"]  # import what `vigil scan` imports, no more
 from vigil.cli._app import open_banks, open_indexes
+sys.argv = argv
 from vigil.triage.outputs import write_outputs
 from vigil.banks import EntryReader
 from vigil.matching import Matcher

@@ -13,27 +13,33 @@ import pytest
 from tests.conftest import encode
 from vigil.matching import queries_of
 from vigil.signals import HashOptions, hash_file
+from vigil.signals.options import VariantOption
 from vigil.triage.rows import hash_options, scan_row, signals_of
 from vigil.triage.scandb import ScanDB
 
 
-@pytest.mark.parametrize("dihedral", [False, True])
+@pytest.mark.parametrize(("dihedral", "variants"),
+                         [(False, "off"), (True, "off"), (False, "features")])
 def test_queries_survive_the_scan_database(tmp_path: Path, shared: Path,
-                                           dihedral: bool) -> None:
+                                           dihedral: bool, variants: VariantOption) -> None:
     from vigil.demo.synthetic import synthetic_image
 
     photo = tmp_path / "p.jpg"
     photo.write_bytes(encode(synthetic_image(3, (640, 480))))
     video = shared / "fixtures/video/sample-videos/chair-20-sd-bar.mp4"
-    options = hash_options("fast", dihedral, thumbnails=True)
+    options = hash_options("fast", dihedral, thumbnails=True, variants=variants)
     db = ScanDB(tmp_path / "scan.db")
     hashed = [hash_file(p, options) for p in (photo, video)]
     db.add_pending([(r.path, None, None, None) for r in hashed])
     db.record([scan_row(r) for r in hashed])
     items = {it.paths[0]: it for chunk in db.iter_items() for it in chunk}
+    lean = {row.sha256: row for row in db.signal_rows(items[r.path].sha256 for r in hashed)}
     db.close()
     for r in hashed:
         assert queries_of(signals_of(items[r.path]), dihedral) == queries_of(r, dihedral)
+        # what matching during a scan reads (``signal_rows``) gives the same queries
+        assert r.digests is not None
+        assert queries_of(signals_of(lean[r.digests.sha256]), dihedral) == queries_of(r, dihedral)
     assert hashed[0].thumbnail and hashed[0].exif is None  # synthetic: no EXIF
 
 

@@ -2,9 +2,10 @@
 
 Why a thread: with ``-j N`` the scan's parent mostly waits for the workers' results, and
 matching after hashing left every core but one idle for its whole duration. Here the parent
-hands each committed batch's SHA-256s to a thread, which reads those items back from
-scan.db and matches them as the workers go on; when hashing ends, only the items an
-earlier run hashed (a resumed scan) are left to match.
+hands each committed batch's SHA-256s to a thread, which reads those items' signals back
+from scan.db (``ScanDB.signal_rows``: the first file's, no paths or EXIF) and matches them
+as the workers go on; when hashing ends, only the items an earlier run hashed (a resumed
+scan) are left to match.
 
 The result is the same as matching every item after hashing (``match_all``, the
 reference; tests/triage/test_scan_leads.py): each item is matched once per run, from its
@@ -17,14 +18,14 @@ from __future__ import annotations
 
 import queue
 import threading
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import Protocol
 
 from vigil.matching import Matcher, queries_of, video_detail
 from vigil.signals.options import VariantOption
 from vigil.triage.rows import signals_of
-from vigil.triage.scandb import ItemRow, MatchRow, ScanDB
+from vigil.triage.scandb import ItemRow, MatchRow, ScanDB, SignalRow
 
 
 class ScanOptions(Protocol):
@@ -45,7 +46,8 @@ class ScanOptions(Protocol):
 MATCH_BATCH = 2000
 
 
-def leads_of(items: list[ItemRow], options: ScanOptions, matcher: Matcher) -> Iterator[MatchRow]:
+def leads_of(items: Sequence[ItemRow | SignalRow], options: ScanOptions,
+             matcher: Matcher) -> Iterator[MatchRow]:
     """The match rows of a batch of recorded items."""
     queries = [queries_of(signals_of(it), options.dihedral) for it in items]
     outcomes = matcher.match(queries, threshold=options.threshold,
@@ -154,8 +156,7 @@ class MatchAsHashed:
     def _match(self, db: ScanDB, fresh: list[str]) -> None:
         if not fresh:
             return
-        found = db.items_for(fresh, leads=False)
-        items = [found[s] for s in sorted(found)]
+        items = db.signal_rows(fresh)
         db.add_matches(list(leads_of(items, self.options, self.matcher)))
         self.done += len(items)
 

@@ -13,7 +13,7 @@ from typing import Any
 from vigil.signals import DIHEDRAL_NAMES, Digests, FileSignals, HashOptions, PdqHash
 from vigil.signals.options import VariantOption
 from vigil.signals.vpdq import read_vpdq, write_vpdq
-from vigil.triage.scandb import ItemRow
+from vigil.triage.scandb import ItemRow, SignalRow
 
 
 def hash_options(mode: str, dihedral: bool, thumbnails: bool,
@@ -51,9 +51,11 @@ def scan_row(r: FileSignals) -> dict[str, Any]:
     return row
 
 
-def signals_of(item: ItemRow) -> FileSignals:
-    """A recorded item as the signals it was hashed into, for ``queries_of``."""
-    out = FileSignals(path=item.paths[0] if item.paths else item.sha256,
+def signals_of(item: ItemRow | SignalRow) -> FileSignals:
+    """A recorded item as the signals it was hashed into, for ``queries_of`` (which reads
+    no path: a ``SignalRow``, which has none, is named by its SHA-256)."""
+    path = item.paths[0] if isinstance(item, ItemRow) and item.paths else item.sha256
+    out = FileSignals(path=path,
                       digests=Digests(item.md5 or "", item.sha1 or "", item.sha256,
                                       item.size or 0),
                       kind=item.kind, format=item.format)
