@@ -362,6 +362,8 @@ t_start = time.perf_counter()
 argv, sys.argv = sys.argv, ["vigil", "scan"]  # import what `vigil scan` imports, no more
 from vigil.cli._app import open_banks, open_indexes
 sys.argv = argv
+from vigil.signals.forkstart import start_early
+start_early(int(sys.argv[3]))  # where `vigil scan` starts it: before the scan's own imports
 from vigil.triage.outputs import write_outputs
 from vigil.banks import EntryReader
 from vigil.matching import Matcher

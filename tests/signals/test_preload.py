@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import subprocess
 import sys
+from pathlib import Path
 
 
 def test_importing_the_preload_compiles_the_pdq_kernels() -> None:
@@ -22,9 +23,38 @@ def test_importing_the_preload_compiles_the_pdq_kernels() -> None:
 def test_start_early_is_harmless_when_no_worker_follows() -> None:
     """A scan with nothing left to hash starts the fork server for nothing: the process
     still exits at once and cleanly."""
-    code = ("from vigil.signals.runner import start_early\n"
+    code = ("from vigil.signals.forkstart import start_early\n"
             "start_early(2)\n"
             "print('ok')\n")
     r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                        timeout=120)
     assert r.returncode == 0 and r.stdout.strip() == "ok", r.stderr
+
+
+
+def test_vigil_scan_starts_the_fork_server_before_importing_the_scan(tmp_path: Path) -> None:
+    """``vigil scan -j 2`` starts the workers' fork server first, so it loads while the
+    command imports the scan's code (``vigil.triage.scan``)."""
+    from vigil.demo.synthetic import synthetic_image
+
+    ev = tmp_path / "ev"
+    ev.mkdir()
+    synthetic_image(1, (160, 120)).save(ev / "a.png")
+    code = ("import sys\n"
+            "import vigil.signals.forkstart as f\n"
+            "seen = []\n"
+            "f.start_early = lambda jobs: seen.append(('vigil.triage.scan' in sys.modules, jobs))\n"
+            "sys.argv = ['vigil', 'scan', sys.argv[1], '--out', sys.argv[2], '--no-match', '-q',"
+            " '-j', '2']\n"
+            "from vigil.cli import app\n"
+            "try:\n"
+            "    app()\n"
+            "except SystemExit as e:\n"
+            "    assert not e.code, e.code\n"
+            "print(seen)\n")
+    r = subprocess.run([sys.executable, "-c", code, str(ev), str(tmp_path / "out")],
+                       capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0, r.stderr[-2000:]
+    # the command's own early start, then run_scan's (a no-op once the server runs)
+    assert r.stdout.strip().splitlines()[-1] == "[(False, 2), (True, 2)]"
+    assert (tmp_path / "out" / "report.html").exists()

@@ -52,3 +52,21 @@ def test_near_duplicates_group_and_rank_by_size_and_device() -> None:
 
 def test_no_items_no_groups() -> None:
     assert group_unknown([]) == []
+
+
+def test_member_distances_equal_the_pairwise_reference() -> None:
+    """``describe`` measures every member against the first in one array operation; each
+    distance is what ``hamming`` gives for that pair, and -1 where either has no PDQ."""
+    from vigil.index import hamming
+    from vigil.triage.grouping import describe
+
+    rng = np.random.default_rng(11)
+    first = hex_from_codes(rng.integers(0, 256, (1, 32), dtype=np.uint8))[0]
+    codes: list[str | None] = [first, _near(first, 7, rng), None, _near(first, 40, rng),
+                               first.upper(), _near(first, 1, rng)]
+    items = [Unknown(f"s{k}", c, 100, None, {}, "JPEG") for k, c in enumerate(codes)]
+    _, row = describe(items)
+    want = [hamming(first, c) if c else -1 for c in codes]
+    assert [d for _, d in row.members] == want == [0, 7, -1, 40, 0, 1]
+    _, none_first = describe([Unknown("v", None, 0, None, {}, "MP4"), *items])
+    assert [d for _, d in none_first.members] == [-1] * (len(items) + 1)

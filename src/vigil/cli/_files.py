@@ -18,7 +18,8 @@ from rich.progress import Progress
 
 from vigil.signals import FileSignals, HashOptions
 from vigil.signals.evidence import iter_items
-from vigil.signals.runner import Unit, in_order, run, start_early
+from vigil.signals.forkstart import start_early
+from vigil.signals.runner import Unit, in_order, run
 
 
 def default_jobs() -> int:

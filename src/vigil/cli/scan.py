@@ -78,6 +78,10 @@ def scan(
     """
     import os
 
+    from vigil.signals.forkstart import start_early
+
+    if not ray:  # first: the workers' fork server loads while the scan's code is imported
+        start_early(jobs or (os.cpu_count() or 1))
     from vigil.triage.outputs import write_outputs
     from vigil.triage.scan import ScanError, ScanOptions, run_scan
 

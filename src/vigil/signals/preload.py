@@ -5,7 +5,7 @@ PDQ's compiled kernels (Numba's on-disk cache) on its first file, about 0.2 s, a
 replacement worker after a death pays it again. Hashing one small generated picture here
 compiles them in the server, and every forked worker inherits them: it starts hashing at
 once. Importing this module has that effect on purpose; only the fork server imports it
-(``vigil.signals.runner.PRELOAD``).
+(``vigil.signals.forkstart.PRELOAD``).
 
 The picture is made here (a gradient), never read from anywhere: no evidence, no file.
 """

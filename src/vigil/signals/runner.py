@@ -18,29 +18,27 @@ which work each one holds. When a worker dies:
 
 Workers are started from a fork server that has imported the hashing code and loaded its
 compiled kernels once (``vigil.signals.preload``: fast to start, and no fork of a parent
-that runs threads such as a progress bar). ``start_early`` starts that server in the
-background, so a caller can do its own preparation (a scan's listing) meanwhile. Workers
+that runs threads such as a progress bar). ``vigil.signals.forkstart.start_early`` starts
+that server in the background, so a caller can do its own preparation (imports, a scan's
+listing) meanwhile. Workers
 ignore Ctrl-C (the parent stops them) and exit when the parent's end of their pipe closes, so
 ``kill -9`` of the parent leaves no worker behind.
 """
 
 from __future__ import annotations
 
-import multiprocessing as mp
 import signal
-import threading
 import time
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
-from multiprocessing import forkserver
 from multiprocessing.connection import Connection, wait
-from multiprocessing.context import ForkServerContext, SpawnContext
 from multiprocessing.process import BaseProcess
 from typing import Protocol, cast
 
 from vigil.signals.errors import UnreadableFileError, WorkerDiedError
 from vigil.signals.evidence import SEP, Item, iter_archive_contents
+from vigil.signals.forkstart import context
 from vigil.signals.options import HashOptions
 from vigil.signals.pipeline import hash_bytes, hash_item
 from vigil.signals.result import FileSignals
@@ -62,8 +60,6 @@ FLUSH_RESULTS = 64
 LAST = 1 << 62
 #: How many units there are (None: unknown), or a function giving how many are left.
 Total = int | Callable[[], int | None] | None
-#: What the fork server imports before it forks workers.
-PRELOAD = ["vigil.signals.preload"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -226,28 +222,6 @@ def _run_task(conn: Connection, where: _Where, task: _Task,
 # --------------------------------------------------------------------------- the parent
 
 
-def _context() -> ForkServerContext | SpawnContext:
-    if "forkserver" in mp.get_all_start_methods():
-        ctx = mp.get_context("forkserver")
-        ctx.set_forkserver_preload(PRELOAD)
-        return ctx
-    return mp.get_context("spawn")  # pragma: no cover - platforms without fork
-
-
-def start_early(jobs: int) -> None:
-    """Start the workers' fork server now, in a background thread, when ``jobs`` > 1.
-
-    Its imports and kernel loading (about half a second) then overlap with whatever the
-    caller does next, instead of delaying the first result; ``run`` later finds it
-    running. Nothing is lost if it is not used. A no-op where there is no fork server.
-    """
-    if jobs <= 1 or "forkserver" not in mp.get_all_start_methods():
-        return
-    _context()
-    threading.Thread(target=forkserver.ensure_running, name="vigil-forkserver-start",
-                     daemon=True).start()
-
-
 def chunk_size(total: Total, cap: int, slots: int) -> int:
     """Units per task: ``cap`` while what is left (``total``: a count, or a function giving
     it; None while unknown) still gives each of ``slots`` several tasks, fewer towards the
@@ -286,7 +260,7 @@ class _Pool:
         self.barren = 0
         self.next_task = 0
         self.next_uid = 0
-        self.ctx = _context()
+        self.ctx = context()
 
     def _task(self, parts: Iterable[_Part]) -> _Task:
         self.next_task += 1

@@ -20,7 +20,7 @@ from typing import Any, Protocol
 import numpy as np
 from numpy.typing import NDArray
 
-from vigil.index import HammingIndex, hamming
+from vigil.index import HammingIndex, codes_from_hex
 from vigil.index.video import MIN_QUERY_PCT, VideoIndex
 from vigil.signals.vpdq import read_vpdq
 from vigil.triage.scandb import GroupRow
@@ -189,7 +189,7 @@ def describe(items: list[Unknown]) -> tuple[float, GroupRow]:
     top, top_n = devices.most_common(1)[0] if devices else (None, 0)
     shared = top if top_n * 2 > len(items) else None
     score = len(items) + (DEVICE_WEIGHT * top_n / len(items) if shared else 0.0)
-    dist = [(it.sha256, _distance(items[0], it)) for it in items]
+    dist = list(zip((it.sha256 for it in items), _distances(items), strict=True))
     return score, GroupRow(id=0, rank=0, size=len(items), score=round(score, 3),
                            device=shared, summary=_summary(items), members=dist)
 
@@ -234,9 +234,19 @@ def _link_videos(videos: list[tuple[int, str]], uf: _UnionFind) -> None:
                 uf.union(i, vm.video_id)
 
 
-def _distance(a: Unknown, b: Unknown) -> int:
-    """PDQ distance to the group's first member (-1 when either has no usable PDQ)."""
-    return hamming(a.pdq, b.pdq) if a.pdq and b.pdq else -1
+def _distances(items: list[Unknown]) -> list[int]:
+    """Each member's PDQ distance to the group's first member (-1 when either has no
+    PDQ), all in one array operation (``hamming`` one pair at a time is the reference)."""
+    first = items[0].pdq
+    if not first:
+        return [-1] * len(items)
+    coded = [k for k, it in enumerate(items) if it.pdq]
+    codes = codes_from_hex([first] + [items[k].pdq or "" for k in coded])
+    out = [-1] * len(items)
+    for k, d in zip(coded, np.bitwise_count(codes[1:] ^ codes[0]).sum(axis=1).tolist(),
+                    strict=True):
+        out[k] = int(d)
+    return out
 
 
 def _summary(members: list[Unknown]) -> dict[str, Any]:

@@ -28,8 +28,9 @@ from typing import Any, TypeVar
 from vigil import __version__
 from vigil.matching import Matcher
 from vigil.signals.evidence import SEP, Limits, iter_items
+from vigil.signals.forkstart import start_early
 from vigil.signals.options import VariantOption
-from vigil.signals.runner import Unit, run, start_early
+from vigil.signals.runner import Unit, run
 from vigil.triage.cluster import run_on_ray
 from vigil.triage.grouping import Gathered, Unknown, describe
 from vigil.triage.leads import MatchAsHashed
@@ -318,15 +319,39 @@ def _group(db: ScanDB, options: ScanOptions) -> None:
         for pdq, quality, device, vpdq in db.staged_signals():
             gathered.add(pdq, quality, device, vpdq)
 
-        def detail(members: list[int]) -> list[Unknown]:
-            names = db.staged_shas(members)
-            rows = db.unknown_details(names)
-            return [_unknown(rows[s]) for s in names]
-
-        db.replace_groups_ranked(describe(detail(members))
-                                 for members in gathered.components(options.threshold))
+        db.replace_groups_ranked(describe(members) for members in
+                                 _detailed(db, gathered.components(options.threshold)))
     finally:
         db.unstage_unknown()
+
+
+#: Group members whose records are read from scan.db at once (two queries per batch, not
+#: per group: most groups are small, and 1,000 groups cost 0.15 s in queries one by one).
+DETAIL_BATCH = 4096
+
+
+def _detailed(db: ScanDB, components: Iterable[list[int]]) -> Iterator[list[Unknown]]:
+    """Each component's members as full records, in the components' order, read a batch
+    of components at a time."""
+    batch: list[list[int]] = []
+    size = 0
+    for members in components:
+        batch.append(members)
+        size += len(members)
+        if size >= DETAIL_BATCH:
+            yield from _details_of(db, batch)
+            batch, size = [], 0
+    if batch:
+        yield from _details_of(db, batch)
+
+
+def _details_of(db: ScanDB, components: list[list[int]]) -> Iterator[list[Unknown]]:
+    names = db.staged_shas([p for members in components for p in members])
+    rows = db.unknown_details(names)
+    k = 0
+    for members in components:
+        yield [_unknown(rows[s]) for s in names[k:k + len(members)]]
+        k += len(members)
 
 
 class _StagedCodes:
