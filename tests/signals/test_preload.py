@@ -58,3 +58,18 @@ def test_vigil_scan_starts_the_fork_server_before_importing_the_scan(tmp_path: P
     # the command's own early start, then run_scan's (a no-op once the server runs)
     assert r.stdout.strip().splitlines()[-1] == "[(False, 2), (True, 2)]"
     assert (tmp_path / "out" / "report.html").exists()
+
+
+def test_starting_the_fork_server_loads_no_hashing_code() -> None:
+    """The module that starts the fork server, and the package around it, load nothing
+    heavy: the server loads that code while the command loads it too, not after."""
+    code = ("import sys\n"
+            "import vigil.signals.forkstart\n"
+            "heavy = ('numpy', 'PIL', 'numba', 'av', 'vigil.signals.pipeline')\n"
+            "print(' '.join(m for m in heavy if m in sys.modules) or 'none')\n"
+            "import vigil.signals as s\n"
+            "print(all(getattr(s, n) is getattr(sys.modules['vigil.signals.' + s._WHERE[n]], n)"
+            " for n in s.__all__), sorted(s._WHERE) == sorted(s.__all__))\n")
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                       timeout=120, check=True)
+    assert r.stdout.split("\n")[:2] == ["none", "True True"]
