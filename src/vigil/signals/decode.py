@@ -32,6 +32,7 @@ from numpy.typing import NDArray
 from PIL import Image, UnidentifiedImageError
 
 from vigil.signals.errors import CorruptImageError, ImageTooLargeError
+from vigil.signals.pickling import plain_state
 
 try:  # HEIC/HEIF: what phones save photos as; decoded by libheif through pillow-heif
     from pillow_heif import register_heif_opener
@@ -76,6 +77,7 @@ def sniff_image_format(head: bytes) -> str | None:
     return None
 
 
+@plain_state
 @dataclass(frozen=True, slots=True)
 class ImageInfo:
     """What was decoded, and how: recorded with every PDQ so a result can be explained."""

@@ -11,9 +11,12 @@ import hashlib
 from dataclasses import dataclass
 from typing import IO
 
+from vigil.signals.pickling import plain_state
+
 CHUNK_SIZE = 1 << 20
 
 
+@plain_state
 @dataclass(frozen=True, slots=True)
 class Digests:
     """The exact signals of one byte string, as lowercase hex."""

@@ -19,10 +19,13 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from vigil.signals.pickling import plain_state
+
 #: keyframes kept per video (at most: a short video has fewer sampled frames)
 KEYFRAMES = 6
 
 
+@plain_state
 @dataclass(frozen=True, slots=True)
 class Keyframe:
     """One kept frame: when it is (nominal seconds, as vPDQ stamps it) and its picture (a

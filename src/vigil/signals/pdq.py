@@ -25,6 +25,7 @@ from PIL import Image
 
 from vigil.signals import decode
 from vigil.signals.pdq_luma import luma_from_rgb, pdq_dihedral_from_luma, pdq_from_luma
+from vigil.signals.pickling import plain_state
 
 Mode = Literal["fast", "reference"]
 Variants = tuple["PdqHash", ...] | None
@@ -36,6 +37,7 @@ DIHEDRAL_NAMES: tuple[str, ...] = (
 )
 
 
+@plain_state
 @dataclass(frozen=True, slots=True)
 class PdqHash:
     """One PDQ hash: 64 lowercase hex characters and a quality of 0–100.

@@ -40,6 +40,7 @@ from vigil.signals.errors import UnreadableFileError, WorkerDiedError
 from vigil.signals.evidence import SEP, Item, iter_archive_contents
 from vigil.signals.forkstart import context
 from vigil.signals.options import HashOptions
+from vigil.signals.pickling import plain_state
 from vigil.signals.pipeline import hash_bytes, hash_item
 from vigil.signals.result import FileSignals
 
@@ -62,6 +63,7 @@ LAST = 1 << 62
 Total = int | Callable[[], int | None] | None
 
 
+@plain_state
 @dataclass(frozen=True, slots=True)
 class Unit:
     """One piece of work: a file, or members of one outermost archive (``archive=True``).
@@ -75,6 +77,7 @@ class Unit:
     members: frozenset[str] | None = None
 
 
+@plain_state
 @dataclass(frozen=True, slots=True)
 class Hashed:
     """One result: of which unit, where in it (0 for a file; archive order for members)."""
@@ -153,6 +156,7 @@ def _died(path: str) -> FileSignals:
 # --------------------------------------------------------------------------- messages
 
 
+@plain_state
 @dataclass(frozen=True, slots=True)
 class _Part:
     """A unit as handed to a worker: what was already reported, what to fail."""
@@ -163,12 +167,14 @@ class _Part:
     fail: frozenset[int] = frozenset()
 
 
+@plain_state
 @dataclass(frozen=True, slots=True)
 class _Task:
     id: int
     parts: tuple[_Part, ...]
 
 
+@plain_state
 @dataclass(frozen=True, slots=True)
 class _Results:
     task: int

@@ -78,6 +78,7 @@ from numpy.typing import NDArray
 from vigil.signals.errors import EmptyFileError, SignalError, UnreadableFileError
 from vigil.signals.keyframes import Keyframe, KeyframeKeeper
 from vigil.signals.pdq_luma import pdq_from_rgb
+from vigil.signals.pickling import plain_state
 from vigil.signals.thumbnail import thumbnail_of_pixels
 
 __all__ = [
@@ -154,6 +155,7 @@ class VpdqFormatError(ValueError):
 # --------------------------------------------------------------------------- data
 
 
+@plain_state
 @dataclass(frozen=True, slots=True)
 class VpdqFrame:
     """One sampled frame: its number, PDQ quality (0-100), PDQ hex and nominal seconds."""
