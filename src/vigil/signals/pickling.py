@@ -30,8 +30,8 @@ def plain_state(cls: type[T]) -> type[T]:
         for n, v in zip(names, state, strict=True):
             object.__setattr__(self, n, v)
 
-    cls.__getstate__ = __getstate__  # type: ignore[attr-defined]
-    cls.__setstate__ = __setstate__  # type: ignore[attr-defined]
+    setattr(cls, "__getstate__", __getstate__)  # noqa: B010 (mypy refuses method assignment)
+    setattr(cls, "__setstate__", __setstate__)  # noqa: B010
     return cls
 
 
