@@ -343,8 +343,9 @@ def profile(db_path: Path, every: int) -> dict[str, Any]:
         with contextlib.suppress(Exception):
             hashed = pdq_of_image(decode.open_image(data, path, opts.max_pixels), path)
         t_thumb = time.perf_counter()
-        if hashed is not None and hashed.pixels is not None:
-            thumbnail_of_pixels(hashed.pixels, hashed.info.exif_orientation)
+        if hashed is not None and hashed.pixels is not None:  # as the pipeline does
+            thumbnail_of_pixels(hashed.grey if hashed.grey is not None else hashed.pixels,
+                                hashed.info.exif_orientation)
         t7 = time.perf_counter()
         t["decode (floor)"] += t5 - t4
         t["fast_hex (decode+PDQ)"] += t6 - t5

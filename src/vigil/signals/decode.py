@@ -196,13 +196,23 @@ def reduction_factor(width: int, height: int, min_long_side: int = FAST_MIN_LONG
 def decode_reduced_luma(img: Image.Image, name: str | Path,
                         min_long_side: int = FAST_MIN_LONG_SIDE,
                         ) -> tuple[NDArray[np.float32], ImageInfo]:
-    """Reduced decode straight to an (h, w) luma plane for the fast PDQ path.
+    """Reduced decode straight to an (h, w) float32 luma plane for the fast PDQ path
+    (``decode_reduced_grey``, as PDQ takes it)."""
+    grey, info = decode_reduced_grey(img, name, min_long_side)
+    return np.asarray(grey, dtype=np.float32), info
+
+
+def decode_reduced_grey(img: Image.Image, name: str | Path,
+                        min_long_side: int = FAST_MIN_LONG_SIDE,
+                        ) -> tuple[Image.Image, ImageInfo]:
+    """Reduced decode straight to an 8-bit greyscale (mode L) image for the fast PDQ path.
 
     JPEGs use Pillow's draft mode: libjpeg scales in the DCT domain and, when asked for
     greyscale, skips the chroma planes and colour conversion entirely — most of the
     decode cost of a photo, even unscaled (the Y plane is the same BT.601 luma PDQ
     computes, up to rounding). Other formats are decoded fully (they offer no cheaper
-    way), converted to luma and box-reduced. Returns float32 luma as PDQ expects.
+    way), converted to luma and box-reduced. The 8-bit image is what the stored
+    thumbnail is made from (no cast of the float plane back to bytes).
     """
     orientation = _exif_orientation(img)
     fmt, mode = img.format or "unknown", img.mode
@@ -220,5 +230,4 @@ def decode_reduced_luma(img: Image.Image, name: str | Path,
         reduced = _convert(img, "L", name)
         if factor > 1:
             reduced = reduced.reduce(factor)
-    luma = np.asarray(reduced, dtype=np.float32)
-    return luma, _info(img, (w, h), reduced, factor, orientation, fmt, mode)
+    return reduced, _info(img, (w, h), reduced, factor, orientation, fmt, mode)

@@ -61,6 +61,9 @@ class PdqResult:
     #: the pixels that were hashed: (H, W, 3) uint8 RGB or an (h, w) float32 luma plane;
     #: kept so a thumbnail needs no second decode
     pixels: np.ndarray | None = None
+    #: the fast path's plane as the 8-bit image it was made from (the same values), for
+    #: the thumbnail; None on the other paths
+    grey: Image.Image | None = None
 
 
 def _hex_from_bits(bits: NDArray[np.integer]) -> str:
@@ -112,6 +115,7 @@ def pdq_of_image(img: Image.Image, name: str | Path, mode: Mode = "fast", dihedr
         rgb, info = decode.decode_rgb(img, name)
         h, variants = pdq_of_luma(luma_from_rgb(rgb), dihedral)
         return PdqResult(h, variants, info, rgb)
-    luma, info = decode.decode_reduced_luma(img, name, min_long_side)
+    grey, info = decode.decode_reduced_grey(img, name, min_long_side)
+    luma = np.asarray(grey, dtype=np.float32)
     h, variants = pdq_of_luma(luma, dihedral)
-    return PdqResult(h, variants, info, luma)
+    return PdqResult(h, variants, info, luma, grey)

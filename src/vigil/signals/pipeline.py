@@ -191,7 +191,8 @@ def _image(content: Content, name: str, options: HashOptions, result: FileSignal
     if (options.variants == "features" or options.crop_ladder) and pdq.pixels is not None:
         result.pdq_features = features.packed_features(pdq.pixels, options.crop_ladder)
     if options.thumbnails and pdq.pixels is not None:
-        result.thumbnail = thumbnail_of_pixels(pdq.pixels, pdq.info.exif_orientation)
+        result.thumbnail = thumbnail_of_pixels(pdq.grey if pdq.grey is not None else pdq.pixels,
+                                               pdq.info.exif_orientation)
 
 
 def _derived(pixels: crops.Pixels, options: HashOptions) -> tuple[tuple[str, PdqHash], ...]:

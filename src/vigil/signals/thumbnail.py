@@ -74,21 +74,27 @@ def make_thumbnail(img: Image.Image) -> bytes:
     return _encode(im)
 
 
-def thumbnail_of_pixels(pixels: np.ndarray, orientation: int | None) -> bytes | None:
-    """A greyscale thumbnail of pixels already decoded for PDQ (RGB or a luma plane),
-    shown upright by the EXIF ``orientation``; None if it cannot be made."""
+def thumbnail_of_pixels(pixels: np.ndarray | Image.Image, orientation: int | None
+                        ) -> bytes | None:
+    """A greyscale thumbnail of pixels already decoded for PDQ (RGB, a float luma plane,
+    or the 8-bit greyscale image that plane was made from: the same thumbnail, without
+    casting the plane back to bytes, which cost 0.15 ms of 0.35), shown upright by the
+    EXIF ``orientation``; None if it cannot be made."""
     try:
         # Take every k-th pixel down to about twice the thumbnail's size first: converting
         # a whole 12 MP plane would cost more than the thumbnail; the filtered reduction
         # that follows smooths what the sampling left.
-        h, w = pixels.shape[:2]
+        w, h = pixels.size if isinstance(pixels, Image.Image) else pixels.shape[1::-1]
         k = max(1, min(min(h, w) // (2 * MAX_SIDE), max(h, w) // (4 * MAX_SIDE)))
-        sampled = pixels[::k, ::k]
-        if sampled.ndim == 3:
-            rgb = np.ascontiguousarray(sampled, dtype=np.uint8)
+        if isinstance(pixels, Image.Image):
+            im = pixels.convert("L") if pixels.mode != "L" else pixels
+            if k > 1:
+                im = Image.fromarray(np.ascontiguousarray(np.asarray(im)[::k, ::k]), "L")
+        elif pixels.ndim == 3:
+            rgb = np.ascontiguousarray(pixels[::k, ::k], dtype=np.uint8)
             im = Image.fromarray(rgb, "RGB").convert("L")
         else:  # the fast path's plane: float32 of 8-bit luma, so the cast is exact
-            im = Image.fromarray(np.ascontiguousarray(sampled, dtype=np.uint8), "L")
+            im = Image.fromarray(np.ascontiguousarray(pixels[::k, ::k], dtype=np.uint8), "L")
         if orientation in _UPRIGHT:
             im = im.transpose(_UPRIGHT[orientation])
         return _encode(im)
