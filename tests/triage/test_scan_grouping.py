@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from vigil.index import hex_from_codes
-from vigil.triage import grouping
+from vigil.triage import grouping, scan
 from vigil.triage.grouping import Unknown, group_unknown
 from vigil.triage.scan import ScanOptions, _group
 from vigil.triage.scandb import MatchRow, ScanDB
@@ -51,13 +51,16 @@ def _scan(path: Path, rng: np.random.Generator) -> ScanDB:
     return db
 
 
-@pytest.mark.parametrize("sub_index,chunk", [(262144, 1024), (37, 23)])
+@pytest.mark.parametrize("sub_index,chunk,details", [(262144, 1024, 4096), (37, 23, 5)])
 def test_streamed_grouping_equals_the_reference(tmp_path: Path, sub_index: int, chunk: int,
+                                                details: int,
                                                 monkeypatch: pytest.MonkeyPatch) -> None:
-    """Also with small sub-indexes and query chunks: codes read back from scan.db by
-    position, a range at a time, link exactly what the in-memory reference links."""
+    """Also with small sub-indexes, query chunks and batches of members' records: codes
+    read back from scan.db by position, a range at a time, link exactly what the
+    in-memory reference links, and each group gets its own members' records."""
     monkeypatch.setattr(grouping, "SUB_INDEX", sub_index)
     monkeypatch.setattr(grouping, "SEARCH_CHUNK", chunk)
+    monkeypatch.setattr(scan, "DETAIL_BATCH", details)
     rng = np.random.default_rng(11)
     db = _scan(tmp_path / "scan.db", rng)
     try:

@@ -325,8 +325,8 @@ def _group(db: ScanDB, options: ScanOptions) -> None:
         db.unstage_unknown()
 
 
-#: Group members whose records are read from scan.db at once (two queries per batch, not
-#: per group: most groups are small, and 1,000 groups cost 0.15 s in queries one by one).
+#: Group members whose records are read from scan.db at once: two queries per batch of
+#: groups rather than per group (most groups are small), and a bounded batch in memory.
 DETAIL_BATCH = 4096
 
 
