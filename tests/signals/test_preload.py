@@ -73,3 +73,24 @@ def test_starting_the_fork_server_loads_no_hashing_code() -> None:
     r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                        timeout=120, check=True)
     assert r.stdout.split("\n")[:2] == ["none", "True True"]
+
+
+def test_vigil_scan_on_ray_connects_before_importing_the_scan(tmp_path: Path) -> None:
+    """``vigil scan --ray`` connects and warms Ray's workers first (``connect_early``),
+    before importing the scan's code; a cluster it cannot reach fails the command there,
+    with the reason."""
+    code = ("import sys\n"
+            "import vigil.triage.raylink as r\n"
+            "def early(address, spill, cpus):\n"
+            "    print('early', address, 'vigil.triage.scan' in sys.modules, spill.name, cpus)\n"
+            "    raise r.ClusterError('no cluster here')\n"
+            "r.connect_early = early\n"
+            "sys.argv = ['vigil', 'scan', sys.argv[1], '--out', sys.argv[2], '--no-match', '-q',"
+            " '-j', '3', '--ray', 'auto']\n"
+            "from vigil.cli import app\n"
+            "app()\n")
+    r = subprocess.run([sys.executable, "-c", code, str(tmp_path), str(tmp_path / "out")],
+                       capture_output=True, text=True, timeout=300)
+    assert r.returncode != 0
+    assert r.stdout.splitlines()[0] == "early auto False ray-spill 3"
+    assert "no cluster here" in r.stderr

@@ -80,8 +80,17 @@ def scan(
 
     from vigil.signals.forkstart import start_early
 
-    if not ray:  # first: the workers' fork server loads while the scan's code is imported
+    # First: the workers (the local fork server, or Ray's) load the hashing code while
+    # this process imports the scan's own and opens the banks.
+    if not ray:
         start_early(jobs or (os.cpu_count() or 1))
+    else:
+        from vigil.triage.raylink import ClusterError, connect_early
+
+        try:
+            connect_early(ray, out / "ray-spill", jobs or (os.cpu_count() or 1))
+        except ClusterError as exc:
+            fail(str(exc))
     from vigil.triage.outputs import write_outputs
     from vigil.triage.scan import ScanError, ScanOptions, run_scan
 

@@ -28,8 +28,6 @@ sets ``ray start --object-spilling-directory`` and token authentication
 
 from __future__ import annotations
 
-import os
-import secrets
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator
 from itertools import islice
@@ -40,6 +38,7 @@ from vigil.signals.errors import WorkerDiedError
 from vigil.signals.options import HashOptions
 from vigil.signals.result import FileSignals
 from vigil.signals.runner import Batch, Hashed, Total, Unit, chunk_size, work
+from vigil.triage.raylink import ClusterError, connect
 
 #: units per task at most: Ray's cost per task (scheduling, the driver's wait and get)
 #: is what the scan pays over local workers; on a two-node loopback cluster 16 per task
@@ -50,12 +49,6 @@ CHUNK = 128
 IN_FLIGHT_PER_CPU = 3
 #: how many times Ray re-runs a task whose worker or node died
 RETRIES = 3
-#: the object store of ``--ray local``: results are small (signals and thumbnails)
-LOCAL_OBJECT_STORE = 200 * 1024 * 1024
-
-
-class ClusterError(RuntimeError):
-    """Ray is not installed, or the cluster cannot be reached; the message says what to do."""
 
 
 def _hash_chunk(parts: list[tuple[int, Unit]], options: HashOptions) -> list[Hashed]:
@@ -73,47 +66,6 @@ def _died(uid: int, unit: Unit, why: str) -> list[Hashed]:
     return [Hashed(uid, i, FileSignals(path=p, error=WorkerDiedError(
         p, f"the Ray task hashing it failed {RETRIES + 1} times alone ({why}); not hashed")))
         for i, p in enumerate(paths)]
-
-
-def _private_token(path: Path) -> None:
-    """Token authentication for a private Ray, with a token of its own beside the scan
-    (Ray's default would write one into the user's home for every later cluster)."""
-    if "RAY_AUTH_MODE" in os.environ:
-        return
-    if not path.exists():
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        with os.fdopen(fd, "w") as f:
-            f.write(secrets.token_hex(32))
-    os.environ["RAY_AUTH_MODE"] = "token"
-    os.environ["RAY_AUTH_TOKEN_PATH"] = str(path)
-
-
-def connect(address: str, spill: Path | None = None, cpus: int | None = None) -> Any:
-    """Ray, connected: to the cluster at ``address`` (``auto``: the one ``ray start``
-    made on this machine), or a private one on this machine (``local``)."""
-    os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
-    if address == "local" and spill is not None:
-        # before Ray is imported: it reads its authentication settings then
-        spill.mkdir(parents=True, exist_ok=True, mode=0o700)
-        _private_token(spill.parent / "ray-token")
-    try:
-        import ray
-    except ImportError:
-        raise ClusterError("--ray needs Ray: pip install 'vigil[ray]'") from None
-    kwargs: dict[str, Any] = {"include_dashboard": False, "log_to_driver": False,
-                              "configure_logging": False, "ignore_reinit_error": True}
-    if address == "local":
-        kwargs.update(num_cpus=cpus, object_store_memory=LOCAL_OBJECT_STORE)
-        if spill is not None:
-            kwargs["object_spilling_directory"] = str(spill)
-    else:
-        kwargs["address"] = address
-    try:
-        ray.init(**kwargs)
-    except (ConnectionError, RuntimeError, ValueError) as exc:
-        raise ClusterError(f"cannot reach a Ray cluster at {address!r}: {exc} (start one "
-                           "with `ray start --head`, or give its address)") from None
-    return ray
 
 
 def _chunks(units: Iterable[Unit], total: Total, cpus: Callable[[], int]

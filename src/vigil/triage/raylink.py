@@ -1,0 +1,86 @@
+"""Connecting to Ray, and getting its workers ready while the scan starts.
+
+Why a module of its own, importing nothing of the hashing code: a scan on Ray pays, before
+its first result, for connecting to the cluster and for each Ray worker importing the
+hashing code and loading its compiled kernels on its first task (about 1.2 s on a
+two-node loopback cluster). ``vigil scan --ray`` calls ``connect_early`` first, before it
+imports its own code and opens the banks: the workers then warm up (``_warm_up``: the fork
+server's preload, ``vigil.signals.preload``) while the driver does that, and the first
+real task finds them ready. ``vigil.triage.cluster`` runs the tasks.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+from pathlib import Path
+from typing import Any
+
+#: the object store of ``--ray local``: results are small (signals and thumbnails)
+LOCAL_OBJECT_STORE = 200 * 1024 * 1024
+
+
+class ClusterError(RuntimeError):
+    """Ray is not installed, or the cluster cannot be reached; the message says what to do."""
+
+
+
+def _private_token(path: Path) -> None:
+    """Token authentication for a private Ray, with a token of its own beside the scan
+    (Ray's default would write one into the user's home for every later cluster)."""
+    if "RAY_AUTH_MODE" in os.environ:
+        return
+    if not path.exists():
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "w") as f:
+            f.write(secrets.token_hex(32))
+    os.environ["RAY_AUTH_MODE"] = "token"
+    os.environ["RAY_AUTH_TOKEN_PATH"] = str(path)
+
+
+def connect(address: str, spill: Path | None = None, cpus: int | None = None) -> Any:
+    """Ray, connected: to the cluster at ``address`` (``auto``: the one ``ray start``
+    made on this machine), or a private one on this machine (``local``)."""
+    os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
+    if address == "local" and spill is not None:
+        # before Ray is imported: it reads its authentication settings then
+        spill.mkdir(parents=True, exist_ok=True, mode=0o700)
+        _private_token(spill.parent / "ray-token")
+    try:
+        import ray
+    except ImportError:
+        raise ClusterError("--ray needs Ray: pip install 'vigil[ray]'") from None
+    if ray.is_initialized():  # connected early (``connect_early``)
+        return ray
+    kwargs: dict[str, Any] = {"include_dashboard": False, "log_to_driver": False,
+                              "configure_logging": False, "ignore_reinit_error": True}
+    if address == "local":
+        kwargs.update(num_cpus=cpus, object_store_memory=LOCAL_OBJECT_STORE)
+        if spill is not None:
+            kwargs["object_spilling_directory"] = str(spill)
+    else:
+        kwargs["address"] = address
+    try:
+        ray.init(**kwargs)
+    except (ConnectionError, RuntimeError, ValueError) as exc:
+        raise ClusterError(f"cannot reach a Ray cluster at {address!r}: {exc} (start one "
+                           "with `ray start --head`, or give its address)") from None
+    return ray
+
+
+def _warm_up() -> None:
+    """A Ray task: load the hashing code and its compiled kernels in this worker."""
+    import vigil.signals.preload  # noqa: F401  (importing it is the warm-up)
+
+
+def connect_early(address: str, spill: Path | None = None, cpus: int | None = None) -> Any:
+    """Connect (``connect``) and start one warm-up task per CPU of the cluster, without
+    waiting for them: they run while the caller goes on. Returns Ray."""
+    ray = connect(address, spill, cpus)
+    warm = ray.remote(num_cpus=1)(_warm_up)
+    for _ in range(max(1, int(ray.cluster_resources().get("CPU", 1)))):
+        warm.remote()
+    return ray
+
+
+__all__ = ["LOCAL_OBJECT_STORE", "ClusterError", "connect", "connect_early"]
