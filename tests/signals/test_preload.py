@@ -32,6 +32,23 @@ def test_start_early_is_harmless_when_no_worker_follows() -> None:
 
 
 
+def _scan_cli(patch: str, evidence: Path, out: Path, *options: str
+              ) -> subprocess.CompletedProcess[str]:
+    """``vigil scan EVIDENCE --out OUT --no-match -q OPTIONS`` in a fresh interpreter,
+    after ``patch`` (which records into ``seen``, printed as the last line at exit)."""
+    code = ("import sys\n"
+            "seen = []\n" + patch +
+            "sys.argv = ['vigil', 'scan', sys.argv[1], '--out', sys.argv[2], '--no-match',"
+            " '-q', *sys.argv[3:]]\n"
+            "from vigil.cli import app\n"
+            "try:\n"
+            "    app()\n"
+            "finally:\n"
+            "    print(seen, flush=True)\n")
+    return subprocess.run([sys.executable, "-c", code, str(evidence), str(out), *options],
+                          capture_output=True, text=True, timeout=300)
+
+
 def test_vigil_scan_starts_the_fork_server_before_importing_the_scan(tmp_path: Path) -> None:
     """``vigil scan -j 2`` starts the workers' fork server first, so it loads while the
     command imports the scan's code (``vigil.triage.scan``)."""
@@ -40,20 +57,9 @@ def test_vigil_scan_starts_the_fork_server_before_importing_the_scan(tmp_path: P
     ev = tmp_path / "ev"
     ev.mkdir()
     synthetic_image(1, (160, 120)).save(ev / "a.png")
-    code = ("import sys\n"
-            "import vigil.signals.forkstart as f\n"
-            "seen = []\n"
-            "f.start_early = lambda jobs: seen.append(('vigil.triage.scan' in sys.modules, jobs))\n"
-            "sys.argv = ['vigil', 'scan', sys.argv[1], '--out', sys.argv[2], '--no-match', '-q',"
-            " '-j', '2']\n"
-            "from vigil.cli import app\n"
-            "try:\n"
-            "    app()\n"
-            "except SystemExit as e:\n"
-            "    assert not e.code, e.code\n"
-            "print(seen)\n")
-    r = subprocess.run([sys.executable, "-c", code, str(ev), str(tmp_path / "out")],
-                       capture_output=True, text=True, timeout=300)
+    r = _scan_cli("import vigil.signals.forkstart as f\n"
+                  "f.start_early = lambda jobs: seen.append(('vigil.triage.scan' in sys.modules,"
+                  " jobs))\n", ev, tmp_path / "out", "-j", "2")
     assert r.returncode == 0, r.stderr[-2000:]
     # the command's own early start, then run_scan's (a no-op once the server runs)
     assert r.stdout.strip().splitlines()[-1] == "[(False, 2), (True, 2)]"
@@ -79,18 +85,13 @@ def test_vigil_scan_on_ray_connects_before_importing_the_scan(tmp_path: Path) ->
     """``vigil scan --ray`` connects and warms Ray's workers first (``connect_early``),
     before importing the scan's code; a cluster it cannot reach fails the command there,
     with the reason."""
-    code = ("import sys\n"
-            "import vigil.triage.raylink as r\n"
-            "def early(address, spill, cpus):\n"
-            "    print('early', address, 'vigil.triage.scan' in sys.modules, spill.name, cpus)\n"
-            "    raise r.ClusterError('no cluster here')\n"
-            "r.connect_early = early\n"
-            "sys.argv = ['vigil', 'scan', sys.argv[1], '--out', sys.argv[2], '--no-match', '-q',"
-            " '-j', '3', '--ray', 'auto']\n"
-            "from vigil.cli import app\n"
-            "app()\n")
-    r = subprocess.run([sys.executable, "-c", code, str(tmp_path), str(tmp_path / "out")],
-                       capture_output=True, text=True, timeout=300)
+    patch = ("import vigil.triage.raylink as r\n"
+             "def early(address, spill, cpus):\n"
+             "    seen.append((address, 'vigil.triage.scan' in sys.modules, spill.name,"
+             " cpus))\n"
+             "    raise r.ClusterError('no cluster here')\n"
+             "r.connect_early = early\n")
+    r = _scan_cli(patch, tmp_path, tmp_path / "out", "-j", "3", "--ray", "auto")
     assert r.returncode != 0
-    assert r.stdout.splitlines()[0] == "early auto False ray-spill 3"
+    assert r.stdout.strip().splitlines()[-1] == "[('auto', False, 'ray-spill', 3)]"
     assert "no cluster here" in r.stderr
