@@ -80,15 +80,16 @@ def scan(
 
     from vigil.signals.forkstart import start_early
 
+    workers = jobs or (os.cpu_count() or 1)
     # First: the workers (the local fork server, or Ray's) load the hashing code while
     # this process imports the scan's own and opens the banks.
     if not ray:
-        start_early(jobs or (os.cpu_count() or 1))
+        start_early(workers)
     else:
-        from vigil.triage.raylink import ClusterError, connect_early
+        from vigil.triage.raylink import ClusterError, connect_early, spill_folder
 
         try:
-            connect_early(ray, out / "ray-spill", jobs or (os.cpu_count() or 1))
+            connect_early(ray, spill_folder(out), workers)
         except ClusterError as exc:
             fail(str(exc))
     from vigil.triage.outputs import write_outputs
@@ -104,7 +105,7 @@ def scan(
                           banks=tuple(banks_) if banks_ else None, threshold=threshold,
                           dihedral=dihedral, mode="reference" if reference else "fast",
                           variants=variant_option(variants),
-                          thumbnails=thumbnails, jobs=jobs or (os.cpu_count() or 1),
+                          thumbnails=thumbnails, jobs=workers,
                           ray=ray)
     t0 = time.perf_counter()
     with user_errors():

@@ -20,9 +20,8 @@ Workers are started from a fork server that has imported the hashing code and lo
 compiled kernels once (``vigil.signals.preload``: fast to start, and no fork of a parent
 that runs threads such as a progress bar). ``vigil.signals.forkstart.start_early`` starts
 that server in the background, so a caller can do its own preparation (imports, a scan's
-listing) meanwhile. Workers
-ignore Ctrl-C (the parent stops them) and exit when the parent's end of their pipe closes, so
-``kill -9`` of the parent leaves no worker behind.
+listing) meanwhile. Workers ignore Ctrl-C (the parent stops them) and exit when the
+parent's end of their pipe closes, so ``kill -9`` of the parent leaves no worker behind.
 """
 
 from __future__ import annotations

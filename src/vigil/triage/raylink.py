@@ -24,6 +24,11 @@ class ClusterError(RuntimeError):
     """Ray is not installed, or the cluster cannot be reached; the message says what to do."""
 
 
+def spill_folder(out: Path) -> Path:
+    """Where ``--ray local`` spills objects: inside the scan's own folder ``out``, so no
+    evidence-derived object lands in an unprotected ``/tmp``."""
+    return out / "ray-spill"
+
 
 def _private_token(path: Path) -> None:
     """Token authentication for a private Ray, with a token of its own beside the scan
@@ -83,4 +88,4 @@ def connect_early(address: str, spill: Path | None = None, cpus: int | None = No
     return ray
 
 
-__all__ = ["LOCAL_OBJECT_STORE", "ClusterError", "connect", "connect_early"]
+__all__ = ["LOCAL_OBJECT_STORE", "ClusterError", "connect", "connect_early", "spill_folder"]

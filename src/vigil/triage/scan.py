@@ -34,6 +34,7 @@ from vigil.signals.runner import Unit, run
 from vigil.triage.cluster import run_on_ray
 from vigil.triage.grouping import Gathered, Unknown, describe
 from vigil.triage.leads import MatchAsHashed
+from vigil.triage.raylink import spill_folder
 from vigil.triage.rows import hash_options, scan_row
 from vigil.triage.scandb import FileRow, ScanDB
 
@@ -133,7 +134,7 @@ def run_scan(out: Path, options: ScanOptions, matcher: Matcher | None,
         if early is not None:
             early.start()
         try:
-            _hash_pending(db, options, stats, progress, out / "ray-spill", early)
+            _hash_pending(db, options, stats, progress, spill_folder(out), early)
         except BaseException:
             if early is not None:
                 early.abandon()
