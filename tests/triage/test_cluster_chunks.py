@@ -33,3 +33,10 @@ def test_unknown_total_keeps_full_tasks_until_it_is_known() -> None:
     assert len(next(it)) == CHUNK and len(next(it)) == CHUNK
     known[0] = 2 * IN_FLIGHT_PER_CPU  # the listing ended: few left
     assert len(next(it)) == 2
+
+
+def test_large_files_make_smaller_tasks() -> None:
+    units = [Unit(f"/e/b{k}.jpg", size=1_600_000) for k in range(100)]
+    chunks = list(_chunks(units, None, lambda: 2))
+    assert [p for c in chunks for p in c] == list(enumerate(units))
+    assert max(len(c) for c in chunks) <= 12  # not one task of all 100 on one node

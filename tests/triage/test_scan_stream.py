@@ -53,6 +53,22 @@ def test_listing_hands_out_what_units_of_the_pending_paths_holds(tmp_path: Path)
         db.close()
 
 
+def test_units_carry_their_listed_size_to_balance_tasks(tmp_path: Path) -> None:
+    root = _evidence(tmp_path / "ev")
+    db = ScanDB(tmp_path / "scan.db")
+    try:
+        units, _ = _units(db, root)
+        for u in units:
+            if not u.archive:
+                assert u.size == Path(u.path).stat().st_size
+        zipped = {u.path: u.size for u in units if u.archive}
+        for outer, size in zipped.items():
+            members = db.pending_under(outer)
+            assert len(members) == 4 and size == sum(s for _, s in members) > 0
+    finally:
+        db.close()
+
+
 def test_a_resumed_listing_hands_out_only_what_is_pending(tmp_path: Path) -> None:
     root = _evidence(tmp_path / "ev")
     db = ScanDB(tmp_path / "scan.db")

@@ -41,10 +41,10 @@ def hash_paths(paths: Sequence[Path | str], options: HashOptions, jobs: int = 1,
             continue
         flags[len(units)] = item.flags
         entries.append(len(units))
-        units.append(Unit(item.path))
+        units.append(Unit(item.path, size=item.size or 0))
         if item.kind is not None:
             entries.append(len(units))
-            units.append(Unit(item.path, archive=True))
+            units.append(Unit(item.path, archive=True, size=item.size or 0))
     total = len(entries)
     task = bar.add_task("hashing", total=total) if bar is not None else None
     ordered = _Ahead(in_order(run(units, options, jobs)))

@@ -30,14 +30,13 @@ from __future__ import annotations
 
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator
-from itertools import islice
 from pathlib import Path
 from typing import Any
 
 from vigil.signals.errors import WorkerDiedError
 from vigil.signals.options import HashOptions
 from vigil.signals.result import FileSignals
-from vigil.signals.runner import Batch, Hashed, Total, Unit, chunk_size, work
+from vigil.signals.runner import Batch, Hashed, Total, Unit, chunk_size, cut, work
 from vigil.triage.raylink import ClusterError, connect
 
 #: units per task at most: Ray's cost per task (scheduling, the driver's wait and get)
@@ -70,18 +69,20 @@ def _died(uid: int, unit: Unit, why: str) -> list[Hashed]:
 
 def _chunks(units: Iterable[Unit], total: Total, cpus: Callable[[], int]
             ) -> Iterator[list[tuple[int, Unit]]]:
-    """Numbered units, read as they are needed: CHUNK at a time, fewer once what is left
-    (``total``: a count, or a function giving it, None while unknown) would not give every
-    CPU a few tasks more."""
-    it = enumerate(units)
+    """Numbered units, read as they are needed: CHUNK at a time, fewer when they are large
+    (``cut``) or once what is left (``total``: a count, or a function giving it, None while
+    unknown) would not give every CPU a few tasks more."""
+    it = iter(units)
     left = total
+    uid = 0
     while True:
-        chunk = list(islice(it, chunk_size(left, CHUNK, cpus() * IN_FLIGHT_PER_CPU)))
+        chunk = cut(it, chunk_size(left, CHUNK, cpus() * IN_FLIGHT_PER_CPU))
         if not chunk:
             return
         if isinstance(left, int):
             left -= len(chunk)
-        yield chunk
+        yield list(enumerate(chunk, uid))
+        uid += len(chunk)
 
 
 def run_on_ray(units: Iterable[Unit], options: HashOptions, address: str,

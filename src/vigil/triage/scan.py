@@ -204,9 +204,9 @@ class Listing:
             page = self.db.pending_plain_after(last, PAGE)
             if page:
                 last = page[-1][0]
-                for _, path in page:
+                for _, path, size in page:
                     self._handed()
-                    yield Unit(path)
+                    yield Unit(path, size=size)
             elif listed:
                 return
             elif not self._step():
@@ -215,8 +215,9 @@ class Listing:
                 self.left = len(archives) + self.db.pending_plain_count_after(last)
                 for outer in archives:
                     self._handed()
-                    yield Unit(outer, archive=True,
-                               members=frozenset(self.db.pending_under(outer)))
+                    members = self.db.pending_under(outer)
+                    yield Unit(outer, archive=True, members=frozenset(p for p, _ in members),
+                               size=sum(size for _, size in members))
 
     def remaining(self) -> int | None:
         """Units not handed out yet; None until the listing is complete."""

@@ -351,13 +351,13 @@ class ScanDB:
                 f"({', '.join('?' * len(part))})", part))
         return out
 
-    def pending_plain_after(self, last: int, page: int = 5000) -> list[tuple[int, str]]:
-        """(id, path) of up to ``page`` pending files outside archives registered after
-        row ``last``, in registration order: ids only grow, so files registered while a
-        reader pages through are found by its next page (the parent never holds the
-        whole listing)."""
-        return [(int(r[0]), r[1]) for r in self.conn.execute(
-            "SELECT id, path FROM files WHERE status = 'pending' AND id > ? AND "
+    def pending_plain_after(self, last: int, page: int = 5000) -> list[tuple[int, str, int]]:
+        """(id, path, size as listed or 0) of up to ``page`` pending files outside
+        archives registered after row ``last``, in registration order: ids only grow, so
+        files registered while a reader pages through are found by its next page (the
+        parent never holds the whole listing)."""
+        return [(int(r[0]), r[1], int(r[2] or 0)) for r in self.conn.execute(
+            "SELECT id, path, size FROM files WHERE status = 'pending' AND id > ? AND "
             "instr(path, ?) = 0 ORDER BY id LIMIT ?", (last, SEP, page))]
 
     def pending_plain_count_after(self, last: int) -> int:
@@ -373,12 +373,13 @@ class ScanDB:
             "status = 'pending' AND instr(path, ?) > 0 GROUP BY outer ORDER BY min(id)",
             (SEP, SEP))]
 
-    def pending_under(self, outer: str) -> list[str]:
-        """Pending members of one outermost archive (a range on the path index)."""
+    def pending_under(self, outer: str) -> list[tuple[str, int]]:
+        """(path, size as listed or 0) of the pending members of one outermost archive (a
+        range on the path index)."""
         lo = outer + SEP
         hi = lo[:-1] + chr(ord(lo[-1]) + 1)
-        return [r[0] for r in self.conn.execute(
-            "SELECT path FROM files WHERE path >= ? AND path < ? AND status = 'pending'",
+        return [(r[0], int(r[1] or 0)) for r in self.conn.execute(
+            "SELECT path, size FROM files WHERE path >= ? AND path < ? AND status = 'pending'",
             (lo, hi))]
 
     def record(self, results: Iterable[dict[str, Any]],
