@@ -16,6 +16,7 @@ import sys
 from pathlib import Path
 
 from vigil.cli._app import app
+from vigil.cli._helptext import reflow_commands
 
 #: the modules that define each top-level command (``bank`` gains sharing commands in peer)
 COMMAND_MODULES: dict[str, tuple[str, ...]] = {
@@ -40,5 +41,6 @@ def modules_for(argv: list[str]) -> tuple[str, ...]:
 
 for _m in modules_for(sys.argv):
     importlib.import_module(f"vigil.cli.{_m}")
+reflow_commands(app)
 
 __all__ = ["ALL_MODULES", "COMMAND_MODULES", "app", "modules_for"]

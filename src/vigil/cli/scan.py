@@ -69,7 +69,7 @@ def scan(
     opened (error special-file). A worker process that dies is replaced; the file it was
     on is retried once, then recorded as an error (worker-died).
 
-    With --ray the hashing runs on a Ray cluster (pip install 'vigil[ray]'); everything
+    With --ray the hashing runs on a Ray cluster (pip install 'vigil\\[ray]'); everything
     else is unchanged, and a scan may be resumed with or without --ray.
 
     [bold]Example[/bold]
