@@ -43,6 +43,7 @@ import random
 import shutil
 import signal
 import sqlite3
+import statistics
 import subprocess
 import sys
 import threading
@@ -585,7 +586,7 @@ def main() -> None:
     ap.add_argument("--pairs", type=int, default=1,
                     help="with j1 and j2: run them this many times each, alternated (A B B "
                     "A ...), and report every pair's ratio (the other tables show the last "
-                    "run of each)")
+                    "run of each); with ray: this many -j 2 / --ray pairs (at least 2)")
     ap.add_argument("--sample", type=int, default=10_000,
                     help="files timed in the profile (every k-th file of the seizure)")
     args = ap.parse_args()
@@ -641,7 +642,7 @@ def main() -> None:
         cluster = RayCluster()
         try:
             runs: dict[str, list[dict[str, Any]]] = {"j2": [], "ray": []}
-            for i in range(2):  # A B A B: the machine's drift lands on both
+            for i in range(max(2, args.pairs)):  # A B A B: the drift lands on both
                 for name in ("j2", "ray"):
                     out = work / f"ray-step-{name}"
                     shutil.rmtree(out, ignore_errors=True)
@@ -779,6 +780,10 @@ def render(res: dict[str, Any]) -> str:
                           "CPU ms/file, CLI process tree (not Ray's workers)"], rows))
         n = r["runs"]["ray"][0]["files"]
         w = r["wire"]
+        pairs = sorted(a["wall"] / b["wall"] for a, b in zip(r["runs"]["j2"], r["runs"]["ray"],
+                                                              strict=True))
+        out.append(f"Ray / -j 2 per pair (run i of each): {' / '.join(f'{x:.2f}' for x in pairs)}"
+                   f"; median {statistics.median(pairs):.2f}x")
         out.append(f"Ray two-node cluster / -j 2: {best['j2'] / best['ray']:.2f}x (target "
                    f">= 0.80x); overhead {1000 * (best['ray'] - best['j2']) / n:.2f} ms per "
                    f"file; per file over the wire (pickled): {w['to_task']:.0f} B to a task, "
