@@ -82,7 +82,7 @@ def connect_early(address: str, spill: Path | None = None, cpus: int | None = No
     """Connect (``connect``) and start one warm-up task per CPU of the cluster, without
     waiting for them: they run while the caller goes on. Returns Ray."""
     ray = connect(address, spill, cpus)
-    warm = ray.remote(num_cpus=1)(_warm_up)
+    warm = ray.remote(num_cpus=1, scheduling_strategy="SPREAD")(_warm_up)  # over the nodes
     for _ in range(max(1, int(ray.cluster_resources().get("CPU", 1)))):
         warm.remote()
     return ray
