@@ -33,6 +33,12 @@ _UPRIGHT: dict[int, Image.Transpose] = {
 }
 
 
+#: Up to this share over MAX_SIDE after the box reduction, the last step drops rows and
+#: columns (at most one in 16) instead of resampling: a 481 px photo reduces to 161 px,
+#: and a bilinear pass to 160 cost 0.06 ms of the thumbnail's 0.2, the nearest 0.01.
+NEAR = 1 / 16
+
+
 def _encode(im: Image.Image) -> bytes:
     # Box-reduce by the largest integer factor that keeps the long side at MAX_SIDE or
     # more (a box average: cheap, and it filters what it drops), then a bilinear finish
@@ -44,8 +50,9 @@ def _encode(im: Image.Image) -> bytes:
     w, h = im.size
     if max(w, h) > MAX_SIDE:
         scale = MAX_SIDE / max(w, h)
+        near = scale >= 1 / (1 + NEAR)
         im = im.resize((max(1, round(w * scale)), max(1, round(h * scale))),
-                       Image.Resampling.BILINEAR)
+                       Image.Resampling.NEAREST if near else Image.Resampling.BILINEAR)
     buf = io.BytesIO()
     im.save(buf, "JPEG", quality=QUALITY)
     return buf.getvalue()

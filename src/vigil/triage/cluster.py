@@ -37,7 +37,7 @@ from vigil.signals.errors import WorkerDiedError
 from vigil.signals.options import HashOptions
 from vigil.signals.result import FileSignals
 from vigil.signals.runner import Batch, Hashed, Total, Unit, chunk_size, cut, work
-from vigil.triage.raylink import ClusterError, connect
+from vigil.triage.raylink import SCHEDULING, ClusterError, connect
 
 #: units per task at most: Ray's cost per task (scheduling, the driver's wait and get)
 #: is what the scan pays over local workers; on a two-node loopback cluster 16 per task
@@ -48,11 +48,6 @@ CHUNK = 128
 IN_FLIGHT_PER_CPU = 3
 #: how many times Ray re-runs a task whose worker or node died
 RETRIES = 3
-#: how Ray places the tasks: spread over the nodes, not first on the driver's own node
-#: until it is busy (Ray's default). With the default, a two-node loopback cluster ran at
-#: 0.79-0.92x of `-j 2` from run to run (median 0.83x over 6 pairs), as tasks sometimes
-#: queued on one node while the other idled; spread, 0.87-0.91x (median 0.89x over 5).
-SCHEDULING = "SPREAD"
 
 
 def _hash_chunk(parts: list[tuple[int, Unit]], options: HashOptions) -> list[Hashed]:
