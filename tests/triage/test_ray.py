@@ -119,9 +119,10 @@ def _env(root: Path, extra: dict[str, str] | None = None) -> dict[str, str]:
 
 
 def _scan(root: Path, out: Path, *extra: str, env: dict[str, str] | None = None,
-          ) -> subprocess.CompletedProcess[str]:
+          quiet: bool = True) -> subprocess.CompletedProcess[str]:
     r = subprocess.run([sys.executable, "-m", "vigil", "scan", str(root / "ev"), "--out",
-                        str(out), "-q", *extra], env=env or _env(root), text=True,
+                        str(out), *(["-q"] if quiet else []), *extra],
+                       env=env or _env(root), text=True,
                        capture_output=True, timeout=300)
     assert r.returncode == 0, r.stdout + r.stderr
     return r
@@ -171,7 +172,10 @@ def _same(a: Path, b: Path) -> None:
 def test_a_scan_through_the_cluster_equals_a_local_one(
         cluster: dict[str, str], seizure: Path, local: Path) -> None:
     out = seizure / "on-ray"
-    _scan(seizure, out, "--ray", cluster["RAY_ADDRESS"], env=_env(seizure, cluster))
+    r = _scan(seizure, out, "--ray", cluster["RAY_ADDRESS"], env=_env(seizure, cluster),
+              quiet=False)
+    assert f"connecting to the Ray cluster at {cluster['RAY_ADDRESS']}" in r.stderr
+    assert "hashing on Ray: 2 CPUs on 2 nodes" in r.stderr  # what the operator is told
     _same(local, out)
     known = [json.loads(x) for x in (out / "results.jsonl").read_text().splitlines()]
     assert sum(1 for r in known if r["matches"]) == 3  # two banked photos and a copy

@@ -10,7 +10,7 @@ import typer
 from rich.progress import TaskID
 
 from vigil.cli._app import app, err, fail, open_banks, open_matcher, progress, user_errors
-from vigil.cli._display import shown
+from vigil.cli._display import markup, shown
 
 if TYPE_CHECKING:  # the scan's modules load only when a scan runs (fast --help)
     from vigil.triage.scan import ScanStats
@@ -86,12 +86,17 @@ def scan(
     if not ray:
         start_early(workers)
     else:
-        from vigil.triage.raylink import ClusterError, connect_early, spill_folder
+        from vigil.triage.raylink import ClusterError, connect_early, describe, spill_folder
 
+        if not quiet:
+            err.print("starting a private Ray on this machine ..." if ray == "local" else
+                      f"connecting to the Ray cluster at {markup(ray)} ...", highlight=False)
         try:
-            connect_early(ray, spill_folder(out), workers)
+            on = describe(connect_early(ray, spill_folder(out), workers))
         except ClusterError as exc:
             fail(str(exc))
+        if not quiet:
+            err.print(f"hashing on Ray: {on}", highlight=False)
     from vigil.triage.outputs import write_outputs
     from vigil.triage.scan import ScanError, ScanOptions, run_scan
 

@@ -79,6 +79,13 @@ def connect(address: str, spill: Path | None = None, cpus: int | None = None) ->
     return ray
 
 
+def describe(ray: Any) -> str:
+    """What the scan runs on, for the operator: CPUs and live nodes of the cluster."""
+    cpus = int(ray.cluster_resources().get("CPU", 0))
+    nodes = sum(1 for n in ray.nodes() if n.get("Alive"))
+    return f"{cpus} CPU{'s' * (cpus != 1)} on {nodes} node{'s' * (nodes != 1)}"
+
+
 def _warm_up() -> None:
     """A Ray task: load the hashing code and its compiled kernels in this worker."""
     import vigil.signals.preload  # noqa: F401  (importing it is the warm-up)
@@ -95,4 +102,4 @@ def connect_early(address: str, spill: Path | None = None, cpus: int | None = No
 
 
 __all__ = ["LOCAL_OBJECT_STORE", "SCHEDULING", "ClusterError", "connect", "connect_early",
-           "spill_folder"]
+           "describe", "spill_folder"]
