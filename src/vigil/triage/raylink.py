@@ -80,9 +80,13 @@ def connect(address: str, spill: Path | None = None, cpus: int | None = None) ->
 
 
 def describe(ray: Any) -> str:
-    """What the scan runs on, for the operator: CPUs and live nodes of the cluster."""
-    cpus = int(ray.cluster_resources().get("CPU", 0))
-    nodes = sum(1 for n in ray.nodes() if n.get("Alive"))
+    """What the scan runs on, for the operator: CPUs and live nodes of the cluster (a
+    status line: if Ray cannot say, the scan goes on and the line says so)."""
+    try:
+        cpus = int(ray.cluster_resources().get("CPU", 0))
+        nodes = sum(1 for n in ray.nodes() if n.get("Alive"))
+    except Exception as exc:  # the line is informative only
+        return f"a cluster Ray could not describe ({type(exc).__name__})"
     return f"{cpus} CPU{'s' * (cpus != 1)} on {nodes} node{'s' * (nodes != 1)}"
 
 
