@@ -53,9 +53,10 @@ class _Where(Protocol):
 
 #: Largest number of plain files handed to a worker at once (one message each way).
 MAX_CHUNK = 32
-#: What hashing a file costs beside reading its bytes, counted in bytes: how tasks are
-#: balanced. Measured on the benchmark seizure, a file costs about 1.2 ms plus 20 ns per
-#: byte (a 38 KB photo 1.7 ms, a 1.6 MB 12 MP photo 33 ms), i.e. about 64 KB of reading.
+#: What hashing a file costs beside its bytes, counted in bytes: how tasks are balanced.
+#: On the benchmark seizure a 38 KB photo took 1.7 ms and a 1.6 MB 12 MP photo 33 ms: about
+#: 0.9 ms plus 20 ns per byte, a fixed part worth ~45 KB; rounded up, which errs towards
+#: smaller tasks of large files.
 FILE_COST_BYTES = 64 << 10
 #: A worker sends what it has at least this often (seconds), and every this many results.
 FLUSH_SECONDS = 0.5
