@@ -782,7 +782,8 @@ def render(res: dict[str, Any]) -> str:
         w = r["wire"]
         pairs = sorted(a["wall"] / b["wall"] for a, b in zip(r["runs"]["j2"], r["runs"]["ray"],
                                                               strict=True))
-        out.append(f"Ray / -j 2 per pair (run i of each): {' / '.join(f'{x:.2f}' for x in pairs)}"
+        out.append(f"Ray / -j 2 per pair (run i of each), sorted: "
+                   f"{' / '.join(f'{x:.2f}' for x in pairs)}"
                    f"; median {statistics.median(pairs):.2f}x")
         out.append(f"Ray two-node cluster / -j 2: {best['j2'] / best['ray']:.2f}x (target "
                    f">= 0.80x); overhead {1000 * (best['ray'] - best['j2']) / n:.2f} ms per "

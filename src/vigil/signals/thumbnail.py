@@ -41,9 +41,10 @@ NEAR = 1 / 16
 
 def _encode(im: Image.Image) -> bytes:
     # Box-reduce by the largest integer factor that keeps the long side at MAX_SIDE or
-    # more (a box average: cheap, and it filters what it drops), then a bilinear finish
-    # over the last few pixels. Pillow's bilinear resampling costs in proportion to the
-    # pixels it reads: from a 481 x 321 plane it cost 0.30 ms against 0.09 ms this way.
+    # more (a box average: cheap, and it filters what it drops), then a finish over the
+    # last few pixels: bilinear, or dropping rows and columns within NEAR of the size.
+    # Pillow's bilinear resampling costs in proportion to the pixels it reads: from a
+    # 481 x 321 plane it cost 0.30 ms against 0.09 ms this way.
     factor = max(1, max(im.size) // MAX_SIDE)
     if factor > 1:
         im = im.reduce(factor)

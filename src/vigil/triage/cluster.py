@@ -41,8 +41,9 @@ from vigil.triage.raylink import SCHEDULING, ClusterError, connect
 
 #: units per task at most: Ray's cost per task (scheduling, the driver's wait and get)
 #: is what the scan pays over local workers; on a two-node loopback cluster 16 per task
-#: ran at 0.69-0.70x of `-j 2`, 64 at 0.75x, 128 at 0.83x (bench/RESULTS.md). Tasks shrink
-#: towards the end (``total``) so no node is left with a long one while others idle.
+#: ran at 0.69-0.70x of `-j 2`, 64 at 0.75x, 128 at 0.83x (bench/HISTORY.md). Tasks hold
+#: fewer units when the files are large (``cut``) and shrink towards the end (``total``),
+#: so no node is left with a long one while others idle.
 CHUNK = 128
 #: tasks in flight per CPU of the cluster (the next is ready when one finishes)
 IN_FLIGHT_PER_CPU = 3
