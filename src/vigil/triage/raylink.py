@@ -21,7 +21,7 @@ LOCAL_OBJECT_STORE = 200 * 1024 * 1024
 #: how Ray places the scan's tasks: spread over the nodes, not first on the driver's own
 #: node until it is busy (Ray's default). With the default, a two-node loopback cluster
 #: ran at 0.79-0.92x of `-j 2` from run to run (median 0.83x over 6 pairs), as tasks
-#: sometimes queued on one node while the other idled; spread, 0.87-0.93x (bench/RESULTS.md).
+#: sometimes queued on one node while the other idled; spread, 0.85-0.93x (bench/RESULTS.md).
 SCHEDULING = "SPREAD"
 
 
