@@ -37,6 +37,9 @@ def test_create_list_and_errors(engine: Engine) -> None:
         banks.create("sg-known", "SG-SPF")
     with pytest.raises(BankError, match="no bank named 'nope'; banks: sg-known"):
         banks.get("nope")
+    with pytest.raises(BankError, match="no bank named 'nope'; banks: sg-known"):
+        banks.require("nope")
+    banks.require("sg-known")
     with pytest.raises(BankError, match="scheme"):
         banks.create("x", "SG-SPF", default_scheme="eu")
     assert [b.name for b in banks.list()] == ["sg-known"]

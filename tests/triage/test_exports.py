@@ -16,6 +16,7 @@ from vigil.triage.exports import (
     CSV_COLUMNS,
     capture_time,
     clean_text,
+    escape_unsafe,
     exif_summary,
     gps,
     vics_category,
@@ -207,3 +208,22 @@ def test_gps_and_summary() -> None:
     assert gps({"gps": "north"}) is None and gps({}) is None
     assert exif_summary({"make": "A\u202eB", "model": "", "other": 1}) == {"make": "A\\u202eB"}
     assert clean_text("a\udcffb") == "a\\xffb"
+
+
+def test_clean_text_equals_its_reference() -> None:
+    """The printable-ASCII shortcut changes nothing: every string, hostile or not, comes
+    out as the regex reference writes it."""
+    import random
+
+    rng = random.Random(7)
+    alphabet = ([chr(c) for c in range(0x00, 0x80)] + ["\u00e9", "\u202e", "\u2066", "\u200f",
+                "\udcff", "\ud800", "\u4e2d", "\U0001f600"])
+    cases = ["", "plain/name.jpg", "tab\tin", "del\x7f", "=cmd", "a b"]
+    cases += ["".join(rng.choice(alphabet) for _ in range(rng.randint(1, 12)))
+              for _ in range(3000)]
+    for s in cases:
+        got = clean_text(s)
+        assert got == escape_unsafe(s), repr(s)
+        got.encode("utf-8")  # never a surrogate left to fail the write
+    assert clean_text(12) == "12"
+    assert clean_text("a\ud800b") == "a\\ud800b" and clean_text("\udcff") == "\\xff"

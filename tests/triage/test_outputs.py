@@ -1,4 +1,4 @@
-"""The scan's outputs written by two processes equal those written by one."""
+"""The scan's outputs written by two processes, or in parts, equal those written by one."""
 
 from __future__ import annotations
 
@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from tests.triage.conftest import Built
+from vigil.triage.export_parts import PART_FILES, spans_of
 from vigil.triage.outputs import write_outputs
 
 #: the moment of writing, which the report and the VICS case carry, and the VICS case's
@@ -17,10 +18,12 @@ _WHEN = re.compile(rb"\d{4}-\d\d-\d\d[T ]\d\d:\d\d:\d\dZ")
 _UUID = re.compile(rb"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
 
 
-def _written(built: Built, folder: Path, jobs: int, mode: str) -> dict[str, bytes]:
+def _written(built: Built, folder: Path, jobs: int, mode: str,
+             part_files: int = PART_FILES) -> dict[str, bytes]:
     folder.mkdir()
     shutil.copy(built.path, folder / "scan.db")
-    paths = write_outputs(folder, mode, {"S1": {"note": "a series note"}}, jobs=jobs)
+    paths = write_outputs(folder, mode, {"S1": {"note": "a series note"}}, jobs=jobs,
+                          part_files=part_files)
     assert paths[0].name == "report.html"
     return {p.name: _UUID.sub(b"<uuid>", _WHEN.sub(b"<when>", p.read_bytes())) for p in paths}
 
@@ -33,3 +36,21 @@ def test_two_processes_write_the_same_outputs_as_one(built: Built, tmp_path: Pat
     assert sorted(one) == ["case.vics.json", "report.html", "results.csv", "results.jsonl"]
     assert one == two
     assert all(len(v) > 100 for v in one.values())
+
+
+@pytest.mark.parametrize("part_files", [1, 2, 5])
+def test_exports_written_in_parts_equal_one_process(built: Built, tmp_path: Path,
+                                                    part_files: int) -> None:
+    """Spans of 1, 2 and 5 files (every item's first file in another span than some of its
+    duplicates, empty spans of VICS Media, matches split across spans): the joined parts
+    are byte for byte what one process writes, and no part is left behind."""
+    one = _written(built, tmp_path / "one", 1, "blurred")
+    parts = _written(built, tmp_path / "parts", 2, "blurred", part_files=part_files)
+    assert one == parts
+    assert [p.name for p in (tmp_path / "parts").iterdir() if p.name.startswith(".")] == []
+
+
+def test_spans_cover_the_ids_once() -> None:
+    assert spans_of((1, 11), 4) == [(1, 5), (5, 9), (9, 11)]
+    assert spans_of((3, 4), 50) == [(3, 4)]
+    assert spans_of((1, 1), 4) == []

@@ -305,6 +305,19 @@ def test_a_worker_killed_mid_scan_costs_only_the_file_in_flight(tmp_path: Path) 
     assert got[1:] == want[1:]
 
 
+def test_an_unknown_bank_is_refused_before_anything_is_scanned(tmp_path: Path) -> None:
+    """``--bank`` is checked (cheaply) first: the error names the bank, no scan folder."""
+    ev = tmp_path / "ev"
+    ev.mkdir()
+    synthetic_image(1, (64, 48)).save(ev / "a.jpg")
+    env = _cli_env(tmp_path)
+    r = subprocess.run([sys.executable, "-m", "vigil", "scan", str(ev), "--out",
+                        str(tmp_path / "out"), "-q", "--bank", "nope"], env=env,
+                       capture_output=True, text=True, timeout=300)
+    assert r.returncode == 1 and "no bank named 'nope'" in r.stderr
+    assert not (tmp_path / "out" / "scan.db").exists()
+
+
 def test_a_fresh_scan_is_not_called_resumed(tmp_path: Path) -> None:
     """Listing errors are this run's findings, not work an earlier run did."""
     ev = tmp_path / "ev"

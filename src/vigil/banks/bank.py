@@ -212,6 +212,13 @@ class Banks:
             s.execute(update(Bank).where(Bank.id == bank.id).values(crop_ladder=True))
             return True
 
+    def require(self, name: str) -> None:
+        """``BankError`` naming the banks there are unless ``name`` is one. Cheap, unlike
+        ``get``, which counts the bank's live entries (0.26 s at 1M entries): a command
+        that only checks its ``--bank`` argument should not pay that before it starts."""
+        with Session(self.engine) as s:
+            find_bank(s, name)
+
     def last_seq(self, name: str) -> int:
         """The bank's newest change sequence number. Not ``get(name).last_seq``: ``get``
         counts the bank's live entries, a scan of the whole bank (1.5 s at 10M entries,

@@ -223,7 +223,7 @@ def import_(
     skipped: list[FormatError] = []
     with user_errors():
         banks = open_banks()
-        banks.get(name)
+        banks.require(name)
         audit = opened(banks.engine)
         kind = detect_format(file) if fmt == "auto" else fmt
         if kind not in FORMATS:
@@ -389,7 +389,7 @@ def reindex(
 
     with user_errors():
         banks = open_banks()
-        banks.get(name)
+        banks.require(name)
         if banks.is_mirror(name):
             fail(f"bank '{shown(name)}' is a read-only mirror: its origin re-indexes it, and "
                  "the derived codes arrive with its feed")
@@ -414,7 +414,7 @@ def _selected(name: str, paths: list[Path] | None, hashes: list[str] | None,
               ) -> tuple[Banks, list[StoredEntry]]:
     """The live entries named by files, bare hashes or a series."""
     banks = open_banks()
-    banks.get(name)
+    banks.require(name)
     if not (paths or hashes or series):
         fail("say which entries: PATH..., --hash TYPE:VALUE or --series S", 2)
     keys: set[tuple[str, str]] = set()

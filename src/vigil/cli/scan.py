@@ -119,7 +119,7 @@ def scan(
             banks = open_banks()
             matcher = open_matcher(banks)
             for b in banks_ or []:
-                banks.get(b)
+                banks.require(b)
         with progress(quiet) as bar:
             tasks: dict[str, TaskID] = {}
 

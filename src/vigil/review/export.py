@@ -88,7 +88,7 @@ def export_decisions(db_path: Path, decisions: dict[str, Decision], series: dict
                      banks: Banks, bank: str) -> ExportResult:
     """Bank the decided items into ``bank`` (one transaction) and rewrite the case file
     next to ``scan.db``. ``BankError`` for an unknown or read-only bank."""
-    banks.get(bank)  # unknown bank: BankError naming the banks there are
+    banks.require(bank)  # unknown bank: BankError naming the banks there are
     db = ScanDB(db_path)
     try:
         recs = _records(db, decisions, series)

@@ -33,7 +33,7 @@ from typing import Any, TextIO
 
 from vigil import __version__
 from vigil.schemes import map_category
-from vigil.triage.scandb import FileRow, MatchRow, ScanDB
+from vigil.triage.scandb import FileRow, MatchRow, ScanDB, Span
 
 VICS_CASE_METADATA = (
     "http://github.com/VICSDATAMODEL/ProjectVic/DataModels/2.0.xml/US/$metadata#Cases")
@@ -43,6 +43,8 @@ EXIF_VALUE = "PropertyValue"
 # ----------------------------------------------------------------------------- text safety
 
 _SURROGATE = re.compile("[\ud800-\udfff]")
+#: surrogates that stand for no undecodable byte (only U+DC80..U+DCFF do): from JSON, say
+_NOT_A_BYTE = re.compile("[\ud800-\udc7f\udd00-\udfff]")
 _UNSAFE = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f\u200e\u200f\u202a-\u202e\u2066-\u2069]")
 
 
@@ -52,10 +54,20 @@ def clean_text(value: object) -> str:
     Seized file names are hostile: control characters and Unicode direction overrides
     (``U+202E`` turns "gpj.exe" into what looks like "exe.jpg") are shown as ``\\u202e``
     escapes so a reader sees what is really there; lone surrogates (bytes that were not
-    UTF-8) become ``\\xNN`` so writing UTF-8 never fails.
+    UTF-8) become ``\\xNN``, and any other surrogate ``\\udNNN``, so writing UTF-8 never
+    fails.
     """
     s = value if isinstance(value, str) else str(value)
+    if s.isascii() and s.isprintable():  # nearly every name; 5x cheaper than the regexes
+        return s
+    return escape_unsafe(s)
+
+
+def escape_unsafe(s: str) -> str:
+    """``clean_text`` without its shortcut for printable ASCII: the reference it is tested
+    against (tests/triage/test_exports.py)."""
     if _SURROGATE.search(s):
+        s = _NOT_A_BYTE.sub(lambda m: f"\\u{ord(m.group()):04x}", s)
         s = s.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
     return _UNSAFE.sub(lambda m: f"\\u{ord(m.group()):04x}", s)
 
@@ -154,10 +166,11 @@ def _match_dict(m: MatchRow) -> dict[str, Any]:
             **({"inliers": m.detail["inliers"]} if m.detail and "inliers" in m.detail else {})}
 
 
-def matches_by_item(db: ScanDB) -> dict[str, list[MatchRow]]:
-    """sha256 -> its matches, best (lowest distance) first, as ``ScanDB.matches`` orders them."""
+def matches_by_item(db: ScanDB, span: Span | None = None) -> dict[str, list[MatchRow]]:
+    """sha256 -> its matches, best (lowest distance) first, as ``ScanDB.matches`` orders them;
+    with ``span``, only the items of the files in it."""
     out: dict[str, list[MatchRow]] = {}
-    for m in db.matches():
+    for m in db.matches(span=span):
         out.setdefault(m.sha256, []).append(m)
     return out
 
@@ -240,20 +253,32 @@ def write_results(db: ScanDB, out_dir: Path, series_notes: SeriesNotes | None = 
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     jsonl, csv_path = out_dir / "results.jsonl", out_dir / "results.csv"
-    leads = matches_by_item(db)
     tmp_j, tmp_c = jsonl.with_suffix(".jsonl.tmp"), csv_path.with_suffix(".csv.tmp")
     with open(tmp_j, "w", encoding="utf-8", newline="\n") as fj, \
             open(tmp_c, "w", encoding="utf-8", newline="") as fc:
-        w = csv.writer(fc)
-        w.writerow(CSV_COLUMNS)
-        for f, first in db.files_with_first():
-            rec = _file_record(f, first, leads.get(f.sha256, []) if f.sha256 else [],
-                               series_notes)
-            fj.write(json.dumps(rec, ensure_ascii=False, sort_keys=False) + "\n")
-            w.writerow(_csv_row(rec))
+        csv.writer(fc).writerow(CSV_COLUMNS)
+        write_results_rows(db, fj, fc, series_notes)
     os.replace(tmp_j, jsonl)
     os.replace(tmp_c, csv_path)
     return jsonl, csv_path
+
+
+def write_results_rows(db: ScanDB, fj: TextIO, fc: TextIO,
+                       series_notes: SeriesNotes | None = None, span: Span | None = None,
+                       ) -> int:
+    """The rows of ``results.jsonl`` (to ``fj``) and ``results.csv`` (to ``fc``, no header)
+    of every file, or of the files in ``span``. Returns how many items first appear among
+    them: where the VICS case's numbering of the next span starts."""
+    leads = matches_by_item(db, span)
+    w = csv.writer(fc)
+    items = 0
+    for f, first in db.files_with_first(span):
+        rec = _file_record(f, first, leads.get(f.sha256, []) if f.sha256 else [],
+                           series_notes)
+        fj.write(json.dumps(rec, ensure_ascii=False, sort_keys=False) + "\n")
+        w.writerow(_csv_row(rec))
+        items += first == f.path
+    return items
 
 
 # ----------------------------------------------------------------------------- VICS case
@@ -368,13 +393,37 @@ def write_vics_case(db: ScanDB, out: Path, case_id: str | None = None,
     ``series_notes``: the series registry's word (an identified series sets
     ``VictimIdentified``).
     """
+    out = vics_path(out)
+    leads = matches_by_item(db)
+    tmp = out.with_name(out.name + ".tmp")
+    with open(tmp, "w", encoding="utf-8", newline="\n") as fh:
+        fh.write(vics_head(db, leads, case_id))
+        write_vics_media(db, fh, 1, leads, series_notes, overrides)
+        fh.write(VICS_TAIL)
+    os.replace(tmp, out)
+    return out
+
+
+#: What ends a VICS case file after its last Media.
+VICS_TAIL = "\n]}]}\n"
+
+
+def vics_path(out: Path) -> Path:
+    """The case file ``out`` names: itself, or ``case.vics.json`` in it if it is a folder
+    (or has no suffix); its folder is made."""
     out = Path(out)
     if out.is_dir() or not out.suffix:
         out = out / "case.vics.json"
     out.parent.mkdir(parents=True, exist_ok=True)
+    return out
+
+
+def vics_head(db: ScanDB, leads: Mapping[str, list[MatchRow]], case_id: str | None = None,
+              ) -> str:
+    """A VICS case file up to its first Media: the case's header, counted over ``leads``
+    (every item's matches)."""
     meta = db.meta()
     case_id = case_id or meta.get("case_id") or str(uuid.uuid4())
-    leads = matches_by_item(db)
     n_pre = sum(1 for ms in leads.values() if vics_category(ms) is not None)
     header = {
         "CaseID": case_id, "CaseNumber": str(meta.get("case_number") or case_id),
@@ -383,21 +432,27 @@ def write_vics_case(db: ScanDB, out: Path, case_id: str | None = None,
         "TotalMediaFiles": db.done_with_digest(),
         "TotalPrecategorized": n_pre,
     }
-    tmp = out.with_name(out.name + ".tmp")
-    with open(tmp, "w", encoding="utf-8", newline="\n") as fh:
-        fh.write('{"odata.metadata":' + json.dumps(VICS_CASE_METADATA) + ',"value":[{')
-        fh.write(",".join(f"{json.dumps(k)}:{json.dumps(v)}" for k, v in header.items()))
-        fh.write(',"Media":[')
-        sep = "\n"
-        # Items in order of first appearance, each with every path: streamed from scan.db.
-        for n, (f, item_paths) in enumerate(db.first_files(), start=1):
-            fh.write(sep)
-            sha = f.sha256 or ""
-            media = _media(n, item_paths, f, leads.get(sha, []), series_notes)
-            if overrides and sha in overrides:
-                media.update(overrides[sha])
-            _write_json_item(fh, media)
-            sep = ",\n"
-        fh.write("\n]}]}\n")
-    os.replace(tmp, out)
-    return out
+    return ('{"odata.metadata":' + json.dumps(VICS_CASE_METADATA) + ',"value":[{'
+            + ",".join(f"{json.dumps(k)}:{json.dumps(v)}" for k, v in header.items())
+            + ',"Media":[')
+
+
+def write_vics_media(db: ScanDB, fh: TextIO, start: int,
+                     leads: Mapping[str, list[MatchRow]],
+                     series_notes: SeriesNotes | None = None,
+                     overrides: Mapping[str, Mapping[str, Any]] | None = None,
+                     span: Span | None = None) -> int:
+    """The Media of the items that first appear in ``span`` (every item without one), in
+    that order, numbered from ``start``, each with every path: streamed from scan.db.
+    Each Media is preceded by its separator (the first of the case by a line break), so
+    the spans' outputs joined in order are the whole list. Returns how many were written."""
+    n = start
+    for f, item_paths in db.first_files(span):
+        fh.write("\n" if n == 1 else ",\n")
+        sha = f.sha256 or ""
+        media = _media(n, item_paths, f, leads.get(sha, []), series_notes)
+        if overrides and sha in overrides:
+            media.update(overrides[sha])
+        _write_json_item(fh, media)
+        n += 1
+    return n - start

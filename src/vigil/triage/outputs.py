@@ -2,10 +2,12 @@
 case, all read from scan.db (all of them, every run).
 
 Why two processes with ``jobs`` > 1: the report (mostly blurring thumbnails) and the
-exports (mostly serialising every file's row) take about as long as each other and share
-nothing but the database, which SQLite lets both read at once. Writing them side by side
-halves the part of a scan that runs after hashing on one core. The outputs are the same
-either way (tests/triage/test_outputs.py).
+exports (mostly serialising every file's row) take about as long as each other at 10k
+files and share nothing but the database, which SQLite lets both read at once. Writing
+them side by side halves the part of a scan that runs after hashing on one core. The
+report is bounded (it shows the first groups and matches) but the exports grow with the
+files, so past ``PART_FILES`` files they are cut into spans written by every worker. The
+outputs are the same either way (tests/triage/test_outputs.py).
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 from typing import Any, Literal, cast
 
+from vigil.triage.export_parts import PART_FILES, export_spans, write_exports_in_parts
 from vigil.triage.scandb import ScanDB
 
 ThumbnailMode = Literal["blurred", "clear", "none"]
@@ -22,19 +25,29 @@ ThumbnailMode = Literal["blurred", "clear", "none"]
 
 def write_outputs(out: Path, thumbnails: str,
                   series_notes: dict[str, dict[str, Any]] | None = None,
-                  jobs: int = 1) -> list[Path]:
-    """Render the report and exports from ``out``/scan.db; with ``jobs`` > 1 the exports
-    are written by a second process while this one writes the report. Returns the files
-    written: the report first."""
+                  jobs: int = 1, part_files: int = PART_FILES) -> list[Path]:
+    """Render the report and exports from ``out``/scan.db. With ``jobs`` > 1 the exports
+    are written by a second process while this one writes the report, or, past
+    ``part_files`` files, the report and spans of the exports are tasks for ``jobs``
+    processes (``vigil.triage.export_parts``). Returns the files written: the report
+    first."""
     mode = cast(ThumbnailMode, thumbnails)
     if jobs <= 1:
         return [write_report_of(out, mode, series_notes), *write_exports(out, series_notes)]
     methods = mp.get_all_start_methods()
     ctx = mp.get_context("forkserver" if "forkserver" in methods else "spawn")
-    with ProcessPoolExecutor(max_workers=1, mp_context=ctx) as pool:
-        exports = pool.submit(write_exports, out, series_notes)
-        report = write_report_of(out, mode, series_notes)
-        return [report, *exports.result()]
+    spans = export_spans(out, part_files)
+    with ProcessPoolExecutor(max_workers=1 if len(spans) <= 1 else jobs,
+                             mp_context=ctx) as pool:
+        if len(spans) <= 1:
+            exports = pool.submit(write_exports, out, series_notes)
+            report = write_report_of(out, mode, series_notes)
+            return [report, *exports.result()]
+        # The report is one task among the parts, queued first: it is bounded, so the
+        # parts behind it keep every worker busy until the last one is done.
+        later = pool.submit(write_report_of, out, mode, series_notes)
+        parts = write_exports_in_parts(out, spans, pool, series_notes)
+        return [later.result(), *parts]
 
 
 def write_report_of(out: Path, thumbnails: ThumbnailMode,

@@ -40,6 +40,9 @@ from vigil.signals.evidence import SEP
 
 SCHEMA_VERSION = 1
 
+#: File ids ``lo <= id < hi``: one part of the exports, written by one process.
+Span = tuple[int, int]
+
 DDL = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS files (
@@ -545,13 +548,17 @@ class ScanDB:
         while rows := cur.fetchmany(chunk):
             yield from (r[0] for r in rows if r[0] is not None)
 
-    def matches(self, limit: int | None = None, shas: Iterable[str] | None = None
-                ) -> list[MatchRow]:
-        """Matches, closest first: every one, the first ``limit``, or those of ``shas``."""
-        where, args = "", []
+    def matches(self, limit: int | None = None, shas: Iterable[str] | None = None,
+                span: Span | None = None) -> list[MatchRow]:
+        """Matches, closest first: every one, the first ``limit``, those of ``shas``, or
+        those of the files in ``span``."""
+        where, args = "", list[object]()
         if shas is not None:
             args = list(shas)
             where = f" WHERE sha256 IN ({', '.join('?' * len(args))})"
+        elif span is not None:
+            args = [*span]
+            where = " WHERE sha256 IN (SELECT sha256 FROM files WHERE id >= ? AND id < ?)"
         q = ("SELECT sha256, bank, agency, entry_id, signal_type, signals, variant, distance,"
              " category_scheme, category, series, victim_status, tags, detail FROM matches"
              f"{where} ORDER BY distance, bank, entry_id, sha256")
@@ -582,26 +589,43 @@ class ScanDB:
                                first.vpdq))
         return out
 
-    def files_with_first(self) -> Iterator[tuple[FileRow, str | None]]:
-        """Every file in input order, with the path of the first done file (by id, up to
-        this one) of the same SHA-256: duplicates named without holding every digest."""
+    def files_with_first(self, span: Span | None = None
+                         ) -> Iterator[tuple[FileRow, str | None]]:
+        """Every file (or those in ``span``) in input order, with the path of the first
+        done file (by id, up to this one) of the same SHA-256: duplicates named without
+        holding every digest."""
         cols = ", ".join(f"f.{c}" for c in ("id", *FILE_COLUMNS))
+        where = "" if span is None else " WHERE f.id >= ? AND f.id < ?"
         for row in self.conn.execute(
                 f"SELECT {cols}, (SELECT g.path FROM files g WHERE g.sha256 = f.sha256 AND "
-                "g.status = 'done' AND g.id <= f.id ORDER BY g.id LIMIT 1) FROM files f "
-                "ORDER BY f.id"):
+                f"g.status = 'done' AND g.id <= f.id ORDER BY g.id LIMIT 1) FROM files f{where}"
+                " ORDER BY f.id", span or ()):
             yield self._file(row[:-1]), row[-1]
 
-    def first_files(self) -> Iterator[tuple[FileRow, list[str]]]:
+    def first_files(self, span: Span | None = None) -> Iterator[tuple[FileRow, list[str]]]:
         """Each item's first file and every path of the item, in order of first appearance,
-        streamed (one statement; the paths come from the SHA-256 index)."""
+        streamed (one statement; the paths come from the SHA-256 index). With ``span``, the
+        items whose first file is in it: each file there is checked against the index for
+        an earlier one, so a span costs its own size, not the whole scan's."""
         cols = ", ".join(f"f.{c}" for c in ("id", *FILE_COLUMNS))
-        for row in self.conn.execute(
-                f"SELECT {cols}, (SELECT json_group_array(path) FROM (SELECT g.path FROM files"
-                " g WHERE g.sha256 = f.sha256 AND g.status = 'done' ORDER BY g.id)) FROM files"
-                " f WHERE f.id IN (SELECT min(id) FROM files WHERE status = 'done' AND sha256"
-                " IS NOT NULL GROUP BY sha256) ORDER BY f.id"):
+        paths = ("(SELECT json_group_array(path) FROM (SELECT g.path FROM files g WHERE "
+                 "g.sha256 = f.sha256 AND g.status = 'done' ORDER BY g.id))")
+        if span is None:
+            q = (f"SELECT {cols}, {paths} FROM files f WHERE f.id IN (SELECT min(id) FROM "
+                 "files WHERE status = 'done' AND sha256 IS NOT NULL GROUP BY sha256) "
+                 "ORDER BY f.id")
+        else:
+            q = (f"SELECT {cols}, {paths} FROM files f WHERE f.id >= ? AND f.id < ? AND "
+                 "f.status = 'done' AND f.sha256 IS NOT NULL AND NOT EXISTS (SELECT 1 FROM "
+                 "files e WHERE e.status = 'done' AND e.sha256 = f.sha256 AND e.id < f.id) "
+                 "ORDER BY f.id")
+        for row in self.conn.execute(q, span or ()):
             yield self._file(row[:-1]), json.loads(row[-1])
+
+    def id_bounds(self) -> Span:
+        """(lowest file id, highest + 1): the span of every file; (1, 1) when there is none."""
+        lo, hi = self.conn.execute("SELECT min(id), max(id) FROM files").fetchone()
+        return (1, 1) if lo is None else (int(lo), int(hi) + 1)
 
     def done_with_digest(self) -> int:
         return int(self.conn.execute(
