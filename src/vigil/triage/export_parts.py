@@ -72,9 +72,10 @@ def write_exports_in_parts(out: Path, spans: list[Span], pool: Executor,
         for k, span in enumerate(spans):
             media.append(pool.submit(_vics_part, out, k, span, start, series_notes))
             start += results[k].result()
+        head = pool.submit(_vics_head, out)  # every item's leads: held by a worker, briefly
         for m in media:
             m.result()
-        return _join(out, len(spans))
+        return _join(out, len(spans), head.result())
     finally:
         shutil.rmtree(parts, ignore_errors=True)
 
@@ -104,14 +105,17 @@ def _vics_part(out: Path, k: int, span: Span, start: int,
         db.close()
 
 
-def _join(out: Path, n: int) -> list[Path]:
-    """Each output written whole under a temporary name (its head, the parts in order, its
-    tail), then the three renamed into place."""
+def _vics_head(out: Path) -> str:
     db = ScanDB(out / "scan.db")
     try:
-        head = vics_head(db, matches_by_item(db))
+        return vics_head(db, matches_by_item(db))
     finally:
         db.close()
+
+
+def _join(out: Path, n: int, head: str) -> list[Path]:
+    """Each output written whole under a temporary name (its head, the parts in order, its
+    tail), then the three renamed into place."""
     header = io.StringIO(newline="")
     csv.writer(header).writerow(CSV_COLUMNS)
     jobs = [(out / "results.jsonl", "jsonl", "", ""),
