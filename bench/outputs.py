@@ -74,7 +74,7 @@ def main() -> None:
     print("| way | processes | min s | median s | max s | vs one (median) |")
     print("|---|---|---:|---:|---:|---:|")
     base = statistics.median(times["one"])
-    for way, (jobs, part_files) in ways.items():
+    for way, (jobs, _) in ways.items():
         ts = times[way]
         procs = "1" if jobs == 1 else ("2 (report + exports)" if way == "two" else
                                        f"{jobs} (report and {PART_FILES:,}-file spans)")
