@@ -54,3 +54,24 @@ def test_spans_cover_the_ids_once() -> None:
     assert spans_of((1, 11), 4) == [(1, 5), (5, 9), (9, 11)]
     assert spans_of((3, 4), 50) == [(3, 4)]
     assert spans_of((1, 1), 4) == []
+
+
+def test_a_failed_part_leaves_the_earlier_outputs_whole(built: Built, tmp_path: Path) -> None:
+    """A row no part can read (a damaged EXIF field, late in the scan) fails the call with
+    the error; the outputs of the run before are still there, unchanged, and no part file
+    is left behind."""
+    import json
+    import sqlite3
+
+    folder = tmp_path / "scan"
+    before = _written(built, folder, 2, "none", part_files=4)
+    with sqlite3.connect(folder / "scan.db") as conn:
+        (last,) = conn.execute("SELECT max(id) FROM files").fetchone()
+        conn.execute("UPDATE files SET exif = '{damaged' WHERE id = ?", (last,))
+    with pytest.raises(json.JSONDecodeError):
+        write_outputs(folder, "none", jobs=2, part_files=4)
+    after = {p.name: _UUID.sub(b"<uuid>", _WHEN.sub(b"<when>", p.read_bytes()))
+             for p in folder.iterdir() if p.name in before}
+    assert after == before
+    left = {p.name for p in folder.iterdir() if not p.name.startswith("scan.db")}
+    assert left == set(before)  # no part folder, no half-written .tmp file

@@ -17,8 +17,9 @@ from __future__ import annotations
 import csv
 import io
 import shutil
-from concurrent.futures import Executor, Future
+from concurrent.futures import Executor, Future, wait
 from pathlib import Path
+from typing import Any
 
 from vigil.triage.exports import (
     CSV_COLUMNS,
@@ -64,19 +65,28 @@ def write_exports_in_parts(out: Path, spans: list[Span], pool: Executor,
     parts = out / PARTS
     shutil.rmtree(parts, ignore_errors=True)  # left by a run that was killed
     parts.mkdir()
+    tasks: list[Future[Any]] = []
     try:
         results = [pool.submit(_results_part, out, k, span, series_notes)
                    for k, span in enumerate(spans)]
+        tasks.extend(results)
         media: list[Future[int]] = []
         start = 1
         for k, span in enumerate(spans):
             media.append(pool.submit(_vics_part, out, k, span, start, series_notes))
+            tasks.append(media[-1])
             start += results[k].result()
         head = pool.submit(_vics_head, out)  # every item's leads: held by a worker, briefly
+        tasks.append(head)
         for m in media:
             m.result()
         return _join(out, len(spans), head.result())
     finally:
+        # After a failure, parts still queued are dropped and those running finish before
+        # the folder goes, so none is written into it afterwards.
+        for t in tasks:
+            t.cancel()
+        wait(tasks)
         shutil.rmtree(parts, ignore_errors=True)
 
 
