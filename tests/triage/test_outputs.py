@@ -10,7 +10,7 @@ import pytest
 
 from tests.triage.conftest import Built
 from vigil.triage.export_parts import PART_FILES, spans_of
-from vigil.triage.outputs import write_outputs
+from vigil.triage.outputs import PHASE, write_outputs
 
 #: the moment of writing, which the report and the VICS case carry, and the VICS case's
 #: new identifier (a scan given no case reference gets a fresh one)
@@ -75,3 +75,22 @@ def test_a_failed_part_leaves_the_earlier_outputs_whole(built: Built, tmp_path: 
     assert after == before
     left = {p.name for p in folder.iterdir() if not p.name.startswith("scan.db")}
     assert left == set(before)  # no part folder, no half-written .tmp file
+
+
+@pytest.mark.parametrize(("jobs", "part_files"), [(1, PART_FILES), (2, PART_FILES), (2, 4)])
+def test_progress_is_told_of_the_start_each_part_and_the_end(
+        built: Built, tmp_path: Path, jobs: int, part_files: int) -> None:
+    folder = tmp_path / "scan"
+    folder.mkdir()
+    shutil.copy(built.path, folder / "scan.db")
+    heard: list[tuple[str, int, int]] = []
+    write_outputs(folder, "none", jobs=jobs, part_files=part_files,
+                  progress=lambda *a: heard.append(a))
+    assert heard[0] == (PHASE, 0, 1) and heard[-1] == (PHASE, 1, 1)
+    middle = heard[1:-1]
+    if part_files == 4:  # 30 files: 8 spans, a results and a VICS part each, then the join
+        assert [t for _, _, t in middle] == [17] * len(middle) and len(middle) == 16
+        done = [d for _, d, _ in middle]
+        assert done == sorted(done) and done[-1] == 16
+    else:
+        assert middle == []

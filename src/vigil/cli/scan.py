@@ -134,8 +134,8 @@ def scan(
                 stats = run_scan(out, options, matcher, show)
             except (ScanError, ClusterError) as exc:
                 fail(str(exc))
-        notes = None if no_match else _series(out, case)
-        written = write_outputs(out, thumbnails, notes, options.jobs)
+            notes = None if no_match else _series(out, case)
+            written = write_outputs(out, thumbnails, notes, options.jobs, progress=show)
     _summary(out, stats, time.perf_counter() - t0, written)
 
 

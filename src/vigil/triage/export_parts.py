@@ -17,6 +17,7 @@ from __future__ import annotations
 import csv
 import io
 import shutil
+from collections.abc import Callable
 from concurrent.futures import Executor, Future, wait
 from pathlib import Path
 from typing import Any
@@ -58,14 +59,18 @@ def export_spans(out: Path, part_files: int = PART_FILES) -> list[Span]:
 
 
 def write_exports_in_parts(out: Path, spans: list[Span], pool: Executor,
-                           series_notes: SeriesNotes | None = None) -> list[Path]:
+                           series_notes: SeriesNotes | None = None,
+                           progress: Callable[[int, int], None] | None = None) -> list[Path]:
     """``out``/results.jsonl, results.csv and case.vics.json, each span written by a task of
     ``pool`` and the parts joined here. A failed part fails the whole call before any of
-    the three files is replaced, so the previous outputs (if any) stay whole."""
+    the three files is replaced, so the previous outputs (if any) stay whole.
+    ``progress(done, total)`` is told of each part written (a results and a VICS part per
+    span)."""
     parts = out / PARTS
     shutil.rmtree(parts, ignore_errors=True)  # left by a run that was killed
     parts.mkdir()
     tasks: list[Future[Any]] = []
+    total = 2 * len(spans)
     try:
         results = [pool.submit(_results_part, out, k, span, series_notes)
                    for k, span in enumerate(spans)]
@@ -76,10 +81,14 @@ def write_exports_in_parts(out: Path, spans: list[Span], pool: Executor,
             media.append(pool.submit(_vics_part, out, k, span, start, series_notes))
             tasks.append(media[-1])
             start += results[k].result()
+            if progress:
+                progress(sum(f.done() for f in (*results, *media)), total)
         head = pool.submit(_vics_head, out)  # every item's leads: held by a worker, briefly
         tasks.append(head)
         for m in media:
             m.result()
+            if progress:
+                progress(sum(f.done() for f in (*results, *media)), total)
         return _join(out, len(spans), head.result())
     finally:
         # After a failure, parts still queued are dropped and those running finish before

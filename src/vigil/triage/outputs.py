@@ -13,6 +13,7 @@ outputs are the same either way (tests/triage/test_outputs.py).
 from __future__ import annotations
 
 import multiprocessing as mp
+from collections.abc import Callable
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 from typing import Any, Literal, cast
@@ -23,15 +24,32 @@ from vigil.triage.scandb import ScanDB
 ThumbnailMode = Literal["blurred", "clear", "none"]
 
 
+#: The progress display's name for this phase.
+PHASE = "report and exports"
+
+
 def write_outputs(out: Path, thumbnails: str,
                   series_notes: dict[str, dict[str, Any]] | None = None,
-                  jobs: int = 1, part_files: int = PART_FILES) -> list[Path]:
+                  jobs: int = 1, part_files: int = PART_FILES,
+                  progress: Callable[[str, int, int], None] | None = None) -> list[Path]:
     """Render the report and exports from ``out``/scan.db. With ``jobs`` > 1 the exports
     are written by a second process while this one writes the report, or, past
     ``part_files`` files, the report and spans of the exports are tasks for ``jobs``
     processes (``vigil.triage.export_parts``). Returns the files written: the report
-    first."""
-    mode = cast(ThumbnailMode, thumbnails)
+    first. ``progress(PHASE, done, total)`` hears of the start, each part written, and
+    the end."""
+    if progress:
+        progress(PHASE, 0, 1)
+    written = _write(out, cast(ThumbnailMode, thumbnails), series_notes, jobs, part_files,
+                     progress)
+    if progress:
+        progress(PHASE, 1, 1)
+    return written
+
+
+def _write(out: Path, mode: ThumbnailMode, series_notes: dict[str, dict[str, Any]] | None,
+           jobs: int, part_files: int, progress: Callable[[str, int, int], None] | None,
+           ) -> list[Path]:
     if jobs <= 1:
         return [write_report_of(out, mode, series_notes), *write_exports(out, series_notes)]
     methods = mp.get_all_start_methods()
@@ -46,7 +64,9 @@ def write_outputs(out: Path, thumbnails: str,
         # The report is one task among the parts, queued first: it is bounded, so the
         # parts behind it keep every worker busy until the last one is done.
         later = pool.submit(write_report_of, out, mode, series_notes)
-        parts = write_exports_in_parts(out, spans, pool, series_notes)
+        parts = write_exports_in_parts(
+            out, spans, pool, series_notes,
+            (lambda done, total: progress(PHASE, done, total + 1)) if progress else None)
         return [later.result(), *parts]
 
 
