@@ -137,19 +137,19 @@ def _join(out: Path, n: int, head: str) -> list[Path]:
     tail), then the three renamed into place."""
     header = io.StringIO(newline="")
     csv.writer(header).writerow(CSV_COLUMNS)
-    jobs = [(out / "results.jsonl", "jsonl", "", ""),
+    outputs = [(out / "results.jsonl", "jsonl", "", ""),
             (out / "results.csv", "csv", header.getvalue(), ""),
             (vics_path(out), "vics", head, VICS_TAIL)]
-    for final, name, first, last in jobs:
+    for final, name, first, last in outputs:
         with open(final.with_name(final.name + ".tmp"), "wb") as dst:
             dst.write(first.encode("utf-8"))
             for k in range(n):
                 with open(_part(out, name, k), "rb") as src:
                     shutil.copyfileobj(src, dst, 1 << 20)
             dst.write(last.encode("utf-8"))
-    for final, _, _, _ in jobs:
+    for final, _, _, _ in outputs:
         final.with_name(final.name + ".tmp").replace(final)
-    return [final for final, _, _, _ in jobs]
+    return [final for final, _, _, _ in outputs]
 
 
 __all__ = ["PART_FILES", "export_spans", "spans_of", "write_exports_in_parts"]
