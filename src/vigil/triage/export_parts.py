@@ -2,8 +2,8 @@
 
 Why: ``results.jsonl``, ``results.csv`` and the VICS case grow with every file of the
 scan (about 0.07 ms per file on one core: 12 minutes at 10M files) while hashing divides
-by the workers, so on a many-core machine they became most of a big scan's time after
-hashing. Each span of ``PART_FILES`` file ids is one task for a worker process, writing
+by the workers, so on a many-core machine they became a large part of a big scan's
+time after hashing. Each span of ``PART_FILES`` file ids is one task for a worker process, writing
 its rows to part files; the parts are joined in order into the same bytes one process
 writes (tests/triage/test_outputs.py compares them).
 
