@@ -116,3 +116,38 @@ def test_linking_in_chunks_equals_brute_force_components() -> None:
             expected.append(sorted(comp))
     assert len(expected) > 5
     assert got == sorted(expected)
+
+
+def test_grouping_reports_its_progress_and_links_the_same(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """Every chunk searched is reported, in order, up to the total; the members taken are
+    reported at least every ``PROGRESS_EVERY`` and once at the end; the components are
+    those found without a progress callback."""
+    from vigil.triage.grouping import GROUPED, SEARCHING, Gathered
+
+    rng = np.random.default_rng(8)
+    seeds = hex_from_codes(rng.integers(0, 256, (30, 32), dtype=np.uint8))
+    codes = [_near(seeds[int(rng.integers(0, 30))], int(rng.integers(0, 20)), rng)
+             for _ in range(300)]
+
+    def gathered() -> Gathered:
+        g = Gathered(min_quality=0, by_device=False)
+        for c in codes:
+            g.add(c, 100, None)
+        g.sub_index, g.search_chunk = 128, 50  # 3 sub-indexes x 6 chunks
+        return g
+
+    monkeypatch.setattr(grouping, "PROGRESS_EVERY", 40)
+    heard: list[tuple[str, int, int]] = []
+    got = list(gathered().components(31, lambda *a: heard.append(a)))
+    assert got == list(gathered().components(31))
+    searched = [(d, t) for p, d, t in heard if p == SEARCHING]
+    assert searched == [(k, 18) for k in range(1, 19)]
+    written = [(d, t) for p, d, t in heard if p == GROUPED]
+    members = sum(len(c) for c in got)
+    assert written[-1] == (members, members)
+    assert [d for d, _ in written] == sorted({d for d, _ in written})
+    assert all(b - a < 40 + max(map(len, got)) for a, b in
+               zip([0] + [d for d, _ in written], [d for d, _ in written], strict=False))
+    assert len(written) >= members // (40 + max(map(len, got)))
+    assert heard.index((SEARCHING, 18, 18)) < heard.index((GROUPED, members, members))

@@ -85,6 +85,16 @@ class CodeSource(Protocol):
         ...
 
 
+#: (phase, done, total): what ``Gathered.components`` reports
+Progress = Callable[[str, int, int], None]
+#: The progress display's names for the two steps of grouping.
+SEARCHING = "grouping: searching"
+GROUPED = "grouping: writing groups"
+#: Members between two reports of ``GROUPED`` (a report per group would cost more than
+#: the display is worth at hundreds of thousands of groups).
+PROGRESS_EVERY = 1024
+
+
 class Gathered:
     """What grouping must hold for every unknown item, by position: whether its PDQ is
     usable, a pair of positions for a shared serial-numbered device, a video's vPDQ text.
@@ -132,13 +142,19 @@ class Gathered:
                 raise RuntimeError("the scan's unknown items changed while grouping them")
         return np.frombuffer(raw, dtype=np.uint8).reshape(-1, 32)
 
-    def components(self, threshold: int) -> Iterator[list[int]]:
+    def components(self, threshold: int, progress: Progress | None = None
+                   ) -> Iterator[list[int]]:
         """Positions joined by PDQ within ``threshold``, by vPDQ, or by a shared device:
         every component of two or more, each in ascending order, in order of its first
-        position. Searched a chunk of queries at a time and read off one at a time."""
+        position. Searched a chunk of queries at a time and read off one at a time.
+        ``progress(SEARCHING, done, total)`` hears of each chunk searched, and
+        ``progress(GROUPED, done, total)`` of the members of the components the caller
+        has taken (a large scan spends minutes here)."""
         uf = _UnionFind(self.n)
         coded = np.frombuffer(self._coded, dtype=np.int32)
         n = len(coded)
+        steps = -(-n // self.sub_index) * -(-n // self.search_chunk) if n > 1 else 0
+        step = 0
         if n > 1:
             for s in range(0, n, self.sub_index):
                 e = min(n, s + self.sub_index)
@@ -155,6 +171,9 @@ class Gathered:
                         for j, _d in res.matches(row):
                             if j != i:
                                 uf.union(i, int(j))
+                    step += 1
+                    if progress:
+                        progress(SEARCHING, step, steps)
                 del index
         _link_videos(self.videos, uf)
         pairs = self.device_pairs
@@ -171,8 +190,13 @@ class Gathered:
         comps = np.split(joined[order], cuts)
         del order, joined
         comps.sort(key=lambda c: int(c[0]))
+        total, taken, told = sum(len(c) for c in comps), 0, 0
         for c in comps:
             yield c.tolist()
+            taken += len(c)
+            if progress and (taken - told >= PROGRESS_EVERY or taken == total):
+                progress(GROUPED, taken, total)
+                told = taken
 
 
 def gather(items: Iterable[Unknown], min_quality: int = 50, by_device: bool = True

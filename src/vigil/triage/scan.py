@@ -149,7 +149,7 @@ def run_scan(out: Path, options: ScanOptions, matcher: Matcher | None,
 
         t = time.perf_counter()
         db.set_meta("phase", "grouping")
-        _group(db, options)
+        _group(db, options, progress)
         stats.seconds["group"] = time.perf_counter() - t
         db.set_meta("finished_at", time.time())
         db.set_meta("phase", "finished")
@@ -309,7 +309,7 @@ def _finish_matching(early: MatchAsHashed, progress: Progress | None) -> None:
         progress("matching", early.total, early.total)
 
 
-def _group(db: ScanDB, options: ScanOptions) -> None:
+def _group(db: ScanDB, options: ScanOptions, progress: Progress | None = None) -> None:
     """Group the unknown items, holding per item only what linking needs (``Gathered``:
     whether its PDQ is usable, a device pair, a video's vPDQ): codes and SHA-256 are read
     back from a temporary table of scan.db by position, and the full records of group
@@ -322,7 +322,8 @@ def _group(db: ScanDB, options: ScanOptions) -> None:
             gathered.add(pdq, quality, device, vpdq)
 
         db.replace_groups_ranked(describe(members) for members in
-                                 _detailed(db, gathered.components(options.threshold)))
+                                 _detailed(db, gathered.components(options.threshold,
+                                                                   progress)))
     finally:
         db.unstage_unknown()
 
