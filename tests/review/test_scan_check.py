@@ -30,7 +30,7 @@ def test_a_resumed_scan_that_hashed_but_did_not_group_is_refused(
     # resumed with one more file; the run dies while grouping
     shutil.copy(photos[2], seizure / photos[2].name)
 
-    def dies(db: ScanDB, options: ScanOptions) -> None:
+    def dies(db: ScanDB, options: ScanOptions, progress: object = None) -> None:
         raise RuntimeError("killed while grouping")
 
     monkeypatch.setattr(scan_module, "_group", dies)
