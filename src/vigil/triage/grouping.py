@@ -85,7 +85,7 @@ class CodeSource(Protocol):
         ...
 
 
-#: (phase, done, total): what ``Gathered.components`` reports
+#: (phase, done, total): how a scan's long phases report how far they are
 Progress = Callable[[str, int, int], None]
 #: The progress display's names for the two steps of grouping.
 SEARCHING = "grouping: searching"

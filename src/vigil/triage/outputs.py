@@ -13,13 +13,15 @@ outputs are the same either way (tests/triage/test_outputs.py).
 from __future__ import annotations
 
 import multiprocessing as mp
-from collections.abc import Callable
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
-from typing import Any, Literal, cast
+from typing import TYPE_CHECKING, Any, Literal, cast
 
 from vigil.triage.export_parts import PART_FILES, export_spans, write_exports_in_parts
 from vigil.triage.scandb import ScanDB
+
+if TYPE_CHECKING:  # the grouping code (numpy, the index) is not imported to write outputs
+    from vigil.triage.grouping import Progress
 
 ThumbnailMode = Literal["blurred", "clear", "none"]
 
@@ -31,7 +33,7 @@ PHASE = "report and exports"
 def write_outputs(out: Path, thumbnails: str,
                   series_notes: dict[str, dict[str, Any]] | None = None,
                   jobs: int = 1, part_files: int = PART_FILES,
-                  progress: Callable[[str, int, int], None] | None = None) -> list[Path]:
+                  progress: Progress | None = None) -> list[Path]:
     """Render the report and exports from ``out``/scan.db. With ``jobs`` > 1 the exports
     are written by a second process while this one writes the report, or, past
     ``part_files`` files, the report and spans of the exports are tasks for ``jobs``
@@ -48,7 +50,7 @@ def write_outputs(out: Path, thumbnails: str,
 
 
 def _write(out: Path, mode: ThumbnailMode, series_notes: dict[str, dict[str, Any]] | None,
-           jobs: int, part_files: int, progress: Callable[[str, int, int], None] | None,
+           jobs: int, part_files: int, progress: Progress | None,
            ) -> list[Path]:
     if jobs <= 1:
         return [write_report_of(out, mode, series_notes), *write_exports(out, series_notes)]

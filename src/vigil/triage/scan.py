@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import os
 import time
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import asdict, dataclass, field
 from itertools import islice
 from pathlib import Path
@@ -32,7 +32,7 @@ from vigil.signals.forkstart import start_early
 from vigil.signals.options import VariantOption
 from vigil.signals.runner import Unit, run
 from vigil.triage.cluster import run_on_ray
-from vigil.triage.grouping import Gathered, Unknown, describe
+from vigil.triage.grouping import Gathered, Progress, Unknown, describe
 from vigil.triage.leads import MatchAsHashed
 from vigil.triage.raylink import spill_folder
 from vigil.triage.rows import hash_options, scan_row
@@ -84,7 +84,6 @@ class ScanStats:
     seconds: dict[str, float] = field(default_factory=dict)
 
 
-Progress = Callable[[str, int, int], None]  # (phase, done, total)
 
 
 def units_of(paths: list[str]) -> list[Unit]:
